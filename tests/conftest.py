@@ -1,0 +1,146 @@
+"""Shared fixtures: small real photos from skimage.data and dataset folders built from them.
+
+Fixtures (factories; folders go under a fresh tmp_path folder unless `root` is given):
+  photo(name, size=64)          -> one photo, HxWx3 uint8 RGB (HxWx1 for GREY_PHOTOS, HxWx4 for "logo")
+  photos(n, size=64)            -> n distinct colour photos (COLOUR_PHOTOS, then flipped variants)
+  write_photos(n=6, ...)        -> folder of photos, half of them in a subfolder (for recipe tests)
+  write_paired(layout, ...)     -> "aligned" | "paired_folders" | "paired_nosplit" dataset, B = b_of(A)
+  write_unpaired(layout, ...)   -> "split" (trainA/trainB/testA/testB) | "flat" (A/B) dataset
+`size` is an int (square) or (height, width). Photos are resized with INTER_AREA and cached.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from translate.data.images import write_image
+
+COLOUR_PHOTOS = (
+    "astronaut", "coffee", "chelsea", "rocket", "motorcycle", "cat",
+    "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel",
+)
+GREY_PHOTOS = ("camera", "coins", "moon", "page", "text", "clock", "grass", "brick", "gravel")
+Size = int | tuple[int, int]
+
+
+@functools.lru_cache(maxsize=None)
+def _full_photo(name: str) -> np.ndarray:
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+@functools.lru_cache(maxsize=None)
+def _photo(name: str, size: Size) -> np.ndarray:
+    height, width = (size, size) if isinstance(size, int) else size
+    image = cv2.resize(_full_photo(name), (width, height), interpolation=cv2.INTER_AREA)
+    image = image if image.ndim == 3 else image[:, :, None]
+    image.setflags(write=False)  # shared through the cache: tests must copy before editing
+    return image
+
+
+def _photos(n: int, size: Size = 64) -> list[np.ndarray]:
+    flips = (lambda x: x, np.fliplr, np.flipud, lambda x: x[::-1, ::-1])
+    if n > len(COLOUR_PHOTOS) * len(flips):
+        raise ValueError(f"photos: at most {len(COLOUR_PHOTOS) * len(flips)} distinct photos, asked for {n}")
+    k = len(COLOUR_PHOTOS)
+    return [np.ascontiguousarray(flips[i // k](_photo(COLOUR_PHOTOS[i % k], size))) for i in range(n)]
+
+
+def negative(image: np.ndarray) -> np.ndarray:
+    """Default B for paired sets: a pixelwise function of A, so tests can check A and B stay aligned."""
+    return np.iinfo(image.dtype).max - image
+
+
+@pytest.fixture
+def photo() -> Callable[..., np.ndarray]:
+    """photo(name, size=64): a read-only skimage.data photo resized small."""
+    return lambda name, size=64: _photo(name, size)
+
+
+@pytest.fixture
+def photos() -> Callable[..., list[np.ndarray]]:
+    """photos(n, size=64): n distinct colour photos (HxWx3 uint8)."""
+    return _photos
+
+
+@pytest.fixture
+def write_photos(tmp_path: Path) -> Callable[..., Path]:
+    """write_photos(n=6, *, root=None, size=64, suffix=".jpg", nested=True) -> root of a photo folder."""
+
+    def write(n: int = 6, *, root: Path | None = None, size: Size = 64, suffix: str = ".jpg",
+              nested: bool = True) -> Path:
+        root = Path(root or tmp_path / "photos")
+        for i, image in enumerate(_photos(n, size)):
+            folder = root / "sub" if nested and i % 2 else root
+            write_image(folder / f"{i:03d}_{COLOUR_PHOTOS[i % len(COLOUR_PHOTOS)]}{suffix}", image)
+        return root
+
+    return write
+
+
+@pytest.fixture
+def write_paired(tmp_path: Path) -> Callable[..., Path]:
+    """write_paired(layout="aligned", *, root=None, splits={"train": 4, "val": 2}, size=64,
+    suffix=".png", suffix_b=None, b_of=negative) -> root.
+
+    "aligned": ROOT/{split}/NNN_name{suffix}, A|B side by side; "paired_folders":
+    ROOT/{split}/A/NNN_name{suffix} + ROOT/{split}/B/NNN_name{suffix_b or suffix}; "paired_nosplit":
+    ROOT/A + ROOT/B holding sum(splits.values()) pairs. Lossless suffixes keep B == b_of(A) exact.
+    """
+
+    def write(layout: str = "aligned", *, root: Path | None = None, splits: dict[str, int] | None = None,
+              size: Size = 64, suffix: str = ".png", suffix_b: str | None = None,
+              b_of: Callable[[np.ndarray], np.ndarray] = negative) -> Path:
+        root = Path(root or tmp_path / layout)
+        splits = {"train": 4, "val": 2} if splits is None else splits
+        if layout == "paired_nosplit":
+            splits = {"": sum(splits.values())}
+        elif layout not in ("aligned", "paired_folders"):
+            raise ValueError(f"write_paired: unknown layout {layout!r}")
+        start = 0
+        for split, n in splits.items():
+            for i, a in enumerate(_photos(start + n, size)[start:], start):
+                stem = f"{i:03d}_{COLOUR_PHOTOS[i % len(COLOUR_PHOTOS)]}"
+                if layout == "aligned":
+                    write_image(root / split / f"{stem}{suffix}", np.concatenate([a, b_of(a)], axis=1))
+                else:
+                    write_image(root / split / "A" / f"{stem}{suffix}", a)
+                    write_image(root / split / "B" / f"{stem}{suffix_b or suffix}", b_of(a))
+            start += n
+        return root
+
+    return write
+
+
+@pytest.fixture
+def write_unpaired(tmp_path: Path) -> Callable[..., Path]:
+    """write_unpaired(layout="split", *, root=None, n_a=5, n_b=3, n_test=2, size=64, suffix=".png") -> root.
+
+    Domain A holds colour photos, domain B negatives of other photos. "split" writes trainA/trainB
+    (n_a, n_b) and testA/testB (n_test each); "flat" writes A/B (n_a, n_b).
+    """
+
+    def write(layout: str = "split", *, root: Path | None = None, n_a: int = 5, n_b: int = 3,
+              n_test: int = 2, size: Size = 64, suffix: str = ".png") -> Path:
+        root = Path(root or tmp_path / f"unpaired_{layout}")
+        if layout not in ("split", "flat"):
+            raise ValueError(f"write_unpaired: unknown layout {layout!r}")
+        counts = {"trainA": n_a, "trainB": n_b, "testA": n_test, "testB": n_test}
+        if layout == "flat":
+            counts = {"A": n_a, "B": n_b}
+        images = _photos(sum(counts.values()), size)
+        for folder, n in counts.items():
+            for i in range(n):
+                image = images.pop(0)
+                image = negative(image) if folder.endswith("B") else image
+                write_image(root / folder / f"{folder}_{i:03d}{suffix}", image)
+        return root
+
+    return write

@@ -1,0 +1,73 @@
+"""Config: dict/YAML round trips, overrides, validation messages."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from translate.config import ConfigError, TrainConfig, default_config, merge, parse_set
+from translate.nets import PRESETS
+from translate.training import resolve_config
+
+
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+def test_yaml_round_trip(method):
+    config = default_config(method)
+    again = TrainConfig.from_dict(yaml.safe_load(config.to_yaml()))
+    assert again == config
+
+
+def test_method_defaults_follow_the_papers():
+    p2p, cyc = default_config("pix2pix"), default_config("cyclegan")
+    assert p2p.generator == PRESETS["unet_256"] and p2p.gan.loss == "vanilla" and p2p.pix2pix.lambda_l1 == 100
+    assert cyc.generator == PRESETS["resnet_9blocks"] and cyc.gan.loss == "lsgan"
+    assert cyc.cyclegan.lambda_a == 10 and cyc.cyclegan.pool_size == 50 and cyc.cyclegan.lambda_identity == 0.5
+
+
+def test_unknown_key_names_its_dotted_path():
+    with pytest.raises(ConfigError, match=r"optim\.learning_rate: unknown key"):
+        TrainConfig.from_dict({"optim": {"learning_rate": 1}})
+
+
+def test_wrong_type_and_choice_are_named():
+    with pytest.raises(ConfigError, match=r"optim\.batch_size: expected int"):
+        TrainConfig.from_dict({"optim": {"batch_size": "four"}})
+    with pytest.raises(ConfigError, match=r"gan\.loss: 'wgan' is not one of"):
+        TrainConfig.from_dict({"gan": {"loss": "wgan"}})
+
+
+def test_crop_size_must_fit_the_generator():
+    with pytest.raises(ConfigError, match="data.crop_size: 200 is not a multiple of 256"):
+        TrainConfig.from_dict({"data": {"crop_size": 200, "load_size": 286}})
+
+
+def test_set_values_are_parsed_and_typed():
+    overrides = parse_set(["optim.lr_g=1e-4", "generator.n_blocks=6", "data.flip=false"])
+    config = TrainConfig.from_dict(merge(default_config("cyclegan").to_dict(), overrides))
+    assert config.optim.lr_g == pytest.approx(1e-4)
+    assert config.generator.n_blocks == 6 and config.data.flip is False
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set(["optim.lr_g"])
+
+
+def test_precedence_recipe_file_flags_set(tmp_path):
+    file = tmp_path / "c.yaml"
+    file.write_text("optim: {batch_size: 4, epochs: 7}\ndata: {crop_size: 128, load_size: 128}\n"
+                    "generator: unet_128\n")
+    config = resolve_config("pix2pix", config_file=file, flags=[{"optim": {"epochs": 3}}],
+                            assignments=["optim.epochs=5"])
+    assert config.optim.batch_size == 4  # from the file
+    assert config.optim.epochs == 5  # --set beats flags beats file
+    assert config.generator == PRESETS["unet_128"]
+
+
+def test_preset_keeps_channels_chosen_earlier():
+    base = merge(default_config("pix2pix").to_dict(), {"generator": {"in_channels": 1, "out_channels": 2}})
+    merged = merge(base, {"generator": "unet_128"})
+    assert merged["generator"]["in_channels"] == 1 and merged["generator"]["num_downs"] == 7
+
+
+def test_bad_yaml_file_is_named(tmp_path):
+    file = tmp_path / "bad.yaml"
+    file.write_text("optim: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        resolve_config("pix2pix", config_file=file)

@@ -1,0 +1,136 @@
+"""Padding, tile layout and blend windows of translate.inference.tiling (pure maths)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from translate.inference import tiling
+
+
+@pytest.mark.parametrize("length", [1, 2, 3, 31, 32, 33, 255, 256, 257, 333, 517])
+@pytest.mark.parametrize("multiple", [1, 4, 32, 256])
+def test_pad_amounts_reach_smallest_multiple_and_stay_centred(length, multiple):
+    before, after = tiling.pad_amounts(length, multiple)
+    total = length + before + after
+    assert total % multiple == 0
+    assert total - multiple < length <= total  # the smallest such multiple
+    assert 0 <= after - before <= 1
+
+
+def test_padding_for_odd_image():
+    pad = tiling.padding_for(333, 517, 4)
+    assert (pad.top, pad.bottom, pad.left, pad.right) == (1, 2, 1, 2)
+    assert tiling.padding_for(256, 256, 256) == tiling.Padding(0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "length,tile,overlap,align",
+    [(64, 64, 8, 1), (65, 64, 8, 1), (1000, 256, 32, 4), (1000, 256, 0, 4), (4096, 1024, 128, 4),
+     (2048, 512, 64, 256), (520, 512, 500, 4), (777, 100, 99, 1)],
+)
+def test_tile_starts_cover_with_overlap_and_alignment(length, tile, overlap, align):
+    length = tiling.round_up(length, align)
+    starts = tiling.tile_starts(length, tile, overlap, align=align)
+    size = min(tile, length)
+    assert starts[0] == 0 and starts[-1] + size == length
+    assert starts == sorted(set(starts))
+    assert all(s % align == 0 for s in starts)
+    covered = np.zeros(length, dtype=int)
+    for s in starts:
+        covered[s : s + size] += 1
+    assert covered.min() >= 1
+    for a, b in zip(starts, starts[1:]):
+        assert a + size - b >= min(overlap, size - align)  # requested overlap kept (or max possible)
+    # No wasted tiles: one fewer could not keep the overlap.
+    if len(starts) > 1:
+        max_stride = max(align, (tile - overlap) // align * align)
+        assert (len(starts) - 2) * max_stride + size < length
+
+
+def test_tile_starts_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="overlap_px"):
+        tiling.tile_starts(100, 10, 10)
+    with pytest.raises(ValueError, match="multiples of align"):
+        tiling.tile_starts(101, 12, 2, align=4)
+
+
+@pytest.mark.parametrize("height,width,tile,overlap,align", [(336, 520, 128, 32, 4), (64, 1024, 256, 64, 32),
+                                                              (100, 100, 256, 16, 1), (512, 768, 256, 0, 256)])
+def test_tile_grid_covers_every_pixel(height, width, tile, overlap, align):
+    tiles = tiling.tile_grid(height, width, tile, overlap, align=align)
+    covered = np.zeros((height, width), dtype=int)
+    for t in tiles:
+        assert t.top + t.height <= height and t.left + t.width <= width
+        assert t.height == min(tile, height) and t.width == min(tile, width)
+        covered[t.top : t.top + t.height, t.left : t.left + t.width] += 1
+    assert covered.min() >= 1
+
+
+def test_blend_ramp_is_positive_smooth_and_complementary():
+    for n in (1, 2, 7, 32, 129):
+        ramp = tiling.blend_ramp(n)
+        assert ramp.shape == (n,) and ramp.dtype == np.float32
+        assert (ramp > 0).all() and (ramp < 1).all() and (np.diff(ramp) > 0).all()
+        np.testing.assert_allclose(ramp + ramp[::-1], 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+@pytest.mark.parametrize("height,width,tile,overlap,align", [(336, 520, 128, 32, 4), (1000, 700, 256, 64, 4),
+                                                              (520, 520, 512, 500, 4)])
+def test_window_weights_sum_to_one_after_normalisation(height, width, tile, overlap, align, scale):
+    tiles = tiling.tile_grid(height, width, tile, overlap, align=align)
+    total = np.zeros((height * scale, width * scale), dtype=np.float64)
+    windows = []
+    for t in tiles:
+        w = tiling.tile_window(t, tiles, scale=scale)
+        assert w.shape == (t.height * scale, t.width * scale) and (w > 0).all() and (w <= 1).all()
+        windows.append((t, w))
+        total[t.top * scale : (t.top + t.height) * scale, t.left * scale : (t.left + t.width) * scale] += w
+    assert total.min() > 0
+    normalised = np.zeros_like(total)
+    for t, w in windows:
+        region = np.s_[t.top * scale : (t.top + t.height) * scale, t.left * scale : (t.left + t.width) * scale]
+        normalised[region] += w / total[region]
+    np.testing.assert_allclose(normalised, 1.0, atol=1e-6)
+
+
+def test_window_is_partition_of_unity_for_regular_overlaps():
+    # Tiles of 64 at stride 48 over 160 px: every overlap is exactly 16 px, so raw weights sum to 1.
+    starts = tiling.tile_starts(160, 64, 16)
+    assert starts == [0, 48, 96]
+    total = np.zeros(160)
+    for s in starts:
+        total[s : s + 64] += tiling.window_1d(s, 64, starts)
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_border_sides_keep_full_weight():
+    starts = tiling.tile_starts(200, 100, 20)
+    first = tiling.window_1d(starts[0], 100, starts)
+    last = tiling.window_1d(starts[-1], 100, starts)
+    assert first[0] == 1.0 and first[-1] < 0.01
+    assert last[-1] == 1.0 and last[0] < 0.01
+
+
+def test_auto_tile_size_and_default_overlap():
+    assert tiling.auto_tile_size(1 << 30, 1024, 4) == 1024
+    assert tiling.auto_tile_size(1 << 30, 1024, 256) == 1024
+    assert tiling.auto_tile_size(10, 1024, 256) == 256  # never below what the net needs
+    assert tiling.auto_tile_size(1 << 40, 1, 4, max_tile=2048) == 2048
+    assert tiling.default_overlap(1024) == 128
+    assert tiling.default_overlap(64) == 32
+    assert tiling.default_overlap(32) == 16
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+@pytest.mark.parametrize("length,tile,overlap,align", [(1000, 256, 64, 4), (520, 512, 500, 4), (96, 96, 8, 4)])
+def test_axis_weights_outer_products_sum_to_one(length, tile, overlap, align, scale):
+    starts = tiling.tile_starts(length, tile, overlap, align=align)
+    size = min(tile, length)
+    weights = tiling.axis_weights(starts, size, scale=scale)
+    total = np.zeros((length * scale, length * scale))
+    for sy, wy in zip(starts, weights):
+        for sx, wx in zip(starts, weights):
+            assert (wy > 0).all()
+            total[sy * scale : (sy + size) * scale, sx * scale : (sx + size) * scale] += np.outer(wy, wx)
+    np.testing.assert_allclose(total, 1.0, atol=1e-5)

@@ -1,0 +1,184 @@
+"""Command line: train / convert / info. Parses arguments, calls library code; the only code that exits."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("translate")
+
+
+class UserError(Exception):
+    """Raised by command functions for a one-line message and exit code 2."""
+
+
+# ---------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired), or resume a run",
+                       description="Train a model. `translate train pix2pix --data D --out runs/x`; "
+                                   "`translate train --resume runs/x` continues exactly where it stopped.")
+    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"], help="training method (omit with --resume)")
+    p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
+    p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--task", help="task recipe: colorize, sketch, inpaint, superres (default: custom pairs)")
+    p.add_argument("--config", help="YAML file of config overrides")
+    p.add_argument("--epochs", type=int, help="epochs at the initial learning rate")
+    p.add_argument("--epochs-decay", type=int, help="epochs of linear learning-rate decay to zero")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate of generators and discriminators")
+    p.add_argument("--load-size", type=int, help="resize images to this before cropping")
+    p.add_argument("--crop-size", type=int, help="training crop size")
+    p.add_argument("--generator", help="generator preset, e.g. unet_256, resnet_9blocks")
+    p.add_argument("--discriminator", help="discriminator preset, e.g. patchgan_70, pixelgan, multiscale_patchgan")
+    p.add_argument("--norm", choices=["batch", "instance", "none"], help="normalisation of the generator")
+    p.add_argument("--base-channels", type=int, help="generator width (64 in the papers)")
+    p.add_argument("--in-channels", type=int, help="input image channels (1 gray, 3 RGB, 4 RGBA)")
+    p.add_argument("--out-channels", type=int, help="output image channels")
+    p.add_argument("--gan-loss", choices=["vanilla", "lsgan", "wgangp", "hinge"])
+    p.add_argument("--lambda-l1", type=float, help="pix2pix L1 weight (100)")
+    p.add_argument("--lambda-cycle", type=float, help="CycleGAN cycle weight for both directions (10)")
+    p.add_argument("--lambda-identity", type=float, help="CycleGAN identity weight (0.5; 0 = off)")
+    p.add_argument("--pool-size", type=int, help="CycleGAN image history size (50; 0 = off)")
+    p.add_argument("--direction", choices=["a_to_b", "b_to_a"])
+    p.add_argument("--val-fraction", type=float, help="validation share when the data has no split folders")
+    p.add_argument("--max-steps", type=int, help="stop after N optimisation steps (smoke tests, benchmarks)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 works on CPU too)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the nets")
+    p.add_argument("--workers", type=int, help="data-loader worker processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field by dotted path, e.g. --set generator.n_blocks=6")
+    p.set_defaults(func=_cmd_train)
+
+
+def _train_overrides(args: argparse.Namespace) -> list[dict]:
+    """Named flags -> nested override dicts, applied in order (only flags the user gave)."""
+    flag_paths = {
+        "data": "data.root", "epochs": "optim.epochs", "epochs_decay": "optim.epochs_decay",
+        "batch_size": "optim.batch_size", "load_size": "data.load_size", "crop_size": "data.crop_size",
+        "generator": "generator", "discriminator": "discriminator", "norm": "generator.norm",
+        "base_channels": "generator.base_channels", "in_channels": "generator.in_channels",
+        "out_channels": "generator.out_channels", "gan_loss": "gan.loss",
+        "lambda_l1": "pix2pix.lambda_l1", "lambda_identity": "cyclegan.lambda_identity",
+        "pool_size": "cyclegan.pool_size", "direction": "direction", "val_fraction": "data.val_fraction",
+        "max_steps": "runtime.max_steps", "device": "runtime.device", "amp": "runtime.amp",
+        "channels_last": "runtime.channels_last", "compile": "runtime.compile", "workers": "data.workers",
+        "seed": "runtime.seed",
+    }
+    assignments: list[tuple[str, object]] = []
+    for flag, path in flag_paths.items():
+        value = getattr(args, flag)
+        if value is not None:
+            assignments.append((path, str(Path(value).resolve()) if flag == "data" else value))
+    if args.lr is not None:
+        assignments += [("optim.lr_g", args.lr), ("optim.lr_d", args.lr)]
+    if args.lambda_cycle is not None:
+        assignments += [("cyclegan.lambda_a", args.lambda_cycle), ("cyclegan.lambda_b", args.lambda_cycle)]
+    # Presets first, so that field flags such as --norm refine the chosen preset.
+    assignments.sort(key=lambda item: item[0] not in ("generator", "discriminator"))
+    overrides = []
+    for path, value in assignments:
+        node: dict = {}
+        leaf = node
+        *parents, last = path.split(".")
+        for part in parents:
+            leaf = leaf.setdefault(part, {})
+        leaf[last] = value
+        overrides.append(node)
+    return overrides
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from translate.training import resolve_config, train
+
+    if args.resume:
+        if args.method or args.data or args.out:
+            raise UserError("--resume RUN_DIR continues a run with its own config; drop the method, --data and --out")
+        result = train(run_dir=Path(args.resume), resume=True)
+    else:
+        if not args.method:
+            raise UserError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
+        if not args.data or not args.out:
+            raise UserError("train: --data DATASET_ROOT and --out RUN_DIR are required")
+        config = resolve_config(args.method, task=args.task, config_file=args.config,
+                                flags=_train_overrides(args), assignments=args.set)
+        result = train(config=config, run_dir=Path(args.out))
+    print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
+    if result.val_metrics:
+        print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
+    return 0
+
+
+# ---------------------------------------------------------------- info
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="list presets and dataset layouts, or describe a checkpoint")
+    p.add_argument("what", nargs="?", default="presets", help="presets, layouts, or a checkpoint / run directory")
+    p.set_defaults(func=_cmd_info)
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    if args.what == "presets":
+        from translate.nets import PRESETS, spec_to_dict
+
+        for name, spec in PRESETS.items():
+            print(f"{name:22s} {spec_to_dict(spec)}")
+    elif args.what == "layouts":
+        from translate.data.layouts import LAYOUTS
+
+        for name, text in LAYOUTS.items():
+            print(f"{name:16s} {text}")
+    else:
+        import yaml
+
+        from translate.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(args.what)
+        print(yaml.safe_dump({k: ckpt[k] for k in ("format_version", "translate_version", "step", "epoch", "specs")
+                              if k in ckpt}, sort_keys=False))
+    return 0
+
+
+# ---------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    from translate import __version__
+
+    parser = argparse.ArgumentParser(prog="translate", description="Image-to-image translation with GANs.")
+    parser.add_argument("--version", action="version", version=f"translate {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_info(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from translate.checkpoint import CheckpointError
+    from translate.config import ConfigError
+
+    expected = (UserError, ConfigError, CheckpointError, FileNotFoundError)
+    try:
+        from translate.data.images import ImageError
+        from translate.data.layouts import DatasetError
+
+        expected += (ImageError, DatasetError)
+    except ImportError:  # pragma: no cover - data package always ships
+        pass
+    try:
+        return args.func(args)
+    except expected as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

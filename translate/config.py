@@ -1,0 +1,288 @@
+"""Training configuration: nested dataclasses, dict/YAML round trips and dotted overrides."""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from translate.nets import (
+    DiscriminatorSpec,
+    GeneratorSpec,
+    PRESETS,
+    is_generator,
+    spec_from_dict,
+    spec_to_dict,
+)
+
+Method = Literal["pix2pix", "cyclegan"]
+Task = Literal["custom", "colorize", "sketch", "inpaint", "superres"]
+Direction = Literal["a_to_b", "b_to_a"]
+GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
+
+
+class ConfigError(ValueError):
+    """A config value or key is wrong; the message names its dotted path."""
+
+
+@dataclass
+class DataConfig:
+    root: str = ""
+    load_size: int = 286  # resize to this, then random-crop crop_size (pix2pix paper's jitter)
+    crop_size: int = 256
+    preprocess: Literal["resize_and_crop", "crop", "none"] = "resize_and_crop"
+    flip: bool = True
+    val_fraction: float = 0.0  # only for ROOT/A + ROOT/B without split folders
+    serial: bool = False  # CycleGAN: pair A[i] with B[i] instead of a random B
+    workers: int = 0  # data-loader processes; 0 = decode in the training process
+    max_val_images: int = 16  # validation cost stays bounded on big val splits
+
+
+@dataclass
+class OptimConfig:
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 1
+    epochs: int = 100  # at constant learning rate
+    epochs_decay: int = 100  # then linearly decayed to zero over these
+    grad_clip: float = 0.0  # max gradient norm; 0 = off
+
+
+@dataclass
+class GanConfig:
+    loss: GanLoss = "vanilla"
+    label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
+    gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (Gulrajani et al. 2017)
+
+
+@dataclass
+class Pix2PixConfig:
+    lambda_l1: float = 100.0
+
+
+@dataclass
+class CycleGANConfig:
+    lambda_a: float = 10.0  # cycle weight for A -> B -> A
+    lambda_b: float = 10.0  # cycle weight for B -> A -> B
+    lambda_identity: float = 0.5  # relative to lambda_a / lambda_b, as in the paper's code
+    pool_size: int = 50  # image history buffer; 0 disables it
+
+
+@dataclass
+class SynthConfig:
+    """How task recipes synthesise inputs from photos (fresh randomness each epoch)."""
+    scale: int = 4  # superres: output / input size
+    blur_sigma_max: float = 0.0  # superres: Gaussian blur sigma drawn from [0, max] before downscaling
+    noise_std_max: float = 0.0  # superres: Gaussian noise std (0-255 scale) drawn from [0, max]
+    jpeg_quality_min: int = 0  # superres: JPEG artefacts at quality in [min, 95]; 0 = none
+    sketch_style: Literal["canny", "xdog", "mixed"] = "mixed"
+    line_thickness: int = 1  # sketch: line width in pixels
+    hole_area_min: float = 0.05  # inpaint: share of the image covered by holes
+    hole_area_max: float = 0.4
+
+
+@dataclass
+class RuntimeConfig:
+    device: str = "auto"  # auto = cuda when present, else cpu
+    amp: Literal["off", "bf16", "fp16"] = "off"
+    channels_last: bool = False
+    compile: bool = False
+    seed: int = 0
+    max_steps: int = 0  # stop after this many optimisation steps; 0 = run every epoch
+    log_every_steps: int = 50
+    sample_every_steps: int = 500
+    checkpoint_every_epochs: int = 5  # numbered checkpoints; `latest` is written every epoch
+    checkpoint_every_steps: int = 0  # also write `latest` every N steps (0 = only per epoch)
+    val_every_epochs: int = 1
+
+
+@dataclass
+class TrainConfig:
+    method: Method = "pix2pix"
+    task: Task = "custom"
+    direction: Direction = "a_to_b"
+    # in/out channels live in the generator spec; the method derives discriminator in_channels.
+    generator: GeneratorSpec = field(default_factory=lambda: PRESETS["unet_256"])
+    discriminator: DiscriminatorSpec = field(default_factory=lambda: PRESETS["patchgan_70"])
+    init: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
+    init_gain: float = 0.02
+    gan: GanConfig = field(default_factory=GanConfig)
+    pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+    def __post_init__(self) -> None:
+        if not is_generator(self.generator):
+            raise ConfigError(f"generator: {self.generator.kind!r} is a discriminator, not a generator")
+        if is_generator(self.discriminator):
+            raise ConfigError(f"discriminator: {self.discriminator.kind!r} is a generator")
+        multiple = self.generator.size_multiple
+        if self.data.crop_size % multiple:
+            raise ConfigError(
+                f"data.crop_size: {self.data.crop_size} is not a multiple of {multiple}, which "
+                f"generator {self.generator.kind!r} needs; use e.g. --crop-size "
+                f"{max(multiple, self.data.crop_size // multiple * multiple)}"
+            )
+        if self.data.crop_size < self.discriminator.min_size:
+            raise ConfigError(
+                f"data.crop_size: {self.data.crop_size} px is smaller than discriminator "
+                f"{self.discriminator.kind!r} needs ({self.discriminator.min_size} px); raise --crop-size "
+                f"or use a smaller discriminator (e.g. --discriminator patchgan_34)"
+            )
+        if self.data.preprocess == "resize_and_crop" and self.data.load_size < self.data.crop_size:
+            raise ConfigError(
+                f"data.load_size: {self.data.load_size} is smaller than data.crop_size "
+                f"{self.data.crop_size}; set --load-size to at least the crop size"
+            )
+        positive = {"optim.batch_size": self.optim.batch_size, "data.crop_size": self.data.crop_size}
+        for name, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {value}")
+        if self.optim.epochs < 0 or self.optim.epochs_decay < 0 or self.optim.epochs + self.optim.epochs_decay < 1:
+            raise ConfigError("optim.epochs + optim.epochs_decay: must train at least one epoch")
+        if not 0.0 <= self.gan.label_smoothing < 0.5:
+            raise ConfigError(f"gan.label_smoothing: {self.gan.label_smoothing} must be in [0, 0.5)")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.optim.epochs + self.optim.epochs_decay
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        return _from_dict(cls, data, "")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def default_config(method: Method) -> TrainConfig:
+    """The method's paper defaults: pix2pix = U-Net 256 + batch norm + dropout, vanilla GAN;
+    CycleGAN = ResNet 9 blocks + instance norm, LSGAN, instance-norm PatchGAN."""
+    if method == "pix2pix":
+        return TrainConfig(method="pix2pix")
+    return TrainConfig(
+        method="cyclegan",
+        generator=PRESETS["resnet_9blocks"],
+        discriminator=dataclasses.replace(PRESETS["patchgan_70"], norm="instance"),
+        gan=GanConfig(loss="lsgan"),
+        data=DataConfig(),
+    )
+
+
+def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `overrides` into a copy of `base`. A string replacing a net spec picks a preset."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and "kind" not in value:
+            out[key] = merge(out[key], value)
+        elif isinstance(value, str) and key in ("generator", "discriminator"):
+            # A preset picks the architecture; channel counts already chosen (by a task recipe,
+            # say) stay, since they describe the data rather than the net.
+            spec = spec_to_dict(spec_from_dict(value))
+            previous = out.get(key)
+            if isinstance(previous, dict) and previous.get("kind") != "multiscale":
+                spec.update({k: previous[k] for k in ("in_channels", "out_channels") if k in previous and k in spec})
+            out[key] = spec
+        else:
+            out[key] = value
+    return out
+
+
+def parse_set(assignments: list[str]) -> dict[str, Any]:
+    """`["optim.lr_g=1e-4", "generator.n_blocks=6"]` -> nested dict. Values are parsed as YAML
+    scalars (safe_load) and then checked against each field's type by `from_dict`."""
+    out: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr_g=1e-4")
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw) if raw else ""
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def _to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj):
+        if hasattr(obj, "kind"):
+            return spec_to_dict(obj)
+        return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return obj
+
+
+def _from_dict(cls: type, data: Any, path: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{path}.{key}" if path else key
+        if key not in names:
+            raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(sorted(names))})")
+        kwargs[key] = _convert(hints[key], value, dotted)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{path or 'config'}: {e}") from e
+
+
+def _convert(tp: Any, value: Any, path: str) -> Any:
+    if tp in (GeneratorSpec, DiscriminatorSpec):
+        try:
+            return spec_from_dict(value)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{path}: {e}") from e
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, path)
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            choices = ", ".join(repr(c) for c in typing.get_args(tp))
+            raise ConfigError(f"{path}: {value!r} is not one of {choices}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(inner, value, path)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string; the field's type decides
+            return tp(value)
+        except ValueError:
+            raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}") from None
+    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
+        raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}")
+    return value

@@ -1,0 +1,1 @@
+"""Data: image files (images), folder layouts (layouts), augmentation (transforms), torch datasets (datasets)."""

@@ -1,0 +1,169 @@
+"""Datasets for paired (pix2pix) and unpaired (CycleGAN) training; items are (C, H, W) float32 in [-1, 1].
+
+Files are decoded with read_image and converted to the requested channel count with to_channels (1->3
+replicates grey, 3->1 takes luma, 4->3 drops alpha). 8- and 16-bit files both map full scale to [-1, 1].
+All randomness (augmentation, synthetic inputs, unpaired B choice) is drawn from generators seeded by
+(seed, epoch, index), so an item is reproducible whatever the DataLoader's worker count. Call
+`set_epoch` before each epoch; with `persistent_workers=True` workers keep their own copy and miss it.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from translate.data.images import image_to_tensor, read_image, to_channels
+from translate.data.layouts import DatasetError, Sample
+
+MakeInput = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def split_aligned(image: np.ndarray, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Split an A|B side-by-side image into A (left) and B (right); an odd last column is dropped."""
+    half = image.shape[1] // 2
+    if half == 0:
+        raise DatasetError(f"{path}: too narrow to hold A|B side by side (width {image.shape[1]})")
+    return image[:, :half], image[:, half : 2 * half]
+
+
+class PairedDataset(Dataset):
+    """Pix2pix pairs: {"a": (in_channels, H, W), "b": (out_channels, H, W) float32 in [-1, 1], "path": str}.
+
+    Without make_input, each Sample is an A/B file pair or one aligned A|B file (b=None). With
+    make_input, each sample names one target photo, Sample(photo) or Sample(photo, photo), and the
+    input is made from the augmented target: make_input(target HWC uint8/uint16, rng) -> HW or HWC
+    uint8/uint16 of the same height and width.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        *,
+        in_channels: int,
+        out_channels: int,
+        transform: A.Compose,
+        make_input: MakeInput | None = None,
+        seed: int = 0,
+    ) -> None:
+        if make_input is not None and any(s.b not in (None, s.a) for s in samples):
+            raise ValueError("make_input: samples must name one photo each, Sample(photo) or Sample(photo, photo)")
+        self.samples = list(samples)
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.transform = transform
+        self.make_input = make_input
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        sample = self.samples[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        self.transform.set_random_seed(int(rng.integers(2**31)))
+        if self.make_input is None:
+            real_a, real_b = self._load_pair(sample)
+            out = _augment(self.transform, sample.a, image=real_a, b=real_b)
+            real_a, real_b = out["image"], out["b"]
+        else:
+            real_b = _augment(self.transform, sample.a, image=_read(sample.a, self.out_channels))["image"]
+            real_a = self.make_input(real_b, rng)
+            if real_a.ndim == 2:
+                real_a = real_a[:, :, None]
+            if real_a.shape[:2] != real_b.shape[:2] or real_a.dtype not in (np.uint8, np.uint16):
+                raise ValueError(
+                    f"make_input: returned {real_a.shape} {real_a.dtype} for a {real_b.shape} target from "
+                    f"{sample.a}; it must return uint8/uint16 of the target's height and width"
+                )
+            real_a = to_channels(real_a, self.in_channels, path=sample.a)
+        return {"a": image_to_tensor(real_a), "b": image_to_tensor(real_b), "path": str(sample.a)}
+
+    def _load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        if sample.b is None:
+            real_a, real_b = split_aligned(read_image(sample.a), sample.a)
+            return (to_channels(real_a, self.in_channels, path=sample.a),
+                    to_channels(real_b, self.out_channels, path=sample.a))
+        real_a, real_b = _read(sample.a, self.in_channels), _read(sample.b, self.out_channels)
+        if real_a.shape[:2] != real_b.shape[:2]:
+            raise DatasetError(f"{sample.a}: size {_size(real_a)} does not match {sample.b} ({_size(real_b)})")
+        return real_a, real_b
+
+
+class UnpairedDataset(Dataset):
+    """Unpaired items for CycleGAN: {"a", "b": (C, H, W) float32 in [-1, 1], "path_a", "path_b": str}.
+
+    len = max(|A|, |B|); item i uses A[i % |A|] and, unless serial, B from a per-epoch seeded
+    permutation, so each epoch visits every B image (the original picks B with replacement).
+    """
+
+    def __init__(
+        self,
+        paths_a: Sequence[Path],
+        paths_b: Sequence[Path],
+        *,
+        channels_a: int,
+        channels_b: int,
+        transform_a: A.Compose,
+        transform_b: A.Compose,
+        serial: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if not paths_a or not paths_b:
+            raise ValueError(f"UnpairedDataset: both domains need images, got {len(paths_a)} A, {len(paths_b)} B")
+        self.paths_a = list(paths_a)
+        self.paths_b = list(paths_b)
+        self.channels_a = channels_a
+        self.channels_b = channels_b
+        self.transform_a = transform_a
+        self.transform_b = transform_b
+        self.serial = serial
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._order_b = np.random.default_rng([self.seed, epoch]).permutation(len(self.paths_b))
+
+    def __len__(self) -> int:
+        return max(len(self.paths_a), len(self.paths_b))
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        path_a = self.paths_a[index % len(self.paths_a)]
+        j = index % len(self.paths_b)
+        path_b = self.paths_b[j if self.serial else self._order_b[j]]
+        seed_a, seed_b = np.random.default_rng([self.seed, self.epoch, index]).integers(2**31, size=2)
+        # Reseed right before each call: transform_a and transform_b may be one shared object.
+        self.transform_a.set_random_seed(int(seed_a))
+        real_a = _augment(self.transform_a, path_a, image=_read(path_a, self.channels_a))["image"]
+        self.transform_b.set_random_seed(int(seed_b))
+        real_b = _augment(self.transform_b, path_b, image=_read(path_b, self.channels_b))["image"]
+        return {
+            "a": image_to_tensor(real_a),
+            "b": image_to_tensor(real_b),
+            "path_a": str(path_a),
+            "path_b": str(path_b),
+        }
+
+
+def _read(path: Path, channels: int) -> np.ndarray:
+    return to_channels(read_image(path), channels, path=path)
+
+
+def _augment(transform: A.Compose, path: Path, **images: np.ndarray) -> dict[str, np.ndarray]:
+    try:
+        return transform(**images)
+    except Exception as e:  # e.g. a photo smaller than crop_size (albumentations' CropSizeError): name the file
+        raise DatasetError(f"{path}: {' '.join(str(e).split())}") from e
+
+
+def _size(image: np.ndarray) -> str:
+    return f"{image.shape[1]}x{image.shape[0]}"

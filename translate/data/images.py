@@ -1,0 +1,123 @@
+"""Image files <-> HWC RGB(A) arrays <-> (C, H, W) tensors in [-1, 1]; imports only numpy, cv2, torch."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
+_SUFFIXES_16BIT = frozenset({".png", ".tif", ".tiff"})
+_SUFFIXES_ALPHA = frozenset({".png", ".tif", ".tiff", ".webp", ".bmp"})
+_MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+
+
+class ImageError(ValueError):
+    """An image file that cannot be read, written or converted; str(e) is '<path>: <problem>'."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to HWC (C in 1, 3, 4) uint8 or uint16 RGB(A), honouring JPEG EXIF orientation."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: {'not a file' if path.exists() else 'no such file'}")
+    data = np.fromfile(path, dtype=np.uint8)  # cv2.imread cannot open non-ASCII paths on Windows
+    if data.size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF orientation. A JPEG has neither alpha
+    # nor 16 bits, so decode JPEGs (found by magic bytes, not suffix) with flags that apply orientation.
+    is_jpeg = data[:2].tobytes() == b"\xff\xd8"
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(data, flags)
+    if image is None:
+        raise ImageError(f"{path}: cannot decode image (corrupt or not an image)")
+    if image.dtype not in _MAX:
+        raise ImageError(f"{path}: unsupported pixel type {image.dtype} (expected 8- or 16-bit integers)")
+    if image.ndim == 2:
+        return image[:, :, None]
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    raise ImageError(f"{path}: unsupported channel count {image.shape[2]} (expected 1, 3 or 4)")
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Atomically write HWC (or HW) uint8/uint16 RGB(A); the suffix picks the format; parents are created."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        accepted = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ImageError(f"{path}: unsupported suffix {suffix or '(none)'!r} (use one of {accepted})")
+    image = np.ascontiguousarray(image)  # cv2 rejects flipped (negative-stride) views
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ImageError(f"{path}: expected an HxWxC array with C in 1, 3, 4, got shape {image.shape}")
+    if image.dtype not in _MAX:
+        raise ImageError(f"{path}: unsupported pixel type {image.dtype} (expected uint8 or uint16)")
+    if image.dtype == np.uint16 and suffix not in _SUFFIXES_16BIT:
+        raise ImageError(f"{path}: cannot store 16-bit pixels as {suffix} (use .png or .tif)")
+    if image.shape[2] == 4 and suffix not in _SUFFIXES_ALPHA:
+        raise ImageError(f"{path}: cannot store an alpha channel as {suffix} (use .png, .webp or .tif)")
+    if image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    ok, encoded = cv2.imencode(suffix, image)  # cv2 defaults: JPEG quality 95, lossless WebP
+    if not ok:
+        raise ImageError(f"{path}: cannot encode image as {suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Readers see the old file or the new one, never half of one. A hidden temp name keeps it out of
+    # dataset scans; creating it with open() (not mkstemp) gives it the usual umask permissions.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def to_channels(image: np.ndarray, channels: int, *, path: str | os.PathLike | None = None) -> np.ndarray:
+    """Convert HWC to `channels`: 1->3 replicates; 3->1 and 4->1 take ITU-R 601 luma (as cv2);
+    4->3 drops alpha without compositing (inference carries alpha separately); 3->4 adds opaque alpha.
+    """
+    have = image.shape[2]
+    if have == channels:
+        return image
+    if have == 1 and channels == 3:
+        return np.repeat(image, 3, axis=2)
+    if have == 3 and channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[:, :, None]
+    if have == 4 and channels == 1:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)[:, :, None]
+    if have == 4 and channels == 3:
+        return np.ascontiguousarray(image[:, :, :3])
+    if have == 3 and channels == 4:
+        alpha = np.full(image.shape[:2] + (1,), np.iinfo(image.dtype).max, dtype=image.dtype)
+        return np.concatenate([image, alpha], axis=2)
+    raise ImageError(f"{path or 'image'}: cannot convert {have} channel(s) to {channels}")
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """HWC uint8/uint16 -> (C, H, W) float32 in [-1, 1] (full scale is 255 or 65535 by dtype)."""
+    if image.ndim != 3 or image.dtype not in _MAX:
+        raise ValueError(f"image_to_tensor: expected HxWxC uint8/uint16, got {image.shape} {image.dtype}")
+    x = image.transpose(2, 0, 1).astype(np.float32)
+    x *= 2.0 / _MAX[image.dtype]
+    x -= 1.0
+    return torch.from_numpy(x)
+
+
+def tensor_to_image(t: torch.Tensor, dtype: type | np.dtype = np.uint8) -> np.ndarray:
+    """(C, H, W) float in [-1, 1] -> HWC `dtype` (uint8 or uint16), clipped and rounded."""
+    dtype = np.dtype(dtype)
+    if t.ndim != 3 or dtype not in _MAX:
+        raise ValueError(f"tensor_to_image: expected (C, H, W) and uint8/uint16, got {tuple(t.shape)} {dtype}")
+    x = (t.detach().to("cpu", torch.float32).clamp(-1.0, 1.0) + 1.0) * (_MAX[dtype] / 2.0)
+    return x.round().permute(1, 2, 0).numpy().astype(dtype)

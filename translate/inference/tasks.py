@@ -1,0 +1,108 @@
+"""Task adapters: the one place where a user image becomes a net input and a net output an image.
+
+A `TaskAdapter` is built from the generator spec. `prepare` turns an HxW or HxWxC uint8/uint16
+image into a (C_in, H, W) float32 tensor in [-1, 1] plus whatever `finish` needs to rebuild the
+result; `finish` turns the net output (C_out, s*H, s*W) in [-1, 1] (s = spec.scale) back into an
+image of the input's dtype. A new task (colorize: predict chroma and recombine it with the
+full-resolution luminance; inpaint: add a mask channel) is one class plus one `TASK_ADAPTERS` entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from translate.data.images import image_to_tensor, tensor_to_image, to_channels
+
+
+@dataclass
+class Prepared:
+    """A net input (C_in, H, W) float32 in [-1, 1] and the adapter's notes for `finish`."""
+
+    tensor: torch.Tensor
+    context: Any
+
+
+class TaskAdapter(Protocol):
+    def prepare(self, image: np.ndarray) -> Prepared: ...
+
+    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class _Generic:
+    dtype: np.dtype
+    squeeze: bool  # input was HxW and the output has one channel: return HxW too
+    alpha: np.ndarray | None  # HxWx1, carried around the net untouched
+
+
+def check_image(image: np.ndarray) -> np.ndarray:
+    """HxW or HxWxC (C in 1..4) uint8/uint16 -> HxWxC; anything else raises ValueError."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image: expected a numpy array, got {type(image).__name__}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image: expected uint8 or uint16 pixels, got {image.dtype}")
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or not 1 <= image.shape[2] <= 4 or min(image.shape[:2]) < 1:
+        raise ValueError(f"image: expected HxW or HxWxC with C in 1..4, got shape {image.shape}")
+    return image
+
+
+class GenericAdapter:
+    """Any image to the net's channels and back, for tasks whose net maps image to image.
+
+    Gray into a 3-channel net is replicated, RGB into a 1-channel net becomes luma (see
+    `to_channels`). An alpha channel the net does not take (RGBA or gray+alpha into a 1- or
+    3-channel net) goes around the net byte-identical, enlarged by pixel repetition when the
+    net upscales (super-resolution, `spec.scale` > 1). A 1-channel result with alpha is written
+    as RGBA, because image files have no gray+alpha layout everywhere.
+    """
+
+    def __init__(self, spec: Any) -> None:
+        self.in_channels = spec.in_channels
+        self.out_channels = spec.out_channels
+        self.scale = spec.scale
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        squeeze = image.ndim == 2
+        image = check_image(image)
+        alpha = None
+        channels = image.shape[2]
+        if channels in (2, 4) and self.in_channels != channels:
+            alpha = image[:, :, -1:]
+            image = image[:, :, :-1]
+        tensor = image_to_tensor(np.ascontiguousarray(to_channels(image, self.in_channels)))
+        return Prepared(tensor, _Generic(dtype=image.dtype, squeeze=squeeze, alpha=alpha))
+
+    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+        note: _Generic = prepared.context
+        image = tensor_to_image(output, note.dtype)
+        if note.alpha is not None:
+            alpha = note.alpha
+            if self.scale > 1:
+                alpha = np.repeat(np.repeat(alpha, self.scale, axis=0), self.scale, axis=1)
+            if image.shape[2] == 1:
+                image = to_channels(image, 3)
+            return np.concatenate([image, alpha], axis=2)
+        if note.squeeze and image.shape[2] == 1:
+            return image[:, :, 0]
+        return image
+
+
+# task (TrainConfig.task) -> adapter class. "superres" needs nothing special: the net's scale
+# does the enlarging. colorize and inpaint get their own adapters with their training code.
+TASK_ADAPTERS: dict[str, type] = {
+    "custom": GenericAdapter,
+    "sketch": GenericAdapter,
+    "superres": GenericAdapter,
+}
+
+
+def adapter_for(task: str, spec: Any) -> TaskAdapter:
+    """The adapter for `task`; a ValueError names the tasks that can be converted."""
+    if task not in TASK_ADAPTERS:
+        raise ValueError(f"task {task!r}: conversion is not supported yet; supported: {', '.join(TASK_ADAPTERS)}")
+    return TASK_ADAPTERS[task](spec)

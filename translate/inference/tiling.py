@@ -1,0 +1,168 @@
+"""Pure padding / tiling / blending maths for converting images of any size (no torch, no I/O).
+
+Coordinates are pixels on the *padded* image unless a name says otherwise. A generator needs
+H and W to be multiples of its `size_multiple`; we reflect-pad up to that, run the net on the
+whole padded image or on overlapping tiles of it, blend the tiles with a smooth window and crop
+the padding back off, so the output has exactly the input size (times the net's `scale`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Padding:
+    """Pixels added on each side of an image."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its top-left corner and size, in padded-image pixels."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+
+def round_up(value: int, multiple: int) -> int:
+    """Smallest multiple of `multiple` that is >= `value`."""
+    if multiple < 1:
+        raise ValueError(f"multiple: must be >= 1, got {multiple}")
+    return -(-value // multiple) * multiple
+
+
+def pad_amounts(length: int, multiple: int) -> tuple[int, int]:
+    """(before, after) padding that brings `length` up to a multiple of `multiple`.
+
+    Split evenly (the odd pixel goes after) so the image stays centred: border effects of the
+    reflect padding then fall equally on both sides instead of all on the bottom/right edge.
+    """
+    if length < 1:
+        raise ValueError(f"length: must be >= 1, got {length}")
+    total = round_up(length, multiple) - length
+    return total // 2, total - total // 2
+
+
+def padding_for(height: int, width: int, multiple: int) -> Padding:
+    """Padding that makes an image of `height` x `width` a multiple of `multiple` both ways."""
+    top, bottom = pad_amounts(height, multiple)
+    left, right = pad_amounts(width, multiple)
+    return Padding(top=top, bottom=bottom, left=left, right=right)
+
+
+def tile_starts(length: int, tile_size: int, overlap_px: int, *, align: int = 1) -> list[int]:
+    """Start offsets of tiles of `tile_size` covering [0, length) with at least `overlap_px` overlap.
+
+    Starts are multiples of `align` (pass the net's size multiple, so every tile sees the same
+    stride-2 sampling grid as the whole image would) and spread evenly, so all overlaps are about
+    the same size; the first tile starts at 0 and the last ends at `length`. `length` and
+    `tile_size` must be multiples of `align`. A `length` up to `tile_size` gives one tile.
+    """
+    if tile_size < 1 or align < 1:
+        raise ValueError(f"tile_size and align must be >= 1, got {tile_size} and {align}")
+    if length % align or tile_size % align:
+        raise ValueError(f"length {length} and tile_size {tile_size} must be multiples of align {align}")
+    if not 0 <= overlap_px < tile_size:
+        raise ValueError(f"overlap_px: must be in [0, tile_size={tile_size}), got {overlap_px}")
+    if length <= tile_size:
+        return [0]
+    # Largest aligned stride that keeps the requested overlap; at least one alignment step.
+    max_steps = max(1, (tile_size - overlap_px) // align)
+    span_steps = (length - tile_size) // align
+    gaps = -(-span_steps // max_steps)  # number of strides between first and last tile
+    return [round(k * span_steps / gaps) * align for k in range(gaps + 1)]
+
+
+def tile_grid(height: int, width: int, tile_size: int, overlap_px: int, *, align: int = 1) -> list[Tile]:
+    """Row-major tiles covering a (padded) `height` x `width` image; see `tile_starts`.
+
+    A side shorter than `tile_size` is covered by one tile of that side's full length.
+    """
+    tops = tile_starts(height, tile_size, overlap_px, align=align)
+    lefts = tile_starts(width, tile_size, overlap_px, align=align)
+    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
+    return [Tile(top=t, left=l, height=tile_h, width=tile_w) for t in tops for l in lefts]
+
+
+def blend_ramp(length: int) -> np.ndarray:
+    """Rising half-cosine (sin^2) ramp of `length` values in (0, 1), float32.
+
+    `ramp + ramp[::-1] == 1`, so two tiles overlapping by exactly `length` pixels blend to a
+    partition of unity; no value is 0, so every covered pixel keeps a positive total weight.
+    """
+    i = np.arange(length, dtype=np.float64)
+    return (np.sin(0.5 * np.pi * (i + 0.5) / max(length, 1)) ** 2).astype(np.float32)
+
+
+def window_1d(start: int, size: int, starts: list[int]) -> np.ndarray:
+    """Blend weights along one axis for the tile at `start` among tiles at `starts` (all `size` long).
+
+    Sides that touch the image border stay at weight 1 (nothing to blend with); a side shared
+    with a neighbour ramps down over the actual overlap (at most half the tile, so the two
+    ramps of a middle tile never meet). The low weight at tile edges hides the edge pixels,
+    which see reflect padding instead of real context inside the net.
+    """
+    weights = np.ones(size, dtype=np.float32)
+    index = starts.index(start)
+    if index > 0:
+        ramp = min(starts[index - 1] + size - start, size // 2)
+        if ramp > 0:
+            weights[:ramp] = blend_ramp(ramp)
+    if index < len(starts) - 1:
+        ramp = min(start + size - starts[index + 1], size // 2)
+        if ramp > 0:
+            weights[size - ramp :] = blend_ramp(ramp)[::-1]
+    return weights
+
+
+def tile_window(tile: Tile, tiles: list[Tile], *, scale: int = 1) -> np.ndarray:
+    """2-D blend weights (tile.height*scale, tile.width*scale), float32, for `tile` of `tiles`.
+
+    `scale` is the net's output/input size ratio: weights are built at output resolution.
+    """
+    tops = sorted({t.top * scale for t in tiles})
+    lefts = sorted({t.left * scale for t in tiles})
+    wy = window_1d(tile.top * scale, tile.height * scale, tops)
+    wx = window_1d(tile.left * scale, tile.width * scale, lefts)
+    return np.outer(wy, wx)
+
+
+def axis_weights(starts: list[int], size: int, *, scale: int = 1) -> list[np.ndarray]:
+    """Normalised blend weights along one axis: one (size*scale,) float32 array per tile start.
+
+    Tile weights are outer products of a row and a column window, and the tiles form a full
+    row x column grid, so the 2-D weight sum is the outer product of the 1-D sums: normalising
+    each axis makes the 2-D weights of all tiles sum to exactly 1 at every output pixel, with no
+    full-size weight buffer. `scale` is the net's output/input size ratio.
+    """
+    scaled = [s * scale for s in starts]
+    windows = [window_1d(s, size * scale, scaled) for s in scaled]
+    total = np.zeros(scaled[-1] + size * scale, dtype=np.float64)
+    for s, w in zip(scaled, windows):
+        total[s : s + size * scale] += w
+    return [(w / total[s : s + size * scale]).astype(np.float32) for s, w in zip(scaled, windows)]
+
+
+def auto_tile_size(budget_bytes: float, bytes_per_px: float, multiple: int, *, max_tile: int = 4096) -> int:
+    """Largest square tile (a multiple of `multiple`, at most `max_tile`) whose activations fit.
+
+    Never below `multiple`: a net cannot run on less, whatever the budget says.
+    """
+    side = math.sqrt(max(budget_bytes, 0.0) / max(bytes_per_px, 1e-9))
+    side = min(side, max_tile)
+    return max(multiple, int(side // multiple) * multiple)
+
+
+def default_overlap(tile_size: int) -> int:
+    """Default tile overlap: an eighth of the tile, at least 32 px (beyond the border zone where
+    reflect padding inside the net changes the output), and always less than the tile."""
+    return min(max(32, tile_size // 8), tile_size // 2)

@@ -1,0 +1,63 @@
+"""Loss functions on tensors and plain arguments (GAN objectives, L1, gradient penalty)."""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+Preds = Tensor | Sequence[Tensor]  # a discriminator returns one prediction map per scale
+
+
+def _scales(pred: Preds) -> list[Tensor]:
+    return [pred] if isinstance(pred, Tensor) else list(pred)
+
+
+def gan_loss(pred: Preds, *, is_real: bool, mode: str, for_discriminator: bool = True,
+             label_smoothing: float = 0.0) -> Tensor:
+    """Adversarial loss of prediction maps `pred` (logits, any shape), averaged over scales.
+
+    vanilla: BCE with logits, -[y log s(x) + (1-y) log(1-s(x))] (Goodfellow et al. 2014; pix2pix §3.1).
+    lsgan:   (x - y)^2 (Mao et al. 2017, §3.2; CycleGAN §4 uses it for stability).
+    wgangp:  D minimises E[x_fake] - E[x_real]; G minimises -E[x_fake] (Gulrajani et al. 2017, eq. 3).
+    hinge:   D: E[max(0, 1 - x_real)] + E[max(0, 1 + x_fake)]; G: -E[x_fake] (Lim & Ye 2017; SAGAN eq. 5).
+    label_smoothing: one-sided (Salimans et al. 2016, §3.4): real targets become 1 - s for D only.
+    """
+    losses = [_gan_loss_one(p, is_real, mode, for_discriminator, label_smoothing) for p in _scales(pred)]
+    return torch.stack(losses).mean()
+
+
+def _gan_loss_one(pred: Tensor, is_real: bool, mode: str, for_discriminator: bool,
+                  label_smoothing: float) -> Tensor:
+    pred = pred.float()  # losses in fp32 even under autocast
+    if mode in ("vanilla", "lsgan"):
+        target = 1.0 - label_smoothing if (is_real and for_discriminator) else float(is_real)
+        target_map = torch.full_like(pred, target)
+        if mode == "vanilla":
+            return F.binary_cross_entropy_with_logits(pred, target_map)
+        return F.mse_loss(pred, target_map)
+    if mode == "wgangp":
+        return -pred.mean() if is_real else pred.mean()
+    if mode == "hinge":
+        if not for_discriminator:
+            return -pred.mean() if is_real else pred.mean()
+        return F.relu(1.0 - pred).mean() if is_real else F.relu(1.0 + pred).mean()
+    raise ValueError(f"gan loss mode {mode!r} is not one of 'vanilla', 'lsgan', 'wgangp', 'hinge'")
+
+
+def l1_loss(fake: Tensor, target: Tensor, *, weight: float = 1.0) -> Tensor:
+    """lambda * E[|y - G(x)|] (pix2pix eq. 3; lambda = 100 in the paper)."""
+    return weight * F.l1_loss(fake.float(), target.float())
+
+
+def gradient_penalty(discriminator: Callable[[Tensor], Preds], real: Tensor, fake: Tensor, *,
+                     weight: float = 10.0) -> Tensor:
+    """lambda * E[(||grad_x D(x_hat)||_2 - 1)^2] with x_hat = eps*real + (1-eps)*fake
+    (Gulrajani et al. 2017, eq. 3). Needs a discriminator without batch norm to be exact."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    outputs = [p.float().sum() for p in _scales(discriminator(mixed))]
+    (grads,) = torch.autograd.grad(sum(outputs), mixed, create_graph=True)
+    norms = grads.flatten(1).float().norm(2, dim=1)
+    return weight * ((norms - 1.0) ** 2).mean()

@@ -1,0 +1,91 @@
+"""CycleGAN (Zhu et al. 2017): two generators, two discriminators, cycle + identity losses."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from torch import Tensor
+
+from translate.config import ConfigError, TrainConfig
+from translate.losses import l1_loss
+from translate.methods.base import GanMethod
+from translate.methods.image_pool import ImagePool
+
+
+def identity_loss_applies(config: TrainConfig) -> bool:
+    """Identity loss feeds B to g_ab (and A to g_ba), so it needs equal channel counts."""
+    g = config.generator
+    return config.cyclegan.lambda_identity > 0 and g.in_channels == g.out_channels
+
+
+class CycleGAN(GanMethod):
+    """g_ab: A -> B and g_ba: B -> A share the configured generator spec (channels swapped);
+    d_a judges domain A, d_b domain B. Fakes reach the discriminators through image pools."""
+
+    generator_names = ("g_ab", "g_ba")
+    discriminator_names = ("d_a", "d_b")
+
+    def __init__(self, config: TrainConfig) -> None:
+        g = config.generator
+        if g.scale != 1:
+            raise ConfigError("generator: CycleGAN needs same-size generators (upscale 1) to form cycles")
+        d = config.discriminator
+        specs = {
+            "g_ab": g,
+            "g_ba": dataclasses.replace(g, in_channels=g.out_channels, out_channels=g.in_channels),
+            "d_a": dataclasses.replace(d, in_channels=g.in_channels),
+            "d_b": dataclasses.replace(d, in_channels=g.out_channels),
+        }
+        super().__init__(config, specs)
+        c = config.cyclegan
+        # Identity loss is documented as automatically off when channel counts differ (gray <-> RGB).
+        self.lambda_identity = c.lambda_identity if identity_loss_applies(config) else 0.0
+        seed = config.runtime.seed
+        self.pool_a = ImagePool(c.pool_size, seed=seed * 2 + 1)  # fakes of A, judged by d_a
+        self.pool_b = ImagePool(c.pool_size, seed=seed * 2 + 2)
+
+    @staticmethod
+    def data_channels(config: TrainConfig) -> tuple[int, int]:
+        return config.generator.in_channels, config.generator.out_channels
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        real_a, real_b = batch["a"], batch["b"]
+        fake_b = self.nets["g_ab"](real_a)
+        fake_a = self.nets["g_ba"](real_b)
+        return {"real_a": real_a, "real_b": real_b, "fake_a": fake_a, "fake_b": fake_b,
+                "rec_a": self.nets["g_ba"](fake_b), "rec_b": self.nets["g_ab"](fake_a)}
+
+    def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        c = self.config.cyclegan
+        losses = {
+            "G_AB": self._gan(self.nets["d_b"](out["fake_b"]), is_real=True, for_discriminator=False),
+            "G_BA": self._gan(self.nets["d_a"](out["fake_a"]), is_real=True, for_discriminator=False),
+            # ||G_BA(G_AB(a)) - a||_1 and ||G_AB(G_BA(b)) - b||_1 (CycleGAN eq. 2)
+            "cycle_A": l1_loss(out["rec_a"], out["real_a"], weight=c.lambda_a),
+            "cycle_B": l1_loss(out["rec_b"], out["real_b"], weight=c.lambda_b),
+        }
+        if self.lambda_identity > 0:
+            # ||G_AB(b) - b||_1 (CycleGAN §5.2, from Taigman et al.), weighted relative to the cycle weight
+            idt_b = self.nets["g_ab"](out["real_b"])
+            idt_a = self.nets["g_ba"](out["real_a"])
+            losses["idt_A"] = l1_loss(idt_a, out["real_a"], weight=c.lambda_a * self.lambda_identity)
+            losses["idt_B"] = l1_loss(idt_b, out["real_b"], weight=c.lambda_b * self.lambda_identity)
+        return losses
+
+    def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {
+            **self._discriminator_loss("d_a", out["real_a"], self.pool_a.query(out["fake_a"].detach()), label="D_A"),
+            **self._discriminator_loss("d_b", out["real_b"], self.pool_b.query(out["fake_b"].detach()), label="D_B"),
+        }
+
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
+        """real_A | fake_B | rec_A and real_B | fake_A | rec_B."""
+        return [[out["real_a"], out["fake_b"], out["rec_a"]], [out["real_b"], out["fake_a"], out["rec_b"]]]
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        device = next(self.parameters()).device
+        self.pool_a.load_state_dict(state["pool_a"], device=device)
+        self.pool_b.load_state_dict(state["pool_b"], device=device)

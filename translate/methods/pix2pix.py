@@ -1,0 +1,55 @@
+"""pix2pix (Isola et al. 2017): conditional GAN + L1 on aligned pairs."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import Tensor
+
+from translate.config import TrainConfig
+from translate.losses import l1_loss
+from translate.methods.base import GanMethod
+
+
+class Pix2Pix(GanMethod):
+    """One generator (g_ab, or g_ba when trained b_to_a) and a conditional discriminator `d` that
+    judges (input, output) pairs concatenated on channels, so in_channels = input + output."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        g = config.generator
+        self.g_name = "g_ab" if config.direction == "a_to_b" else "g_ba"
+        d = dataclasses.replace(config.discriminator, in_channels=g.in_channels + g.out_channels)
+        super().__init__(config, {self.g_name: g, "d": d})
+        self.generator_names = (self.g_name,)
+        self.discriminator_names = ("d",)
+
+    @staticmethod
+    def data_channels(config: TrainConfig) -> tuple[int, int]:
+        """Channels to read for the A and B images."""
+        g = config.generator
+        if config.direction == "a_to_b":
+            return g.in_channels, g.out_channels
+        return g.out_channels, g.in_channels
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        # Below, `a` is the input side: for b_to_a the batch's A and B are swapped here.
+        real_a, real_b = batch["a"], batch["b"]
+        if self.config.direction == "b_to_a":
+            real_a, real_b = real_b, real_a
+        return {"real_a": real_a, "real_b": real_b, "fake_b": self.nets[self.g_name](real_a)}
+
+    def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        pred_fake = self.nets["d"](torch.cat([out["real_a"], out["fake_b"]], 1))
+        return {
+            "G_gan": self._gan(pred_fake, is_real=True, for_discriminator=False),
+            "G_L1": l1_loss(out["fake_b"], out["real_b"], weight=self.config.pix2pix.lambda_l1),
+        }
+
+    def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        real = torch.cat([out["real_a"], out["real_b"]], 1)
+        fake = torch.cat([out["real_a"], out["fake_b"]], 1)
+        return self._discriminator_loss("d", real, fake, label="D")
+
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
+        """Rows of the sample grid: input | output | target."""
+        return [[out["real_a"], out["fake_b"], out["real_b"]]]

@@ -1,0 +1,125 @@
+"""Network zoo: spec dataclasses, the registries of generators and discriminators, and presets."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from translate.nets.init import INIT_SCHEMES, init_weights
+from translate.nets.multiscale import MultiscaleDiscriminator, MultiscaleSpec
+from translate.nets.patchgan import PatchGanDiscriminator, PatchGanSpec
+from translate.nets.resnet import ResnetGenerator, ResnetSpec
+from translate.nets.unet import UnetGenerator, UnetSpec
+
+__all__ = [
+    "DISCRIMINATORS",
+    "GENERATORS",
+    "INIT_SCHEMES",
+    "PRESETS",
+    "DiscriminatorSpec",
+    "GeneratorSpec",
+    "MultiscaleDiscriminator",
+    "MultiscaleSpec",
+    "PatchGanDiscriminator",
+    "PatchGanSpec",
+    "ResnetGenerator",
+    "ResnetSpec",
+    "Spec",
+    "UnetGenerator",
+    "UnetSpec",
+    "build_net",
+    "init_weights",
+    "is_generator",
+    "preset",
+    "spec_from_dict",
+    "spec_to_dict",
+]
+
+GeneratorSpec = UnetSpec | ResnetSpec
+DiscriminatorSpec = PatchGanSpec | MultiscaleSpec
+Spec = GeneratorSpec | DiscriminatorSpec
+
+# kind -> (spec class, module class). Generators map (N, C, H, W) to a tensor in [-1, 1];
+# discriminators map (N, C, H, W) to a list of logit maps, one per scale.
+GENERATORS: dict[str, tuple[type, type]] = {
+    "unet": (UnetSpec, UnetGenerator),
+    "resnet": (ResnetSpec, ResnetGenerator),
+}
+DISCRIMINATORS: dict[str, tuple[type, type]] = {
+    "patchgan": (PatchGanSpec, PatchGanDiscriminator),
+    "multiscale": (MultiscaleSpec, MultiscaleDiscriminator),
+}
+_NETS = {**GENERATORS, **DISCRIMINATORS}
+
+# The names users know from the reference pix2pix/CycleGAN code (and pix2pixHD).
+PRESETS: dict[str, Spec] = {
+    "unet_128": UnetSpec(num_downs=7),
+    "unet_256": UnetSpec(num_downs=8),
+    "resnet_6blocks": ResnetSpec(n_blocks=6),
+    "resnet_9blocks": ResnetSpec(n_blocks=9),
+    "patchgan_70": PatchGanSpec(n_layers=3),
+    "patchgan_34": PatchGanSpec(n_layers=2),
+    "pixelgan": PatchGanSpec(n_layers=0),
+    "multiscale_patchgan": MultiscaleSpec(n_layers=3, n_scales=3),
+}
+
+
+def _spec_class(kind: Any) -> type:
+    if kind not in _NETS:
+        raise ValueError(f"kind: unknown {kind!r}; choose one of {', '.join(_NETS)}")
+    return _NETS[kind][0]
+
+
+def _check_fields(spec_class: type, names: Any, *, context: str) -> None:
+    valid = [f.name for f in dataclasses.fields(spec_class)]
+    unknown = [name for name in names if name not in valid]
+    if unknown:
+        raise ValueError(
+            f"{context}: unknown field(s) {', '.join(map(repr, unknown))}; "
+            f"valid fields: {', '.join(valid)}"
+        )
+
+
+def build_net(spec: Spec) -> nn.Module:
+    """Build the module for `spec` (PyTorch default init; see `init_weights`)."""
+    spec_class = _spec_class(getattr(spec, "kind", None))
+    if not isinstance(spec, spec_class):
+        raise ValueError(
+            f"kind {spec.kind!r} needs a {spec_class.__name__}, got {type(spec).__name__}"
+        )
+    return _NETS[spec.kind][1](spec)
+
+
+def is_generator(spec: Spec) -> bool:
+    """True for generator specs, False for discriminator specs."""
+    return _spec_class(getattr(spec, "kind", None)) in {cls for cls, _ in GENERATORS.values()}
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The spec as a dict of plain primitives, "kind" included; inverse of `spec_from_dict`."""
+    _spec_class(getattr(spec, "kind", None))
+    return dataclasses.asdict(spec)
+
+
+def spec_from_dict(d: Mapping[str, Any] | str) -> Spec:
+    """Rebuild a spec from `spec_to_dict` output (missing fields take defaults) or a preset name."""
+    if isinstance(d, str):
+        return preset(d)
+    if not isinstance(d, Mapping):
+        raise ValueError(f"net spec: expected a mapping or a preset name, got {type(d).__name__}")
+    spec_class = _spec_class(d.get("kind"))
+    _check_fields(spec_class, d, context=f"net spec of kind {d['kind']!r}")
+    return spec_class(**d)
+
+
+def preset(name: str, **overrides: Any) -> Spec:
+    """The preset `name` with some fields replaced, e.g. preset("unet_256", in_channels=1)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
+    spec = PRESETS[name]
+    if "kind" in overrides:
+        raise ValueError(f"preset {name!r}: 'kind' cannot be overridden; pick another preset")
+    _check_fields(type(spec), overrides, context=f"preset {name!r}")
+    return dataclasses.replace(spec, **overrides)

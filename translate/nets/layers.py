@@ -1,0 +1,62 @@
+"""Normalisation and padding factories shared by the network files."""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from torch import nn
+
+Norm = Literal["batch", "instance", "none"]
+Padding = Literal["reflect", "replicate", "zeros"]
+NORMS: tuple[str, ...] = get_args(Norm)
+PADDINGS: tuple[str, ...] = get_args(Padding)
+
+
+def norm_layer(norm: Norm, channels: int) -> nn.Module:
+    """One normalisation layer; "none" is an Identity so module indices match the other norms."""
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True)
+    if norm == "instance":
+        # No affine parameters and no running stats, as in the reference pix2pix/CycleGAN code:
+        # the released instance-norm weights hold no norm entries at all.
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"norm: unknown {norm!r}; choose one of {', '.join(NORMS)}")
+
+
+def conv_bias(norm: Norm) -> bool:
+    """Whether a conv followed by `norm` needs its own bias: batch norm's shift makes it redundant.
+
+    The reference code also drops the bias for norm "none", which leaves such a net without any
+    offsets; we keep it. No released reference weights use "none".
+    """
+    return norm != "batch"
+
+
+def padding_layers(padding: Padding, amount: int) -> tuple[list[nn.Module], int]:
+    """(modules to put before a conv, the conv's own zero padding) for `amount` pixels a side."""
+    if padding == "reflect":
+        return [nn.ReflectionPad2d(amount)], 0
+    if padding == "replicate":
+        return [nn.ReplicationPad2d(amount)], 0
+    if padding == "zeros":
+        return [], amount
+    raise ValueError(f"padding: unknown {padding!r}; choose one of {', '.join(PADDINGS)}")
+
+
+def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise a one-line ValueError when a Literal-typed spec field holds an unknown value."""
+    if value not in choices:
+        raise ValueError(f"{field}: unknown {value!r}; choose one of {', '.join(choices)}")
+
+
+def check_positive(field: str, value: int, minimum: int = 1) -> None:
+    """Raise a one-line ValueError when an integer spec field is below `minimum`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{field}: must be an integer >= {minimum}, got {value!r}")
+
+
+def check_dropout(value: float) -> None:
+    """Raise a one-line ValueError unless 0 <= dropout < 1."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(f"dropout: must be a probability in [0, 1), got {value!r}")

@@ -1,0 +1,138 @@
+"""U-Net generator (pix2pix default), state-dict compatible with the reference pix2pix code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from translate.nets.layers import (
+    NORMS,
+    Norm,
+    check_choice,
+    check_dropout,
+    check_positive,
+    conv_bias,
+    norm_layer,
+)
+
+
+@dataclass(frozen=True)
+class UnetSpec:
+    """U-Net generator: `num_downs` stride-2 levels with skip connections; unet_256 has 8."""
+
+    kind: Literal["unet"] = "unet"
+    in_channels: int = 3
+    out_channels: int = 3
+    base_channels: int = 64
+    num_downs: int = 8  # any depth >= 1; the reference code always builds at least 5
+    norm: Norm = "batch"  # pix2pix default
+    # pix2pix trains its U-Net with dropout 0.5 as the only noise source (paper section 3.1), so
+    # the spec default follows it. Like the reference, dropout sits only in the middle levels
+    # that have 8 * base_channels on both sides; nets with num_downs <= 5 have none.
+    dropout: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_positive("in_channels", self.in_channels)
+        check_positive("out_channels", self.out_channels)
+        check_positive("base_channels", self.base_channels)
+        check_positive("num_downs", self.num_downs)
+        check_choice("norm", self.norm, NORMS)
+        check_dropout(self.dropout)
+
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.num_downs  # every level halves H and W; inference pads up to this
+
+    @property
+    def scale(self) -> int:
+        return 1
+
+
+def level_channels(base_channels: int, level: int) -> int:
+    """Channels produced by the down conv of `level` (0 = outermost): doubling, capped at 8x."""
+    return base_channels * min(2**level, 8)
+
+
+class UnetSkipBlock(nn.Module):
+    """One U-Net level: down conv, the deeper levels, up conv; all but the outermost add a skip.
+
+    `model` is an nn.Sequential laid out as in the reference `UnetSkipConnectionBlock`, so the
+    parameter names (`model.model.1.model.3...`) match released weights.
+    """
+
+    def __init__(
+        self,
+        *,
+        outer_channels: int,
+        inner_channels: int,
+        in_channels: int,
+        submodule: UnetSkipBlock | None,
+        outermost: bool,
+        norm: Norm,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        innermost = submodule is None
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [] if outermost else [nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(in_channels, inner_channels, 4, stride=2, padding=1, bias=bias))
+        if not (outermost or innermost):
+            layers.append(norm_layer(norm, inner_channels))
+        if submodule is not None:
+            layers.append(submodule)
+        # Deeper levels return their input concatenated with their output: twice the channels.
+        up_in = inner_channels if innermost else 2 * inner_channels
+        layers += [
+            nn.ReLU(),
+            # The outermost up conv feeds tanh, not a norm, so it always keeps its bias.
+            nn.ConvTranspose2d(
+                up_in, outer_channels, 4, stride=2, padding=1, bias=bias or outermost
+            ),
+            nn.Tanh() if outermost else norm_layer(norm, outer_channels),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        # Skip first, then the processed path: the channel order released weights expect. (The
+        # reference's in-place leaky ReLU also rewrites x, but the skip only ever feeds a ReLU,
+        # and relu(lrelu(x)) == relu(x), so plain x gives the same output.)
+        return torch.cat([x, self.model(x)], dim=1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net generator. (N, in_channels, H, W) float -> (N, out_channels, H, W) in [-1, 1].
+
+    H and W must be multiples of `spec.size_multiple`.
+    """
+
+    def __init__(self, spec: UnetSpec) -> None:
+        super().__init__()
+        self.spec = spec
+        block: UnetSkipBlock | None = None
+        # Build from the innermost level outwards; each block wraps the previous one.
+        base = spec.base_channels
+        for level in reversed(range(spec.num_downs)):
+            outermost = level == 0
+            inner = level_channels(base, level)
+            outer = spec.out_channels if outermost else level_channels(base, level - 1)
+            middle = block is not None and level >= 4  # 8x channels on both sides, not innermost
+            block = UnetSkipBlock(
+                outer_channels=outer,
+                inner_channels=inner,
+                in_channels=spec.in_channels if outermost else outer,
+                submodule=block,
+                outermost=outermost,
+                norm=spec.norm,
+                dropout=spec.dropout if middle else 0.0,
+            )
+        self.model = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
