@@ -144,3 +144,40 @@ def write_unpaired(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return write
+
+
+def _train_then_kill(args: list[str], run: Path, *, min_step: int) -> int:
+    """Run `python -m translate train ARGS` (checkpointing every step), SIGKILL it once its latest
+    checkpoint has reached `min_step`, and return the step of the checkpoint it left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from translate.checkpoint import CheckpointError, load_checkpoint
+
+    cmd = [sys.executable, "-m", "translate", "train", *args, "--set", "runtime.checkpoint_every_steps=1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latest = run / "checkpoints" / "latest.pt"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if latest.exists():
+                try:
+                    if load_checkpoint(run)["step"] >= min_step:
+                        break
+                except CheckpointError:
+                    pass  # would be a torn write; the caller's load below then fails loudly
+            time.sleep(0.05)
+        assert proc.poll() is None, f"training exited early: {proc.stderr.read().decode()[-2000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    return load_checkpoint(run)["step"]
+
+
+@pytest.fixture
+def train_then_kill() -> Callable[..., int]:
+    """train_then_kill(args, run_dir, min_step=N) -> step of the checkpoint left after SIGKILL."""
+    return _train_then_kill

@@ -98,7 +98,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.method or args.data or args.out:
             raise UserError("--resume RUN_DIR continues a run with its own config; drop the method, --data and --out")
-        result = train(run_dir=Path(args.resume), resume=True)
+        # Only runtime choices may change on resume; the architecture and data come from the run.
+        runtime = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device),
+                                     ("amp", args.amp)) if v is not None}
+        result = train(run_dir=Path(args.resume), resume=True, runtime_overrides=runtime)
     else:
         if not args.method:
             raise UserError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
@@ -111,6 +114,78 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.val_metrics:
         print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
     return 0
+
+
+# ---------------------------------------------------------------- convert
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="translate an image or a folder of images with a trained model",
+                       description="Convert INPUT (an image, or a folder walked recursively) into OUTPUT, "
+                                   "mirroring its tree and file names. Existing outputs are kept, so a re-run "
+                                   "resumes. Exit status 1 when any file failed (each is listed).")
+    p.add_argument("source", help="run directory, checkpoint, reference *_net_G.pth, or the NAME of a "
+                                  "published model downloaded to weights/ (scripts/fetch_weights.py)")
+    p.add_argument("input", help="image file, or folder of images")
+    p.add_argument("output", help="output folder (or file name, for one input image)")
+    p.add_argument("--direction", choices=["a_to_b", "b_to_a"],
+                   help="generator to use (default: a_to_b for CycleGAN, the trained one for pix2pix)")
+    p.add_argument("--arch", metavar="PRESET",
+                   help="architecture of reference weights when detection fails, e.g. resnet_9blocks")
+    p.add_argument("--format", help="output format: png, jpg, tif, webp, bmp (default: the input's)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
+    p.add_argument("--tile-size", type=int, metavar="PX",
+                   help="run larger images as overlapping tiles of PX (default: whole image when it fits in memory)")
+    p.add_argument("--overlap", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; 16-bit images run fp32")
+    p.add_argument("--mode", choices=["eval", "paper"], default="eval",
+                   help="eval: deterministic (default); paper: per-image batch-norm statistics and dropout "
+                        "on, the pix2pix paper's test-time behaviour")
+    p.add_argument("--paper-test-mode", dest="mode", action="store_const", const="paper", help="--mode paper")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--shard", metavar="I/N",
+                   help="convert only the I-th of every N inputs, 0 <= I < N (default: torchrun's RANK/WORLD_SIZE)")
+    p.add_argument("--batch-size", type=int, help="most same-size images per forward pass (default: from memory)")
+    p.add_argument("--workers", type=int, default=2, help="threads decoding and encoding images (2)")
+    p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import os
+
+    from tqdm import tqdm
+
+    from translate.inference.translator import (
+        Translator, TranslatorError, convert_folder, parse_shard, shard_from_env,
+    )
+
+    for flag, value in (("--batch-size", args.batch_size), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag}: must be at least 1, got {value}")
+    try:
+        shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
+        translator = Translator.load(
+            args.source, device=args.device, direction=args.direction, tile_size=args.tile_size,
+            overlap_px=args.overlap, precision=args.precision, arch=args.arch, mode=args.mode,
+            weights_dir=args.weights_dir,
+        )
+        with tqdm(unit="img", desc="convert", disable=None) as bar:
+            def progress(event) -> None:
+                bar.total = event.total
+                bar.update(1)
+
+            report = convert_folder(
+                translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
+                shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
+            )
+    except TranslatorError as e:
+        raise UserError(str(e)) from None
+    where = f"shard {shard[0]}/{shard[1]}: " if shard else ""
+    print(f"{where}converted {len(report.converted)}, already done {len(report.skipped_existing)}, "
+          f"failed {len(report.failed)} in {report.seconds:.1f} s ({report.images_per_s:.2f} images/s)")
+    for path, reason in report.failed:
+        print(f"failed: {path}: {reason}", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 # ---------------------------------------------------------------- info
@@ -151,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_train(sub)
+    _add_convert(sub)
     _add_info(sub)
     return parser
 

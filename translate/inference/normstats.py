@@ -13,9 +13,10 @@ its own statistics. Outside a context the layers behave exactly like the ones th
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -127,10 +128,11 @@ class PerImageBatchNorm(_StatsMixin, nn.BatchNorm2d):
 
 
 def install_stat_norms(net: nn.Module, *, batch_stats: bool) -> NormStatsContext | None:
-    """Swap, in place (call before moving the net to its device), the layers whose output depends on their input's statistics for
+    """Swap, in place, the layers whose output depends on their input's statistics for
     stats-aware ones: every InstanceNorm2d, and every BatchNorm2d when `batch_stats` (paper test
-    mode). Returns the context steering them, or None when the net has no such layer (batch norm
-    on running averages, or no norm), which then needs no whole-image pass.
+    mode). Call it before moving the net to its device. Returns the context steering them, or
+    None when the net has no such layer (batch norm on running averages, or no norm), which
+    then needs no whole-image pass.
     """
     context = NormStatsContext()
     index = 0
@@ -164,10 +166,12 @@ def downscaled_size(height: int, width: int, *, max_pixels: float, multiple: int
 
 
 def record_stats(
-    net: nn.Module, context: NormStatsContext, x: torch.Tensor, *, max_pixels: float, multiple: int
+    forward: Callable[[torch.Tensor], Any], context: NormStatsContext, x: torch.Tensor, *,
+    max_pixels: float, multiple: int,
 ) -> NormStats:
-    """Run `net` once on (1, C, H, W) `x` (H, W multiples of `multiple`), area-downscaled to at
-    most `max_pixels` when larger, and return every stats-aware layer's mean and variance.
+    """Run `forward` (the net with its device and precision settings) once on (1, C, H, W) `x`
+    (H, W multiples of `multiple`), area-downscaled to at most `max_pixels` when larger, and
+    return every stats-aware layer's mean and variance.
 
     Downscaling only feeds the statistics, never the output. It keeps the means and the coarse
     variance; fine texture a big downscale removes lowers the recorded variances slightly.
@@ -177,5 +181,5 @@ def record_stats(
     if size != (height, width):
         x = F.interpolate(x.float(), size=size, mode="bilinear", antialias=True, align_corners=False).to(x.dtype)
     with context.recording() as stats:
-        net(x)
+        forward(x)
     return stats

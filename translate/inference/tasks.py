@@ -19,9 +19,10 @@ from translate.data.images import image_to_tensor, tensor_to_image, to_channels
 
 @dataclass
 class Prepared:
-    """A net input (C_in, H, W) float32 in [-1, 1] and the adapter's notes for `finish`."""
+    """A net input (C_in, H, W) float32 in [-1, 1], the input's dtype, and notes for `finish`."""
 
     tensor: torch.Tensor
+    dtype: np.dtype
     context: Any
 
 
@@ -33,7 +34,6 @@ class TaskAdapter(Protocol):
 
 @dataclass(frozen=True)
 class _Generic:
-    dtype: np.dtype
     squeeze: bool  # input was HxW and the output has one channel: return HxW too
     alpha: np.ndarray | None  # HxWx1, carried around the net untouched
 
@@ -75,11 +75,11 @@ class GenericAdapter:
             alpha = image[:, :, -1:]
             image = image[:, :, :-1]
         tensor = image_to_tensor(np.ascontiguousarray(to_channels(image, self.in_channels)))
-        return Prepared(tensor, _Generic(dtype=image.dtype, squeeze=squeeze, alpha=alpha))
+        return Prepared(tensor, image.dtype, _Generic(squeeze=squeeze, alpha=alpha))
 
     def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
         note: _Generic = prepared.context
-        image = tensor_to_image(output, note.dtype)
+        image = tensor_to_image(output, prepared.dtype)
         if note.alpha is not None:
             alpha = note.alpha
             if self.scale > 1:

@@ -1,0 +1,126 @@
+"""The shared training loop: learning, schedule, exact resume (also after SIGKILL), run-dir safety."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from translate.checkpoint import CheckpointError, load_checkpoint
+from translate.cli import main
+from translate.training import EpochSampler, lr_factor, resolve_config, train
+
+# A tiny pix2pix: 5-level U-Net of width 8, PatchGAN of width 8, 64 px crops.
+TINY = ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8",
+        "--set", "discriminator.base_channels=8", "--crop-size", "64", "--load-size", "64",
+        "--set", "runtime.log_every_steps=1"]
+
+
+def tiny_config(data: Path, *extra: str, method: str = "pix2pix"):
+    from translate.cli import _train_overrides, build_parser
+
+    args = build_parser().parse_args(["train", method, "--data", str(data), "--out", "unused", *TINY, *extra])
+    return resolve_config(method, flags=_train_overrides(args), assignments=args.set)
+
+
+def test_lr_schedule_is_constant_then_linear_to_zero():
+    factors = [lr_factor(e, epochs=3, epochs_decay=3) for e in range(6)]
+    assert factors == pytest.approx([1, 1, 1, 0.75, 0.5, 0.25])
+
+
+def test_epoch_sampler_resumes_mid_epoch_and_splits_ranks():
+    full = EpochSampler(10, seed=3, epoch=2).indices()
+    assert sorted(full) == list(range(10))
+    assert EpochSampler(10, seed=3, epoch=2, start=4).indices() == full[4:]
+    assert EpochSampler(10, seed=3, epoch=3).indices() != full
+    ranks = [EpochSampler(10, seed=3, epoch=2, rank=r, world_size=3).indices() for r in range(3)]
+    assert len({len(r) for r in ranks}) == 1  # every rank steps equally often
+    assert set().union(*ranks) == set(range(10))
+
+
+def test_pix2pix_learns_on_real_photos(tmp_path, write_paired):
+    data = write_paired("aligned", splits={"train": 4, "val": 2})
+    config = tiny_config(data, "--epochs", "12", "--epochs-decay", "0", "--lr", "1e-3", "--norm", "instance",
+                         "--set", "generator.dropout=0")
+    result = train(config=config, run_dir=tmp_path / "run")
+    l1 = [row["l1"] for row in result.val_history]
+    assert len(l1) == 12
+    assert l1[-1] < 0.75 * l1[0], l1
+    run = tmp_path / "run"
+    assert (run / "config.yaml").is_file() and (run / "log.csv").is_file() and (run / "val.csv").is_file()
+    assert list((run / "samples").glob("*.png"))
+    ckpt = load_checkpoint(run)
+    assert ckpt["step"] == 48 and ckpt["epoch"] == 12 and set(ckpt["nets"]) == {"g_ab", "d"}
+
+
+def _params(run: Path) -> dict[str, torch.Tensor]:
+    ckpt = load_checkpoint(run)
+    return {f"{n}.{k}": v for n, sd in ckpt["nets"].items() for k, v in sd.items()}
+
+
+def test_resume_mid_epoch_matches_an_uninterrupted_run(tmp_path, write_paired):
+    data = write_paired("aligned", splits={"train": 5})
+    config = tiny_config(data, "--epochs", "2", "--epochs-decay", "2", "--batch-size", "2")
+    straight = train(config=config, run_dir=tmp_path / "straight")
+    assert straight.step == 12  # 3 batches x 4 epochs
+    stopped = train(config=tiny_config(data, "--epochs", "2", "--epochs-decay", "2", "--batch-size", "2",
+                                       "--max-steps", "5"), run_dir=tmp_path / "resumed")
+    assert (stopped.step, stopped.epoch) == (5, 1)
+    resumed = train(run_dir=tmp_path / "resumed", resume=True, runtime_overrides={"max_steps": 0})
+    assert (resumed.step, resumed.epoch) == (12, 4)
+    a, b = _params(tmp_path / "straight"), _params(tmp_path / "resumed")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_existing_run_is_never_overwritten(tmp_path, write_paired):
+    data = write_paired("aligned", splits={"train": 2})
+    config = tiny_config(data, "--max-steps", "1")
+    train(config=config, run_dir=tmp_path / "run")
+    before = (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a run"):
+        train(config=config, run_dir=tmp_path / "run")
+    assert (tmp_path / "run" / "checkpoints" / "latest.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("gan_loss,discriminator", [("lsgan", "pixelgan"), ("wgangp", "patchgan_70"),
+                                                     ("hinge", "multiscale_patchgan")])
+def test_every_gan_objective_and_discriminator_trains(tmp_path, write_paired, gan_loss, discriminator):
+    data = write_paired("aligned", splits={"train": 2}, size=96)
+    extra = ["--gan-loss", gan_loss, "--discriminator", discriminator, "--set", "discriminator.base_channels=4",
+             "--max-steps", "2", "--crop-size", "96", "--load-size", "96"]
+    if gan_loss == "wgangp":
+        extra += ["--set", "discriminator.norm=none"]
+    result = train(config=tiny_config(data, *extra), run_dir=tmp_path / "run")
+    assert result.step == 2
+    log = (tmp_path / "run" / "log.csv").read_text()
+    assert "D_gp" in log if gan_loss == "wgangp" else "D" in log
+
+
+def test_cli_train_then_resume(tmp_path, write_paired, capsys):
+    data = write_paired("paired_folders", splits={"train": 3, "val": 1})
+    run = tmp_path / "run"
+    assert main(["train", "pix2pix", "--data", str(data), "--out", str(run), *TINY, "--max-steps", "2"]) == 0
+    assert main(["train", "--resume", str(run), "--max-steps", "4"]) == 0
+    assert load_checkpoint(run)["step"] == 4
+    assert "trained 4 steps" in capsys.readouterr().out
+    # wrong usage is one line on stderr and exit code 2
+    assert main(["train", "pix2pix", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2"), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "missing" in err and "\n" not in err
+
+
+def test_sigkill_mid_run_then_resume(tmp_path, write_paired, train_then_kill):
+    """Kill -9 a training process, then resume: it continues from the last checkpoint, and no
+    half-written checkpoint is left behind."""
+    data = write_paired("aligned", splits={"train": 4})
+    run = tmp_path / "run"
+    step_at_kill = train_then_kill(["pix2pix", "--data", str(data), "--out", str(run), *TINY, "--epochs", "1000"],
+                                   run, min_step=6)
+    assert step_at_kill >= 6
+    result = train(run_dir=run, resume=True, runtime_overrides={"max_steps": step_at_kill + 3})
+    assert result.step == step_at_kill + 3
+    assert not list(run.glob("**/*.tmp"))
+    steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert steps[-3:] == [step_at_kill + 1, step_at_kill + 2, step_at_kill + 3]

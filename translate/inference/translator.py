@@ -1,0 +1,751 @@
+"""Translator: a trained generator as a function on images of any size, and folder conversion.
+
+Data contract: images are HxW or HxWxC (C = 1, 3 or 4) uint8/uint16 numpy arrays, RGB(A) order;
+results have the input's dtype and height/width times the net's `scale`. Inside, nets see
+(N, C, H, W) float tensors in [-1, 1].
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from translate.checkpoint import CheckpointError, is_translate_checkpoint, load_checkpoint, load_file
+from translate.data.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from translate.inference import normstats, tiling
+from translate.inference.tasks import Prepared, TaskAdapter, adapter_for
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Mode = Literal["eval", "paper"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+MODES: tuple[str, ...] = ("eval", "paper")
+_SUFFIXES_16BIT = frozenset({".png", ".tif", ".tiff"})  # what cv2 writes 16-bit (see data.images)
+# Peak activation memory of a forward pass over the largest activation it makes: measured peak
+# RSS over (largest leaf-module output in fp32 bytes) was 2.1 (unet_256) to 3.4 (resnet_9blocks,
+# contiguous fp32) on CPU; 3.5 keeps the estimate on the safe side.
+_PEAK_OVER_LARGEST = 3.5
+# CPU activation budget cap: larger tiles run no faster on CPU (compute-bound), and 1 GiB keeps a
+# 4096x4096 conversion with resnet_9blocks under 3 GB peak RSS (image buffers included).
+_CPU_BUDGET_CAP = 1 << 30
+_MAX_BATCH = {"cpu": 8, "cuda": 32}
+
+
+class TranslatorError(ValueError):
+    """A model source, option or direction that cannot be used; one line naming the culprit."""
+
+
+# ---------------------------------------------------------------- loading generators
+@dataclass(frozen=True)
+class LoadedGenerator:
+    """A generator rebuilt from a checkpoint or weights file, with what inference needs to know."""
+
+    net: nn.Module
+    spec: Any  # GeneratorSpec
+    task: str
+    method: str  # "pix2pix", "cyclegan" or "reference"
+    net_name: str  # "g_ab", "g_ba", or "G" for reference weights
+    source: Path
+
+
+def resolve_source(source: str | os.PathLike, weights_dir: str | os.PathLike = "weights") -> Path:
+    """A run directory, checkpoint or weights file as given; a bare NAME means weights_dir/NAME.pth."""
+    path = Path(source)
+    if path.exists():
+        return path
+    text = str(source)
+    if os.sep not in text and "/" not in text and not path.suffix:
+        from translate import weights
+
+        try:
+            return weights.resolve(text, weights_dir)
+        except weights.WeightsError as e:
+            raise TranslatorError(str(e)) from None
+    raise TranslatorError(f"{source}: no such run directory, checkpoint or weights file")
+
+
+def _pick_generator(nets: Mapping[str, Any], method: str, direction: str | None, path: Path) -> str:
+    present = [name for name in ("g_ab", "g_ba") if name in nets]
+    if not present:
+        raise CheckpointError(f"{path}: checkpoint holds no generator (nets: {', '.join(nets) or 'none'})")
+    if direction is not None:
+        name = {"a_to_b": "g_ab", "b_to_a": "g_ba"}[direction]
+        if name not in present:
+            holds = ", ".join(f"{n} ({'a_to_b' if n == 'g_ab' else 'b_to_a'})" for n in present)
+            raise TranslatorError(
+                f"{path}: no {direction} generator in this {method} checkpoint (it holds {holds}); "
+                f"drop --direction or pass the other one"
+            )
+        return name
+    return present[0]  # CycleGAN: a_to_b by default; pix2pix: the one it trained
+
+
+def load_generator(
+    source: str | os.PathLike,
+    *,
+    direction: str | None = None,
+    arch: str | None = None,
+    weights_dir: str | os.PathLike = "weights",
+) -> LoadedGenerator:
+    """Rebuild a generator from a run directory, a translate checkpoint, a reference
+    `*_net_G.pth` state dict (architecture detected, or `arch` preset), or a published NAME."""
+    from translate.nets import build_net, is_generator, spec_from_dict
+
+    if direction is not None and direction not in ("a_to_b", "b_to_a"):
+        raise TranslatorError(f"direction: {direction!r} must be a_to_b or b_to_a")
+    path = resolve_source(source, weights_dir)
+    obj = None if path.is_dir() else load_file(path)
+    if path.is_dir() or is_translate_checkpoint(obj):
+        if arch is not None:
+            raise TranslatorError(f"{path}: --arch is only for reference weights; a translate "
+                                  "checkpoint carries its own architecture")
+        ckpt = load_checkpoint(path)
+        config = ckpt.get("config") or {}
+        method = str(config.get("method", "pix2pix"))
+        task = str(config.get("task", "custom"))
+        name = _pick_generator(ckpt["nets"], method, direction, path)
+        try:
+            spec = spec_from_dict(ckpt["specs"][name])
+            net = build_net(spec)
+            net.load_state_dict(ckpt["nets"][name], strict=True)
+        except KeyError:
+            raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec") from None
+        except (ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: cannot rebuild {name}: {str(e).splitlines()[0]}") from e
+        return LoadedGenerator(net.eval(), spec, task, method, name, path)
+    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise TranslatorError(f"{path}: neither a translate checkpoint nor a generator state dict")
+    if direction is not None:
+        raise TranslatorError(f"{path}: reference weights hold one generator; drop --direction")
+    from translate.nets.reference import detect_reference_generator, load_reference_generator
+
+    try:
+        spec = spec_from_dict(arch) if arch is not None else detect_reference_generator(obj)
+        if not is_generator(spec):
+            raise ValueError(f"--arch {arch}: a discriminator, not a generator")
+        net = load_reference_generator(obj, spec)
+    except ValueError as e:
+        hint = "" if arch else "; name the architecture with --arch PRESET (see `translate info presets`)"
+        raise TranslatorError(f"{path}: {e}{hint}") from e
+    return LoadedGenerator(net.eval(), spec, "custom", "reference", "G", path)
+
+
+# ---------------------------------------------------------------- devices, precision, memory
+def resolve_device(device: str | torch.device) -> torch.device:
+    """"auto" is the first CUDA device when there is one, else the CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as e:
+        raise TranslatorError(f"device: {device!r} is not a device name (auto, cpu, cuda, cuda:1)") from e
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise TranslatorError(f"device: {device!r} requested but CUDA is not available; use --device cpu")
+    return resolved
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """"auto": fp16 on CUDA, bf16 on CPUs with native bf16, else fp32. Checks explicit choices."""
+    if precision not in PRECISIONS:
+        raise TranslatorError(f"precision: {precision!r} must be one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        if device.type == "cuda":
+            return "fp16"
+        return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise TranslatorError("precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise TranslatorError("precision bf16: this GPU has no bf16 support; use fp16 or fp32")
+    return precision
+
+
+def available_memory_bytes(device: torch.device) -> int:
+    """Free memory for activations: free GPU memory, or MemAvailable within any cgroup limit."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    available = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    available = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 4 << 30  # unknown platform: assume a modest machine
+    try:  # containers: the cgroup v2 limit minus what is already used
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit != "max":
+            used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(int(available), 0)
+
+
+def auto_memory_budget(device: torch.device) -> int:
+    """Bytes of activations one forward call may use: 60% of free GPU memory; on CPU a quarter of
+    the available memory, capped at 1 GiB (see `_CPU_BUDGET_CAP`)."""
+    available = available_memory_bytes(device)
+    if device.type == "cuda":
+        return int(0.6 * available)
+    return int(min(0.25 * available, _CPU_BUDGET_CAP))
+
+
+def activation_bytes_per_px(spec: Any) -> float:
+    """Estimated peak activation bytes per input pixel of one forward pass of `spec`'s net.
+
+    Shapes come from a pass on the meta device (no memory, no compute): the largest leaf-module
+    output per input pixel, in fp32, times `_PEAK_OVER_LARGEST`.
+    """
+    from translate.nets import build_net
+
+    side = tiling.round_up(64, spec.size_multiple)
+    largest = 0
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output.numel())
+
+    with torch.device("meta"):
+        net = build_net(spec)
+    for module in net.modules():
+        if not any(True for _ in module.children()):
+            module.register_forward_hook(hook)
+    with torch.inference_mode():
+        net(torch.empty(1, spec.in_channels, side, side, device="meta"))
+    return _PEAK_OVER_LARGEST * 4.0 * largest / (side * side)
+
+
+def reflect_pad(x: torch.Tensor, pad: tiling.Padding) -> torch.Tensor:
+    """Reflect-pad (N, C, H, W) by `pad`, repeating the reflection when a pad exceeds the image
+    (reflect alone allows at most size - 1); a 1-pixel side can only be replicated."""
+    top, bottom, left, right = pad.top, pad.bottom, pad.left, pad.right
+    while top or bottom or left or right:
+        height, width = x.shape[-2:]
+        if height == 1 or width == 1:
+            return F.pad(x, (left, right, top, bottom), mode="replicate")
+        t, b = min(top, height - 1), min(bottom, height - 1)
+        l, r = min(left, width - 1), min(right, width - 1)
+        x = F.pad(x, (l, r, t, b), mode="reflect")
+        top, bottom, left, right = top - t, bottom - b, left - l, right - r
+    return x
+
+
+# ---------------------------------------------------------------- the Translator
+class Translator:
+    """A generator as a function on images of any size; thread-safe.
+
+    `t(image)` maps an HxW or HxWxC uint8/uint16 image to the translated image of the same dtype
+    and size (times `scale` for super-resolution nets). Images are reflect-padded to the net's
+    size multiple and cropped back; images too big for memory run as overlapping tiles blended
+    with a smooth window, with instance-norm statistics taken once from the whole image.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        spec: Any,
+        *,
+        task: str = "custom",
+        device: str | torch.device = "auto",
+        tile_size: int | None = None,
+        overlap_px: int | None = None,
+        precision: str = "auto",
+        mode: str = "eval",
+        channels_last: bool | None = None,
+        memory_budget_bytes: int | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Take ownership of `net` (built from `spec`) and set it up for inference on `device`."""
+        if mode not in MODES:
+            raise TranslatorError(f"mode: {mode!r} must be one of {', '.join(MODES)}")
+        self.spec = spec
+        self.task = task
+        self.mode = mode
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.auto_precision = precision == "auto"
+        self.scale = int(getattr(spec, "scale", 1))
+        self.size_multiple = int(spec.size_multiple)
+        self.info = dict(info or {})
+        self.adapter: TaskAdapter = adapter_for(task, spec)
+        if tile_size is not None:
+            if tile_size < self.size_multiple or tile_size % self.size_multiple:
+                suggestion = max(self.size_multiple, tile_size // self.size_multiple * self.size_multiple)
+                raise TranslatorError(
+                    f"tile_size: {tile_size} must be a multiple of {self.size_multiple} for this "
+                    f"{spec.kind} generator; use e.g. {suggestion}"
+                )
+        self.tile_size = tile_size
+        self.overlap_px = overlap_px
+        if overlap_px is not None and overlap_px < 0:
+            raise TranslatorError(f"overlap_px: must be >= 0, got {overlap_px}")
+        self.memory_budget_bytes = int(memory_budget_bytes or auto_memory_budget(self.device))
+        self.bytes_per_px = activation_bytes_per_px(spec)
+
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        # Layers that normalise with their input's statistics get whole-image stats when tiling.
+        self._norm_context = normstats.install_stat_norms(net, batch_stats=mode == "paper")
+        if mode == "paper":
+            # The pix2pix paper (section 3.1, and its code's default test) keeps dropout on at
+            # test time as the generator's noise source. Set once here, never per call.
+            for module in net.modules():
+                if isinstance(module, nn.Dropout):
+                    module.train()
+        self.channels_last = self.device.type in ("cpu", "cuda") if channels_last is None else channels_last
+        net = net.to(self.device)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        *,
+        device: str | torch.device = "auto",
+        direction: str | None = None,
+        tile_size: int | None = None,
+        overlap_px: int | None = None,
+        precision: str = "auto",
+        arch: str | None = None,
+        mode: str = "eval",
+        weights_dir: str | os.PathLike = "weights",
+        memory_budget_bytes: int | None = None,
+    ) -> Translator:
+        """Load a run directory, checkpoint, reference `*_net_G.pth` or published NAME (see
+        `load_generator`); the other arguments are runtime choices (see the class)."""
+        loaded = load_generator(path, direction=direction, arch=arch, weights_dir=weights_dir)
+        info = {"source": str(loaded.source), "method": loaded.method, "net": loaded.net_name}
+        translator = cls(
+            loaded.net, loaded.spec, task=loaded.task, device=device, tile_size=tile_size,
+            overlap_px=overlap_px, precision=precision, mode=mode,
+            memory_budget_bytes=memory_budget_bytes, info=info,
+        )
+        log.info("loaded %s (%s %s, %s) on %s, precision %s, mode %s", loaded.source, loaded.method,
+                 loaded.net_name, loaded.spec.kind, translator.device, translator.precision, mode)
+        return translator
+
+    from_checkpoint = load
+
+    # ------------------------------------------------------------ images
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`."""
+        prepared = self.prepare(image)
+        output = self.run_net(prepared.tensor[None], exact=self.wants_exact(prepared))[0]
+        return self.finish(output, prepared)
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """The task adapter's net input for `image` (thread-safe, CPU only)."""
+        return self.adapter.prepare(image)
+
+    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+        """The task adapter's image for one net output (C, s*H, s*W) in [-1, 1]."""
+        return self.adapter.finish(output, prepared)
+
+    def wants_exact(self, prepared: Prepared) -> bool:
+        """Whether to run this input in fp32 although precision "auto" picked bf16/fp16: 16-bit
+        images do, because bf16's 8-bit mantissa would throw away the bits the user kept."""
+        return self.auto_precision and self.precision != "fp32" and prepared.dtype == np.uint16
+
+    def translate_file(self, src: str | os.PathLike, dst: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Read `src`, translate, write `dst` atomically (format from its suffix; 16-bit kept where
+        the format stores it). An existing `dst` is an error unless `overwrite`."""
+        dst = Path(dst)
+        if dst.exists() and not overwrite:
+            raise TranslatorError(f"{dst}: already exists; pass overwrite=True to replace it")
+        image = self(read_image(src))
+        write_image(dst, fit_to_format(image, dst.suffix))
+        return dst
+
+    # ------------------------------------------------------------ tensors
+    def max_batch(self, height: int, width: int) -> int:
+        """How many height x width images one forward call may hold within the memory budget."""
+        padded = tiling.round_up(height, self.size_multiple) * tiling.round_up(width, self.size_multiple)
+        fits = int(self.memory_budget_bytes // max(padded * self.bytes_per_px, 1.0))
+        return max(1, min(fits, _MAX_BATCH.get(self.device.type, 8)))
+
+    def _autocast(self, exact: bool) -> contextlib.AbstractContextManager:
+        if exact or self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast(exact):
+            return self.net(x).float()
+
+    def _tile_plan(self, height: int, width: int, batch: int) -> int | None:
+        """Tile size for a padded height x width image, or None to run it whole."""
+        if self.tile_size is not None:
+            return self.tile_size if max(height, width) > self.tile_size else None
+        if batch * height * width * self.bytes_per_px <= self.memory_budget_bytes:
+            return None
+        tile = tiling.auto_tile_size(self.memory_budget_bytes, self.bytes_per_px, self.size_multiple)
+        return tile if max(height, width) > tile else None
+
+    def run_net(self, x: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+        """(N, C_in, H, W) float in [-1, 1], any H and W -> (N, C_out, s*H, s*W) float32 on the CPU.
+
+        `exact` runs in fp32 whatever the precision setting. Thread-safe.
+        """
+        n, _, height, width = x.shape
+        pad = tiling.padding_for(height, width, self.size_multiple)
+        s = self.scale
+        with torch.inference_mode():
+            padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)
+            tile = self._tile_plan(padded.shape[-2], padded.shape[-1], n)
+            if tile is None:
+                y = self._forward(padded, exact)
+            else:
+                y = torch.cat([self._run_tiled(padded[i : i + 1], tile, exact) for i in range(n)])
+            y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
+            return y.to("cpu", torch.float32)
+
+    def _run_tiled(self, x: torch.Tensor, tile: int, exact: bool) -> torch.Tensor:
+        """One padded image (1, C, Hp, Wp) as overlapping tiles; returns (1, C_out, s*Hp, s*Wp) on CPU."""
+        _, _, height, width = x.shape
+        overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(tile)
+        overlap = min(overlap, tile - self.size_multiple)
+        # Aligned starts give every tile the stride-2 sampling grid of the whole image, so tiles
+        # agree with a whole-image pass away from their borders.
+        tops = tiling.tile_starts(height, tile, overlap, align=self.size_multiple)
+        lefts = tiling.tile_starts(width, tile, overlap, align=self.size_multiple)
+        tile_h, tile_w, s = min(tile, height), min(tile, width), self.scale
+        row_weights = [torch.from_numpy(w) for w in tiling.axis_weights(tops, tile_h, scale=s)]
+        col_weights = [torch.from_numpy(w) for w in tiling.axis_weights(lefts, tile_w, scale=s)]
+        stats_scope: contextlib.AbstractContextManager = contextlib.nullcontext()
+        if self._norm_context is not None:
+            max_pixels = self.memory_budget_bytes / self.bytes_per_px
+            stats = normstats.record_stats(
+                lambda z: self._forward(z, exact), self._norm_context, x,
+                max_pixels=max_pixels, multiple=self.size_multiple,
+            )
+            stats_scope = self._norm_context.frozen(stats)
+        log.debug("tiling %dx%d with %d tiles of %dx%d (overlap >= %d px)",
+                  height, width, len(tops) * len(lefts), tile_h, tile_w, overlap)
+        out = torch.zeros(1, self.spec.out_channels, height * s, width * s, dtype=torch.float32)
+        with stats_scope:
+            for top, wy in zip(tops, row_weights):
+                for left, wx in zip(lefts, col_weights):
+                    y = self._forward(x[:, :, top : top + tile_h, left : left + tile_w], exact)
+                    y = y.to("cpu", torch.float32)
+                    y *= wy[:, None] * wx[None, :]
+                    out[:, :, top * s : (top + tile_h) * s, left * s : (left + tile_w) * s] += y
+        return out
+
+    def describe(self) -> str:
+        """One line: source, net, device, precision, mode."""
+        source = self.info.get("source", "net")
+        return (f"{source} [{self.info.get('method', '?')} {self.info.get('net', '')} {self.spec.kind}] "
+                f"on {self.device}, {self.precision}, {self.mode} mode")
+
+
+def fit_to_format(image: np.ndarray, suffix: str) -> np.ndarray:
+    """16-bit pixels become 8-bit (rounded) when the format `suffix` cannot store 16 bits."""
+    if image.dtype == np.uint16 and suffix.lower() not in _SUFFIXES_16BIT:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    return image
+
+
+# ---------------------------------------------------------------- folders
+@dataclass
+class ConvertReport:
+    """What `convert_folder` did; inputs are listed by their source path."""
+
+    converted: list[Path] = field(default_factory=list)
+    skipped_existing: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed (already-converted files count as done)."""
+        return not self.failed
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.converted) / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ConvertEvent:
+    """One finished input, for progress callbacks. status: converted, skipped_existing or failed."""
+
+    path: Path
+    status: str
+    reason: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    src: Path
+    dst: Path
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """"i/N" -> (i, N), with 0 <= i < N: this process converts the i-th of every N inputs."""
+    index, sep, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise TranslatorError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
+    return shard
+
+
+def shard_from_env(environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """(RANK, WORLD_SIZE) as set by torchrun, or None when unset or a single process."""
+    if "RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    return parse_shard(f"{environ['RANK']}/{environ['WORLD_SIZE']}") if int(environ["WORLD_SIZE"]) > 1 else None
+
+
+def shard_items(items: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
+    """The i-th of every N items (items in a fixed order, e.g. sorted relative paths)."""
+    if shard is None:
+        return list(items)
+    index, count = shard
+    return list(items[index::count])
+
+
+def _output_suffix(format: str | None) -> str | None:
+    if format is None:
+        return None
+    suffix = "." + format.lower().lstrip(".")
+    if suffix not in IMAGE_SUFFIXES:
+        raise TranslatorError(f"format: {format!r} is not one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}")
+    return suffix
+
+
+def _walk(root: Path, skip: Path | None) -> Iterator[Path]:
+    """Files under `root`, hidden ones (and `skip`, an output folder inside it) left out."""
+    for folder, dirs, files in os.walk(root):
+        folder_path = Path(folder)
+        dirs[:] = [d for d in dirs if not d.startswith(".")
+                   and (skip is None or (folder_path / d).resolve() != skip)]
+        for name in files:
+            if not name.startswith("."):
+                yield folder_path / name
+
+
+def plan_conversion(
+    src: str | os.PathLike, dst: str | os.PathLike, *, format: str | None = None,
+    shard: tuple[int, int] | None = None,
+) -> tuple[list[ConvertJob], list[tuple[Path, str]]]:
+    """(jobs, failures) for converting `src` (a file, or a folder walked recursively) into `dst`.
+
+    The output tree mirrors the input tree and keeps file names (suffix replaced by `format`).
+    Inputs are sorted by relative path before sharding, so shards are disjoint and stable.
+    Files that are not images, and second inputs mapping to an output already taken, fail.
+    """
+    src, dst = Path(src), Path(dst)
+    suffix = _output_suffix(format)
+    if not src.exists():
+        raise TranslatorError(f"{src}: no such file or folder")
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise TranslatorError(f"{dst}: is a file; the output of a folder must be a folder")
+        resolved_dst = dst.resolve()
+        skip = resolved_dst if resolved_dst != src.resolve() else None
+        files = sorted(_walk(src, skip), key=lambda p: p.relative_to(src).as_posix())
+        pairs = [(f, dst / f.relative_to(src)) for f in files]
+    else:
+        if dst.suffix.lower() in IMAGE_SUFFIXES and not dst.is_dir():
+            if suffix is not None and dst.suffix.lower() != suffix:
+                raise TranslatorError(f"{dst}: output suffix contradicts format {format!r}")
+            pairs = [(src, dst)]
+            suffix = None
+        else:
+            pairs = [(src, dst / src.name)]
+    jobs: list[ConvertJob] = []
+    failures: list[tuple[Path, str]] = []
+    taken: dict[Path, Path] = {}
+    for source, target in shard_items(pairs, shard):
+        if source.suffix.lower() not in IMAGE_SUFFIXES:
+            failures.append((source, f"not an image (suffix {source.suffix or '(none)'!r})"))
+            continue
+        if suffix is not None:
+            target = target.with_suffix(suffix)
+        key = Path(os.path.normcase(target.resolve()))
+        if key in taken:
+            failures.append((source, f"output {target} would also be written from {taken[key]}"))
+            continue
+        taken[key] = source
+        jobs.append(ConvertJob(source, target))
+    return jobs, failures
+
+
+def _reason(error: BaseException, path: Path) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _read(translator: Translator, job: ConvertJob) -> Prepared:
+    return translator.prepare(read_image(job.src))
+
+
+def _write(translator: Translator, job: ConvertJob, output: torch.Tensor, prepared: Prepared,
+           overwrite: bool) -> str:
+    if job.dst.exists() and not overwrite:  # another process got there first
+        return "skipped_existing"
+    image = translator.finish(output, prepared)
+    write_image(job.dst, fit_to_format(image, job.dst.suffix))
+    return "converted"
+
+
+def convert_folder(
+    translator: Translator,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    format: str | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: Callable[[ConvertEvent], None] | None = None,
+    workers: int = 2,
+    max_batch: int | None = None,
+) -> ConvertReport:
+    """Convert an image file or a folder tree into `dst`, carrying on past bad files.
+
+    Existing outputs are kept (and count as done) unless `overwrite`, so a re-run resumes.
+    Outputs are written atomically. `format` (png, jpg, ...) replaces the input's format;
+    `shard=(i, N)` converts only the i-th of every N inputs. `workers` threads decode and encode
+    while the net runs; same-size images are batched (at most `max_batch`, default from the
+    memory budget). `progress` is called in this thread once per input.
+    """
+    start = time.perf_counter()
+    jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
+    report = ConvertReport()
+    total = len(jobs) + len(failures)
+
+    def record(path: Path, status: str, reason: str = "") -> None:
+        if status == "converted":
+            report.converted.append(path)
+        elif status == "skipped_existing":
+            report.skipped_existing.append(path)
+        else:
+            report.failed.append((path, reason))
+            log.warning("%s: %s", path, reason)
+        if progress is not None:
+            done = len(report.converted) + len(report.skipped_existing) + len(report.failed)
+            progress(ConvertEvent(path, status, reason, done, total))
+
+    for path, reason in failures:
+        record(path, "failed", reason)
+    todo = []
+    for job in jobs:
+        if job.dst.exists() and not overwrite:
+            record(job.src, "skipped_existing")
+        else:
+            todo.append(job)
+    if todo:
+        _run_jobs(translator, todo, record, overwrite=overwrite, workers=max(1, workers), max_batch=max_batch)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run_jobs(translator: Translator, jobs: list[ConvertJob], record: Callable[..., None], *,
+              overwrite: bool, workers: int, max_batch: int | None) -> None:
+    """Decode ahead on worker threads, batch same-size inputs through the net, encode behind."""
+    lookahead = workers + 2 * (max_batch or 4)
+    queue = iter(jobs)
+    reads: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
+    writes: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
+
+    def collect_writes(block: bool) -> None:
+        while writes and (block or writes[0][1].done()):
+            job, future = writes.popleft()
+            try:
+                record(job.src, future.result())
+            except Exception as e:  # carry on: report this file, convert the rest
+                log.debug("writing %s failed", job.dst, exc_info=True)
+                record(job.src, "failed", _reason(e, job.dst))
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="translate-io") as pool:
+
+        def fill() -> None:
+            while len(reads) < lookahead:
+                job = next(queue, None)
+                if job is None:
+                    return
+                reads.append((job, pool.submit(_read, translator, job)))
+
+        def flush(batch: list[tuple[ConvertJob, Prepared]], exact: bool) -> None:
+            try:
+                outputs = translator.run_net(torch.stack([p.tensor for _, p in batch]), exact=exact)
+            except Exception as e:
+                log.debug("translating a batch failed", exc_info=True)
+                for job, _ in batch:
+                    record(job.src, "failed", f"translation failed: {_reason(e, job.src)}")
+                return
+            for (job, prepared), output in zip(batch, outputs):
+                writes.append((job, pool.submit(_write, translator, job, output, prepared, overwrite)))
+            if len(writes) > lookahead:
+                collect_writes(block=True)
+
+        batch: list[tuple[ConvertJob, Prepared]] = []
+        batch_key: tuple = ()
+        fill()
+        while reads:
+            job, future = reads.popleft()
+            try:
+                prepared = future.result()
+            except Exception as e:
+                log.debug("reading %s failed", job.src, exc_info=True)
+                record(job.src, "failed", _reason(e, job.src))
+                fill()
+                continue
+            fill()
+            exact = translator.wants_exact(prepared)
+            key = (tuple(prepared.tensor.shape), exact)
+            height, width = prepared.tensor.shape[-2:]
+            limit = max_batch or translator.max_batch(height, width)
+            if batch and (key != batch_key or len(batch) >= limit):
+                flush(batch, batch_key[1])
+                batch = []
+            batch, batch_key = batch + [(job, prepared)], key
+            collect_writes(block=False)
+        if batch:
+            flush(batch, batch_key[1])
+        collect_writes(block=True)
