@@ -134,3 +134,9 @@ def test_axis_weights_outer_products_sum_to_one(length, tile, overlap, align, sc
             assert (wy > 0).all()
             total[sy * scale : (sy + size) * scale, sx * scale : (sx + size) * scale] += np.outer(wy, wx)
     np.testing.assert_allclose(total, 1.0, atol=1e-5)
+
+
+def test_pad_amounts_minimum_side():
+    assert tiling.pad_amounts(3, 4, minimum=16) == (6, 7)
+    assert tiling.pad_amounts(20, 4, minimum=16) == (0, 0)
+    assert tiling.pad_amounts(5, 256, minimum=16) == (125, 126)

@@ -28,8 +28,45 @@ NormStats = dict[int, tuple[torch.Tensor, torch.Tensor]]
 
 @dataclass
 class _State:
-    recording: bool
+    recording: bool  # True: measure and use the input's stats; False: use `stats`
     stats: NormStats = field(default_factory=dict)
+    accumulator: StatsAccumulator | None = None  # also sum up the inputs' stats
+
+
+class StatsAccumulator:
+    """Per-layer statistics of the full-resolution image, summed up tile by tile.
+
+    Each tile contributes only the part of the image it owns (`region`, set before running it,
+    as fractions of the tile: top, bottom, left, right), so every pixel counts once whatever
+    the resolution of a layer. Tile moments are merged with Chan et al.'s pairwise formula.
+    """
+
+    def __init__(self) -> None:
+        self.region = (0.0, 1.0, 0.0, 1.0)
+        self._moments: dict[int, tuple[float, torch.Tensor, torch.Tensor]] = {}  # count, mean, M2
+
+    def add(self, index: int, x: torch.Tensor) -> None:
+        height, width = x.shape[-2:]
+        top, bottom, left, right = self.region
+        part = x[:, :, round(top * height) : round(bottom * height), round(left * width) : round(right * width)]
+        count = part.shape[0] * part.shape[2] * part.shape[3]
+        if count == 0:
+            return
+        var, mean = torch.var_mean(part.float(), dim=(0, 2, 3), unbiased=False)
+        mean, m2 = mean.double().cpu(), var.double().cpu() * count
+        if index not in self._moments:
+            self._moments[index] = (count, mean, m2)
+            return
+        n_a, mean_a, m2_a = self._moments[index]
+        total = n_a + count
+        delta = mean - mean_a
+        self._moments[index] = (total, mean_a + delta * (count / total), m2_a + m2 + delta**2 * (n_a * count / total))
+
+    def stats(self, device: torch.device | str = "cpu") -> NormStats:
+        return {
+            index: ((mean[None]).float().to(device), (m2[None] / count).float().to(device))
+            for index, (count, mean, m2) in self._moments.items()
+        }
 
 
 class NormStatsContext:
@@ -55,9 +92,11 @@ class NormStatsContext:
         """`with ctx.recording() as stats:` run the net once; `stats` then holds every layer's."""
         return self._use(_State(recording=True))
 
-    def frozen(self, stats: NormStats) -> AbstractContextManager[NormStats]:
-        """`with ctx.frozen(stats):` norm layers use `stats` instead of their input's statistics."""
-        return self._use(_State(recording=False, stats=stats))
+    def frozen(self, stats: NormStats, accumulator: StatsAccumulator | None = None,
+               ) -> AbstractContextManager[NormStats]:
+        """`with ctx.frozen(stats):` norm layers use `stats` instead of their input's statistics
+        (and, given an `accumulator`, add their inputs' statistics to it)."""
+        return self._use(_State(recording=False, stats=stats, accumulator=accumulator))
 
 
 def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,6 +138,8 @@ class _StatsMixin:
                 mean, var = state.stats[self.stats_index]
             except KeyError:
                 raise RuntimeError(f"frozen norm stats lack layer {self.stats_index}; record them on the same net") from None
+            if state.accumulator is not None:
+                state.accumulator.add(self.stats_index, x)
         return _normalise(x, mean, var, self.eps, weight, bias)
 
 

@@ -40,22 +40,24 @@ def round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def pad_amounts(length: int, multiple: int) -> tuple[int, int]:
-    """(before, after) padding that brings `length` up to a multiple of `multiple`.
+def pad_amounts(length: int, multiple: int, *, minimum: int = 1) -> tuple[int, int]:
+    """(before, after) padding that brings `length` up to a multiple of `multiple` (and to at
+    least `minimum`, rounded up to the multiple: nets with reflect padding inside need their
+    deepest feature maps to be more than one pixel wide).
 
     Split evenly (the odd pixel goes after) so the image stays centred: border effects of the
     reflect padding then fall equally on both sides instead of all on the bottom/right edge.
     """
     if length < 1:
         raise ValueError(f"length: must be >= 1, got {length}")
-    total = round_up(length, multiple) - length
+    total = round_up(max(length, minimum), multiple) - length
     return total // 2, total - total // 2
 
 
-def padding_for(height: int, width: int, multiple: int) -> Padding:
+def padding_for(height: int, width: int, multiple: int, *, minimum: int = 1) -> Padding:
     """Padding that makes an image of `height` x `width` a multiple of `multiple` both ways."""
-    top, bottom = pad_amounts(height, multiple)
-    left, right = pad_amounts(width, multiple)
+    top, bottom = pad_amounts(height, multiple, minimum=minimum)
+    left, right = pad_amounts(width, multiple, minimum=minimum)
     return Padding(top=top, bottom=bottom, left=left, right=right)
 
 
@@ -91,6 +93,17 @@ def tile_grid(height: int, width: int, tile_size: int, overlap_px: int, *, align
     lefts = tile_starts(width, tile_size, overlap_px, align=align)
     tile_h, tile_w = min(tile_size, height), min(tile_size, width)
     return [Tile(top=t, left=l, height=tile_h, width=tile_w) for t in tops for l in lefts]
+
+
+def owned_spans(starts: list[int], size: int, *, align: int = 1) -> list[tuple[int, int]]:
+    """The part [begin, end) of the axis each tile owns: overlaps split at their (aligned)
+    middle, so the spans partition the axis and every pixel is counted once."""
+    bounds = [0]
+    for previous, start in zip(starts, starts[1:]):
+        middle = align * round((previous + size + start) / 2 / align)
+        bounds.append(min(max(middle, start), previous + size))
+    bounds.append(starts[-1] + size)
+    return list(zip(bounds, bounds[1:]))
 
 
 def blend_ramp(length: int) -> np.ndarray:

@@ -42,6 +42,9 @@ _PEAK_OVER_LARGEST = 3.5
 # 4096x4096 conversion with resnet_9blocks under 3 GB peak RSS (image buffers included).
 _CPU_BUDGET_CAP = 1 << 30
 _MAX_BATCH = {"cpu": 8, "cuda": 32}
+# Smallest padded side: a ResNet's residual blocks reflect-pad their 1/4-size maps by one pixel,
+# which needs those maps to be at least 2 wide; 16 leaves room for any generator we build.
+_MIN_SIDE = 16
 
 
 class TranslatorError(ValueError):
@@ -395,7 +398,8 @@ class Translator:
     # ------------------------------------------------------------ tensors
     def max_batch(self, height: int, width: int) -> int:
         """How many height x width images one forward call may hold within the memory budget."""
-        padded = tiling.round_up(height, self.size_multiple) * tiling.round_up(width, self.size_multiple)
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        padded = (height + pad.top + pad.bottom) * (width + pad.left + pad.right)
         fits = int(self.memory_budget_bytes // max(padded * self.bytes_per_px, 1.0))
         return max(1, min(fits, _MAX_BATCH.get(self.device.type, 8)))
 
@@ -426,7 +430,7 @@ class Translator:
         `exact` runs in fp32 whatever the precision setting. Thread-safe.
         """
         n, _, height, width = x.shape
-        pad = tiling.padding_for(height, width, self.size_multiple)
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
         s = self.scale
         with torch.inference_mode():
             padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)

@@ -1,0 +1,141 @@
+"""Seconds per training iteration, fp32 eager vs the fast paths, side by side in one run.
+
+pix2pix: unet_256 + 70x70 PatchGAN; CycleGAN: resnet_9blocks + 70x70 PatchGAN; 256x256, batch 1,
+on real photos (skimage.data). Each variant is timed in a fresh subprocess so none inherits
+another's caches or allocator state. Also prints a short learning-parity check (fp32 vs bf16).
+
+    python scripts/bench_train.py                 # both methods, default variants
+    python scripts/bench_train.py --method pix2pix --iters 10
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS = {
+    "fp32 eager": {"amp": "off", "channels_last": False},
+    "bf16 autocast": {"amp": "bf16", "channels_last": False},
+    "bf16 + channels_last": {"amp": "bf16", "channels_last": True},
+}
+NETS = {"pix2pix": ("unet_256", "patchgan_70"), "cyclegan": ("resnet_9blocks", "patchgan_70")}
+
+
+def _make_data(root: Path, method: str, size: int, n: int = 4) -> None:
+    import cv2
+    import numpy as np
+    import skimage.data
+
+    from translate.data.images import write_image
+
+    names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
+    photos = [cv2.resize(getattr(skimage.data, name)(), (size, size), interpolation=cv2.INTER_AREA) for name in names]
+    for i in range(n):
+        a = photos[i]
+        b = photos[(i + 1) % len(photos)][:, :, ::-1]
+        if method == "pix2pix":
+            write_image(root / "train" / f"{i}.png", np.concatenate([a, b], axis=1))
+        else:
+            write_image(root / "trainA" / f"{i}.png", a)
+            write_image(root / "trainB" / f"{i}.png", np.ascontiguousarray(b))
+
+
+def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
+    """Runs in a subprocess: build the real Trainer and time its train_step."""
+    import torch
+
+    from translate.training import Trainer, resolve_config
+
+    generator, discriminator = NETS[method]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        _make_data(root, method, size)
+        runtime = {**VARIANTS[variant], "device": "cpu"}
+        config = resolve_config(method, flags=[
+            {"generator": generator, "discriminator": discriminator},
+            {"data": {"root": str(root), "crop_size": size, "load_size": size}, "runtime": runtime}])
+        trainer = Trainer(config, Path(tmp) / "run")
+        batch = trainer._to_device(next(iter(trainer._loader())))
+        for _ in range(2):  # warm-up: allocator, oneDNN primitive caches
+            trainer.train_step(batch)
+        times = []
+        for _ in range(iters):
+            start = time.perf_counter()
+            trainer.train_step(batch)
+            times.append(time.perf_counter() - start)
+    times.sort()
+    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads()}
+
+
+def _learning_parity(steps: int) -> dict:
+    """Same seed, same data, small pix2pix: final validation L1 with fp32 vs bf16 autocast."""
+    from translate.training import resolve_config, train
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "data"
+        _make_data(root, "pix2pix", 64, n=6)
+        (root / "val").mkdir()
+        for p in sorted((root / "train").glob("*.png"))[-2:]:
+            p.rename(root / "val" / p.name)
+        for amp in ("off", "bf16"):
+            config = resolve_config("pix2pix", flags=[
+                {"generator": "unet_128"},
+                {"generator": {"num_downs": 6, "base_channels": 16, "norm": "instance", "dropout": 0.0},
+                 "discriminator": {"base_channels": 16},
+                 "data": {"root": str(root), "crop_size": 64, "load_size": 64},
+                 "optim": {"epochs": steps // 4, "epochs_decay": 0, "lr_g": 5e-4, "lr_d": 5e-4},
+                 "runtime": {"amp": amp, "device": "cpu", "log_every_steps": 1000}}])
+            result = train(config=config, run_dir=Path(tmp) / f"run_{amp}")
+            out[amp] = {"first_val_l1": result.val_history[0]["l1"], "final_val_l1": result.val_history[-1]["l1"],
+                        "final_val_psnr": result.val_history[-1]["psnr"]}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", choices=[*NETS, "all"], default="all")
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--parity-steps", type=int, default=120, help="0 skips the learning-parity check")
+    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._child:
+        print(json.dumps(_time_variant(args._child[0], args._child[1], args.iters, args.size)))
+        return
+    results = {}
+    methods = list(NETS) if args.method == "all" else [args.method]
+    for method in methods:
+        for variant in VARIANTS:
+            cmd = [sys.executable, __file__, "--iters", str(args.iters), "--size", str(args.size), "--_child", method, variant]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{method} / {variant}: failed\n{proc.stderr[-2000:]}")
+                continue
+            results.setdefault(method, {})[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+    print(f"\nseconds per training iteration, {args.size}x{args.size}, batch 1, CPU "
+          f"({results and next(iter(next(iter(results.values())).values()))['threads']} threads), median of {args.iters}")
+    print(f"{'method':10s} {'variant':24s} {'s/iter':>8s} {'speed-up':>9s}")
+    for method, rows in results.items():
+        base = rows.get("fp32 eager", {}).get("median_s")
+        for variant, row in rows.items():
+            speedup = f"{base / row['median_s']:.2f}x" if base else "-"
+            print(f"{method:10s} {variant:24s} {row['median_s']:8.3f} {speedup:>9s}")
+    if args.parity_steps:
+        parity = _learning_parity(args.parity_steps)
+        results["learning_parity"] = parity
+        print(f"\nlearning parity (small pix2pix, {args.parity_steps} steps, same seed and data):")
+        for amp, row in parity.items():
+            print(f"  amp={amp:4s} val L1 {row['first_val_l1']:.4f} -> {row['final_val_l1']:.4f}, "
+                  f"PSNR {row['final_val_psnr']:.2f} dB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

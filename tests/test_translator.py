@@ -1,0 +1,252 @@
+"""Translator: any-size images, tiling with whole-image norm statistics, alpha, 16 bits, sources, threads."""
+from __future__ import annotations
+
+import threading
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from translate import Translator
+from translate.checkpoint import save_checkpoint
+from translate.inference import tasks
+from translate.inference.translator import TranslatorError, load_generator
+from translate.nets import ResnetSpec, UnetSpec, build_net, spec_to_dict
+
+RESNET = ResnetSpec(base_channels=8, n_blocks=2)  # instance norm, the CycleGAN default
+UNET = UnetSpec(base_channels=8, num_downs=5)  # batch norm + dropout, the pix2pix default
+
+
+def make_net(spec, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_net(spec)
+
+
+def save_test_checkpoint(path: Path, nets: dict, *, config: dict | None = None) -> Path:
+    """A minimal translate checkpoint holding `nets` {name: (spec, module)}."""
+    save_checkpoint(path, {
+        "config": {"method": "pix2pix", "task": "custom", "direction": "a_to_b"} if config is None else config,
+        "specs": {name: spec_to_dict(spec) for name, (spec, _) in nets.items()},
+        "nets": {name: net.state_dict() for name, (_, net) in nets.items()},
+        "step": 0,
+        "epoch": 0,
+    })
+    return path
+
+
+def translator(spec, seed: int = 0, **kwargs) -> Translator:
+    kwargs.setdefault("device", "cpu")
+    kwargs.setdefault("precision", "fp32")
+    return Translator(make_net(spec, seed), spec, **kwargs)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    peak = float(np.iinfo(a.dtype).max)
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+@pytest.mark.parametrize("spec", [RESNET, UNET], ids=["resnet", "unet"])
+def test_odd_sizes_come_back_at_exactly_the_input_size(spec, photo):
+    t = translator(spec)
+    for image in (photo("coffee", (333, 517)), photo("chelsea", (37, 61)), photo("astronaut", (5, 3))):
+        out = t(image)
+        assert out.shape == image.shape and out.dtype == np.uint8
+    gray = photo("camera", (41, 29))[:, :, 0]  # HxW into a 3-channel net: replicated, RGB out
+    assert t(gray).shape == (41, 29, 3)
+    assert t(np.zeros((1, 1, 3), np.uint8)).shape == (1, 1, 3)
+
+
+def test_one_channel_net_keeps_hxw_layout(photo):
+    spec = ResnetSpec(in_channels=1, out_channels=1, base_channels=4, n_blocks=1)
+    t = translator(spec)
+    assert t(photo("camera", (33, 35))[:, :, 0]).shape == (33, 35)
+    assert t(photo("coffee", (33, 35))).shape == (33, 35, 1)  # RGB in -> luma -> one channel
+
+
+def test_superres_net_scales_output_and_alpha(photo):
+    spec = ResnetSpec(base_channels=4, n_blocks=1, upscale=2)
+    t = translator(spec)
+    rgba = np.concatenate([photo("coffee", (45, 51)), photo("camera", (45, 51))], axis=2)
+    out = t(rgba)
+    assert out.shape == (90, 102, 4)
+    np.testing.assert_array_equal(out[::2, ::2, 3], rgba[:, :, 3])  # alpha enlarged by repetition
+
+
+def test_tiled_output_matches_whole_image_for_instance_norm(photo):
+    image = photo("coffee", (333, 517))
+    whole = translator(RESNET)(image)
+    tiled_t = translator(RESNET, tile_size=128, overlap_px=48)
+    tiled = tiled_t(image)
+    value = psnr(tiled, whole)
+    print(f"resnet/instance tiled (128 px, 48 px overlap) vs whole: PSNR {value:.1f} dB")
+    assert value >= 40.0
+    # The whole-image statistics are what makes it work: per-tile statistics shift colours.
+    context, tiled_t._norm_context = tiled_t._norm_context, None
+    try:
+        per_tile = psnr(tiled_t(image), whole)
+    finally:
+        tiled_t._norm_context = context
+    assert per_tile < value - 10
+
+
+def test_tiled_output_matches_whole_image_for_batch_norm_and_superres(photo):
+    image = photo("chelsea", (150, 250))
+    assert psnr(translator(UNET, tile_size=96, overlap_px=32)(image), translator(UNET)(image)) >= 40.0
+    spec = ResnetSpec(base_channels=4, n_blocks=1, upscale=2)
+    assert psnr(translator(spec, tile_size=64, overlap_px=32)(image), translator(spec)(image)) >= 40.0
+
+
+def test_automatic_tiling_kicks_in_under_a_small_memory_budget(photo):
+    image = photo("coffee", (200, 300))
+    budget = int(RESNET and 100 * 100 * translator(RESNET).bytes_per_px)
+    small = translator(RESNET, memory_budget_bytes=budget)
+    assert small._tile_plan(200, 300, 1) is not None
+    assert psnr(small(image), translator(RESNET)(image)) >= 35.0
+
+
+def test_rgba_alpha_survives_byte_identical(photo):
+    rgb = photo("astronaut", (64, 80))
+    alpha = np.random.default_rng(0).integers(0, 256, (64, 80, 1), dtype=np.uint8)
+    out = translator(RESNET)(np.concatenate([rgb, alpha], axis=2))
+    assert out.shape == (64, 80, 4)
+    np.testing.assert_array_equal(out[:, :, 3:], alpha)
+    gray_alpha = np.concatenate([rgb[:, :, :1], alpha], axis=2)  # gray + alpha -> RGBA
+    np.testing.assert_array_equal(translator(RESNET)(gray_alpha)[:, :, 3:], alpha)
+
+
+def test_16_bit_in_gives_16_bit_out_computed_in_fp32(photo):
+    image8 = photo("coffee", (48, 64))
+    image16 = image8.astype(np.uint16) * 257
+    t = translator(RESNET, precision="bf16")
+    t.auto_precision = True  # as if "auto" had picked bf16 on this CPU
+    out16 = t(image16)
+    assert out16.dtype == np.uint16 and out16.shape == image16.shape
+    exact = translator(RESNET)(image16)
+    np.testing.assert_array_equal(out16, exact)
+    assert len(np.unique(out16)) > 256  # really uses the 16 bits
+
+
+def test_bf16_output_is_close_to_fp32(photo):
+    image = photo("astronaut", (96, 96))
+    value = psnr(translator(RESNET, precision="bf16")(image), translator(RESNET)(image))
+    print(f"bf16 vs fp32 PSNR {value:.1f} dB")
+    assert value > 30.0
+
+
+def test_translator_is_thread_safe(photo):
+    images = [photo(name, (130, 170)) for name in ("coffee", "chelsea", "astronaut", "rocket")]
+    t = translator(RESNET, tile_size=64, overlap_px=32)  # tiled: exercises the norm-stats context
+    expected = [t(image) for image in images]
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(k: int) -> None:
+        order = images[k:] + images[:k]  # each thread starts on a different image
+        results[k] = [t(image) for image in order]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for k in range(4):
+        for got, want in zip(results[k], expected[k:] + expected[:k]):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_paper_mode_uses_each_images_statistics_and_dropout(photo):
+    spec = UnetSpec(base_channels=4, num_downs=5, dropout=0.0)
+    image = photo("coffee", (64, 64))
+    eval_t, paper_t = translator(spec), translator(spec, mode="paper")
+    assert not np.array_equal(eval_t(image), paper_t(image))  # batch stats, not running averages
+    batch = torch.stack([paper_t.prepare(photo(n, (64, 64))).tensor for n in ("coffee", "chelsea")])
+    alone = paper_t.run_net(batch[:1])
+    np.testing.assert_allclose(paper_t.run_net(batch)[:1], alone, atol=1e-5)  # independent of batching
+    with_dropout = translator(UnetSpec(base_channels=4, num_downs=6), mode="paper")
+    assert not np.array_equal(with_dropout(image), with_dropout(image))
+    assert not any(m.training for m in eval_t.net.modules())
+    with pytest.raises(TranslatorError, match="mode"):
+        translator(spec, mode="train")
+
+
+def test_tile_size_must_suit_the_net():
+    with pytest.raises(TranslatorError, match="multiple of 32"):
+        translator(UNET, tile_size=100)
+
+
+def test_unsupported_task_is_a_clear_error():
+    with pytest.raises(ValueError, match="colorize"):
+        tasks.adapter_for("colorize", RESNET)
+    with pytest.raises(ValueError, match="uint8 or uint16"):
+        translator(RESNET)(np.zeros((8, 8, 3), np.float32))
+
+
+# ---------------------------------------------------------------- sources
+def test_checkpoint_run_dir_and_directions(tmp_path, photo):
+    image = photo("chelsea", (40, 56))
+    g_ab, g_ba = make_net(RESNET, 1), make_net(RESNET, 2)
+    run = tmp_path / "run"
+    save_test_checkpoint(run / "checkpoints" / "latest.pt", {"g_ab": (RESNET, g_ab), "g_ba": (RESNET, g_ba)},
+                         config={"method": "cyclegan"})  # other keys missing: defaults apply
+    want_ab = Translator(g_ab, RESNET, device="cpu", precision="fp32")(image)
+    want_ba = Translator(g_ba, RESNET, device="cpu", precision="fp32")(image)
+    np.testing.assert_array_equal(Translator.load(run, device="cpu", precision="fp32")(image), want_ab)
+    t_ba = Translator.load(run / "checkpoints" / "latest.pt", direction="b_to_a", device="cpu", precision="fp32")
+    np.testing.assert_array_equal(t_ba(image), want_ba)
+
+    only_ba = save_test_checkpoint(tmp_path / "p2p.pt", {"g_ba": (UNET, make_net(UNET))},
+                                   config={"method": "pix2pix", "task": "custom", "direction": "b_to_a"})
+    assert load_generator(only_ba).net_name == "g_ba"
+    with pytest.raises(TranslatorError, match="no a_to_b generator"):
+        load_generator(only_ba, direction="a_to_b")
+    with pytest.raises(TranslatorError, match="--arch is only for reference"):
+        load_generator(only_ba, arch="unet_256")
+
+
+def test_reference_state_dict_loads_without_flags(tmp_path, photo):
+    image = photo("rocket", (50, 70))
+    net = make_net(RESNET, 3)
+    torch.save(net.state_dict(), tmp_path / "latest_net_G.pth")
+    t = Translator.load(tmp_path / "latest_net_G.pth", device="cpu", precision="fp32")
+    assert t.spec == RESNET and t.info["method"] == "reference"
+    np.testing.assert_array_equal(t(image), Translator(net, RESNET, device="cpu", precision="fp32")(image))
+    torch.save({"foo.weight": torch.zeros(3, 3)}, tmp_path / "odd_net_G.pth")
+    with pytest.raises(TranslatorError, match="--arch PRESET"):
+        load_generator(tmp_path / "odd_net_G.pth")
+
+
+def test_published_names_resolve_in_the_weights_folder(tmp_path, photo):
+    from translate import weights
+
+    torch.save(make_net(RESNET).state_dict(), weights.local_path("horse2zebra", tmp_path))
+    t = Translator.load("horse2zebra", weights_dir=tmp_path, device="cpu", precision="fp32")
+    assert t(photo("coffee", (20, 24))).shape == (20, 24, 3)
+    with pytest.raises(TranslatorError, match="fetch_weights.py zebra2horse"):
+        load_generator("zebra2horse", weights_dir=tmp_path)
+    with pytest.raises(TranslatorError, match="no such file, run directory or published model"):
+        load_generator("no_such_model", weights_dir=tmp_path)
+
+
+def test_fetch_downloads_atomically_and_fails_in_one_line_offline(tmp_path, monkeypatch):
+    from translate import weights
+
+    source = tmp_path / "served.pth"
+    torch.save(make_net(RESNET).state_dict(), source)
+    model = weights.PUBLISHED["style_monet"]
+    monkeypatch.setitem(weights.PUBLISHED, "style_monet",
+                        weights.PublishedModel(model.name, source.as_uri(), model.method, model.description))
+    dest = weights.fetch("style_monet", tmp_path / "w")  # file:// URL: no network in tests
+    assert dest == tmp_path / "w" / "style_monet.pth" and dest.read_bytes() == source.read_bytes()
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
+    with pytest.raises(weights.WeightsError, match="download from http.*failed") as info:
+        weights.fetch("horse2zebra", tmp_path / "w")
+    assert "\n" not in str(info.value)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["style_monet.pth"]  # no partial file
+    with pytest.raises(weights.WeightsError, match="unknown published model"):
+        weights.fetch("nope", tmp_path / "w")
