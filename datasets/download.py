@@ -50,9 +50,10 @@ CYCLEGAN: dict[str, str] = {
     "cityscapes": "A = street photos, B = label maps (unpaired copy)",
 }
 KINDS = {"pix2pix": PIX2PIX, "cyclegan": CYCLEGAN}
-UNAVAILABLE = {("pix2pix", "cityscapes"): "Cityscapes' licence forbids redistribution: download gtFine_trainvaltest.zip "
-               "and leftImg8bit_trainvaltest.zip from https://www.cityscapes-dataset.com and run "
-               "datasets/prepare_cityscapes.py"}
+UNAVAILABLE = {
+    ("pix2pix", "cityscapes"): "Cityscapes' licence forbids redistribution: download gtFine_trainvaltest.zip "
+    "and leftImg8bit_trainvaltest.zip from https://www.cityscapes-dataset.com and run datasets/prepare_cityscapes.py",
+}
 
 
 class DownloadError(RuntimeError):
@@ -109,7 +110,9 @@ def extract(archive: Path, kind: str, name: str, dest: Path) -> Path:
                     for member in members:
                         _check_member(archive, member.name)
                         if not (member.isfile() or member.isdir()):
-                            raise DownloadError(f"{archive}: refusing to extract {member.name!r} (not a file or folder)")
+                            raise DownloadError(
+                                f"{archive}: refusing to extract {member.name!r} (not a file or folder)"
+                            )
                     # Python >= 3.12 (and security releases of 3.10/3.11) also vet members themselves.
                     safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
                     t.extractall(tmp, members=members, **safe)

@@ -37,7 +37,9 @@ def pairs(gtfine: Path, leftimg8bit: Path, split: str) -> list[tuple[str, Path, 
         )
     unmatched = sorted(set(labels) ^ set(photos))
     if unmatched:
-        raise FileNotFoundError(f"{leftimg8bit / split}: {len(unmatched)} frame(s) lack a photo or label, e.g. {unmatched[0]}")
+        raise FileNotFoundError(
+            f"{leftimg8bit / split}: {len(unmatched)} frame(s) lack a photo or label, e.g. {unmatched[0]}"
+        )
     return [(stem, photos[stem], labels[stem]) for stem in sorted(photos)]
 
 

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs of an earlier run")
     parser.add_argument("--set", action="append", default=[], metavar="synth.KEY=VALUE")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         synth = resolve_config("pix2pix", task=args.task, assignments=args.set).synth
         report = prepare(args.task, args.src, args.out, synth=synth, seed=args.seed,

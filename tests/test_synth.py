@@ -109,7 +109,8 @@ def test_lab_to_rgb_keeps_full_resolution_lightness(photo, name):
     # Compare with lightness that went through the low resolution as well: its detail is gone.
     blurred = cv2.resize(cv2.resize(lightness, (32, 32), interpolation=cv2.INTER_AREA), (128, 128),
                          interpolation=cv2.INTER_CUBIC).astype(int)
-    assert detail_error < 0.5 < 4 * detail_error < np.abs(blurred - lightness[:, :, 0]).mean()
+    assert detail_error < 0.5
+    assert np.abs(blurred - lightness[:, :, 0]).mean() > 1.0 > 4 * detail_error
     assert np.median(np.abs(out_l - lightness[:, :, 0])) == 0
 
 
@@ -169,7 +170,7 @@ def test_mask_coverage_stays_in_range(size, area):
         assert set(np.unique(mask)) <= {0, 255}
         coverage.append((mask > 0).mean())
     assert area[0] <= min(coverage) and max(coverage) <= area[1]
-    assert len(set(coverage)) > 20  # a range, not one value
+    assert len(set(coverage)) >= 8  # a range, not one value (33x17 at <= 2% allows only 12)
 
 
 def test_mask_is_seeded_and_made_of_strokes_and_boxes():

@@ -101,10 +101,15 @@ def test_tiled_output_matches_whole_image_for_batch_norm_and_superres(photo):
 
 def test_automatic_tiling_kicks_in_under_a_small_memory_budget(photo):
     image = photo("coffee", (200, 300))
-    budget = int(RESNET and 100 * 100 * translator(RESNET).bytes_per_px)
+    whole = translator(RESNET)(image)
+    budget = int(120 * 160 * translator(RESNET).bytes_per_px)  # about a third of the image
     small = translator(RESNET, memory_budget_bytes=budget)
     assert small._tile_plan(200, 300, 1) is not None
-    assert psnr(small(image), translator(RESNET)(image)) >= 35.0
+    # The statistics now come from a downscaled pass: close to, not equal to, the whole image.
+    value = psnr(small(image), whole)
+    print(f"auto-tiled with downscaled statistics vs whole: PSNR {value:.1f} dB")
+    assert value >= 25.0
+    assert translator(RESNET, memory_budget_bytes=budget * 10)._tile_plan(200, 300, 1) is None
 
 
 def test_rgba_alpha_survives_byte_identical(photo):

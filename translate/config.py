@@ -93,6 +93,7 @@ class RuntimeConfig:
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
     compile: bool = False
+    sync_batchnorm: bool = False  # under torchrun: batch-norm statistics over all ranks' batches
     seed: int = 0
     max_steps: int = 0  # stop after this many optimisation steps; 0 = run every epoch
     log_every_steps: int = 50

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from translate import distributed
 from translate.checkpoint import LATEST, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
 from translate.config import ConfigError, TrainConfig, default_config, load_yaml, merge, parse_set
 from translate.data.images import tensor_to_image, write_image
@@ -225,18 +226,29 @@ class Trainer:
         self.config = config
         self.run_dir = run_dir
         rt = config.runtime
-        self.device = resolve_device(rt.device)
+        self.dist = distributed.context_from_env()
+        self.rank, self.world_size = self.dist.rank, self.dist.world_size
+        self.device = resolve_device(distributed.rank_device(rt.device, self.dist))
         if rt.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("runtime.amp: fp16 needs CUDA; use --amp bf16 on CPU")
-        self.rank = int(os.environ.get("RANK", 0))
-        self.world_size = int(os.environ.get("WORLD_SIZE", 1))
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        distributed.init(self.dist, self.device)
+        # Every rank seeds differently (dropout, pools) but reproducibly; initial weights are
+        # broadcast from rank 0 by DistributedDataParallel.
         torch.manual_seed(rt.seed + self.rank)
 
         method_cls = METHODS[config.method]
         self.train_set, self.val_set = build_datasets(config, method_cls)
-        self.method: GanMethod = method_cls(config).to(self.device)
+        self.method: GanMethod = method_cls(config)
+        if self.dist.enabled and rt.sync_batchnorm:
+            for name in list(self.method.nets):
+                self.method.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(self.method.nets[name])
+        self.method.to(self.device)
         if rt.channels_last:
             self.method.to(memory_format=torch.channels_last)
+        if self.dist.enabled:
+            self._check_ranks_agree()
         o = config.optim
         params = lambda names: [p for n in names for p in self.method.nets[n].parameters()]  # noqa: E731
         # fused Adam: one kernel over all parameters; on CPU it cuts the optimizer step ~4x.
@@ -251,7 +263,20 @@ class Trainer:
         self.val_history: list[dict[str, float]] = []
         if checkpoint is not None:
             self._restore(checkpoint)
+        if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
+            self.method.replicas = {name: distributed.wrap(net, self.device)
+                                    for name, net in self.method.nets.items()}
         self.forward = self._compiled_forward() if rt.compile else self.method
+        self.replica_checksums: list[float] = []
+
+    def _check_ranks_agree(self) -> None:
+        """Same config (bar per-machine paths and devices) and same training files on every rank."""
+        config = self.config.to_dict()
+        config["data"] = {k: v for k, v in config["data"].items() if k != "root"}
+        config["runtime"] = {k: v for k, v in config["runtime"].items() if k != "device"}
+        distributed.check_agreement("config", config)
+        files = [str(v) for item in getattr(self.train_set, "samples", []) for v in (item.a, item.b) if v]
+        distributed.check_agreement("training data", [len(self.train_set), [Path(f).name for f in files]])
 
     # ------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -266,7 +291,7 @@ class Trainer:
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "method_state": self.method.extra_state(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "val_history": self.val_history, "rng": rng,
+            "val_history": self.val_history, "rng": rng, "replica_checksums": self.replica_checksums,
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -363,7 +388,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """pix2pix: L1/PSNR/SSIM of G(input) vs target on the val split; CycleGAN: cycle
         reconstruction L1/PSNR on testA/testB. Eval mode; bounded by data.max_val_images."""
-        if self.val_set is None:
+        if self.val_set is None or self.rank != 0:
             return {}
         self.method.eval()
         sums: dict[str, list[float]] = {}
@@ -461,7 +486,11 @@ class Trainer:
                     self._save_samples(out)
                 numbered = rt.checkpoint_every_epochs > 0 and self.epoch % rt.checkpoint_every_epochs == 0
                 self.save(numbered=numbered)
-        checkpoint = self.save() if stop else checkpoint_dir(self.run_dir) / LATEST
+        if self.dist.enabled:
+            self.replica_checksums = distributed.parameter_checksums(dict(self.method.nets))
+            if len(set(self.replica_checksums)) != 1:
+                log.error("replicas out of sync: parameter sums per rank %s", self.replica_checksums)
+        checkpoint = self.save()
         if tb is not None:
             tb.close()
         last = self.val_history[-1] if self.val_history else {}
@@ -482,10 +511,17 @@ def train(*, run_dir: Path, config: TrainConfig | None = None, resume: bool = Fa
         if runtime_overrides:
             data = merge(data, {"runtime": runtime_overrides})
         config = TrainConfig.from_dict(data)
-        return Trainer(config, run_dir, ckpt).run()
-    if config is None:
+    elif config is None:
         raise ConfigError("train: a config is needed unless resuming")
-    if latest.exists():
+    elif latest.exists():
         raise CheckpointError(f"{run_dir}: already holds a run ({latest}); continue it with "
                               f"`translate train --resume {run_dir}` or choose another --out")
-    return Trainer(config, run_dir).run()
+    else:
+        ckpt = None
+    try:
+        result = Trainer(config, run_dir, ckpt).run()
+    except BaseException:
+        distributed.shutdown(wait_for_all=False)
+        raise
+    distributed.shutdown()
+    return result

@@ -9,8 +9,9 @@ recomputes ab from B (`synth.lab_split(b)[1]`). <name> is the photo's path below
 suffix, folders joined by "__", so photos in different subfolders cannot collide.
 
 Preparing fixes one input per photo (reproducible val/test sets, or to ship a dataset); training
-straight from a photo folder (`photo_samples` + `synth.pair_maker`) draws fresh inputs every epoch.
-Both split photos the same way (`split_photos`), so equal fractions and seed give equal splits.
+straight from a photo folder (`layouts.find_photos_split` + `synth.pair_maker`) draws fresh inputs
+every epoch. `split_photos` draws val exactly as find_photos_split does (then test, from the same
+seeded permutation), so with test_fraction=0 equal val_fraction and seed give equal splits.
 """
 from __future__ import annotations
 
@@ -75,17 +76,6 @@ def split_photos(paths: list[Path], *, val_fraction: float = 0.1, test_fraction:
     return {split: [paths[i] for i in sorted(chosen[split])] for split in SPLITS}
 
 
-def photo_samples(root: str | os.PathLike, split: str, *, val_fraction: float = 0.1,
-                  test_fraction: float = 0.0, seed: int = 0) -> list[Path]:
-    """The photos of `split` ("train", "val" or "test") in a plain photo tree (found recursively)."""
-    if split not in SPLITS:
-        raise ValueError(f"split: unknown {split!r}; choose one of {', '.join(SPLITS)}")
-    photos = split_photos(find_photos(root), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
-    if not photos[split]:
-        raise DatasetError(f"{root}: no {split!r} photos (set {split}_fraction > 0)")
-    return photos[split]
-
-
 def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth: SynthConfig, seed: int = 0,
             val_fraction: float = 0.1, test_fraction: float = 0.1, max_side: int | None = None,
             overwrite: bool = False) -> PrepareReport:
@@ -132,15 +122,18 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     for split, photo, name in plan:
         path_a, path_b = _outputs(out, split, name)
         rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        wrote_a = False
         try:
             image = _load_photo(photo, task, max_side)
             net_input, target = make_pair(image, rng)
             if task == "colorize":
                 target = image  # B stays the RGB photo; training recomputes ab from it
             write_image(path_a, net_input)
+            wrote_a = True
             write_image(path_b, target)
         except (ImageError, ValueError, OSError, cv2.error) as e:
-            path_a.unlink(missing_ok=True)  # never leave an A without its B
+            if wrote_a:  # never leave a new A without its B
+                path_a.unlink(missing_ok=True)
             reason = str(e).removeprefix(f"{photo}: ")
             report.skipped.append((photo, reason))
             log.warning("skipped %s: %s", photo, reason)

@@ -5,12 +5,12 @@ since every recipe's input and target are 8-bit). Pair makers take (photo, rng) 
 (net_input, target) as HxWxC uint8; all randomness comes from the `np.random.Generator` passed in,
 so a seeded generator gives the same pair and every call draws fresh randomness.
 
-| task     | net input                                   | target                        |
-|----------|---------------------------------------------|-------------------------------|
-| colorize | Lab L, HxWx1                                | Lab ab, HxWx2                 |
-| sketch   | dark lines on white, HxWx1                  | photo, HxWx3                  |
-| inpaint  | photo with holes mid-grey + known, HxWx4    | photo, HxWx3                  |
-| superres | degraded photo, (H/s)x(W/s)x3               | photo cropped to multiples of s |
+| task     | net input                                | target                           |
+|----------|------------------------------------------|----------------------------------|
+| colorize | Lab L, HxWx1                             | Lab ab, HxWx2                    |
+| sketch   | dark lines on white, HxWx1               | photo, HxWx3                     |
+| inpaint  | photo, holes mid-grey, + alpha, HxWx4    | photo, HxWx3                     |
+| superres | degraded photo, (H//s)x(W//s)x3          | photo cropped to multiples of s  |
 
 Lab is OpenCV's 8-bit encoding (L* scaled to 0..255, a* and b* offset by 128), so it stays uint8.
 The inpaint input's 4th channel is an alpha channel: 255 = known pixel, 0 = hole, so an RGBA file
@@ -75,8 +75,8 @@ def lab_to_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
 
 
 def colorize_pair(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(L HxWx1, ab HxWx2): predict chroma from lightness (Zhang et al. 2016; as in pix2pix's colorization runs).
-    Deterministic: rng is accepted for the common pair-maker signature."""
+    """(L HxWx1, ab HxWx2): predict chroma from lightness (Zhang et al. 2016; pix2pix's colorization).
+    Deterministic: rng is only there for the common pair-maker signature."""
     return lab_split(photo)
 
 

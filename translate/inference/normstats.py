@@ -30,43 +30,6 @@ NormStats = dict[int, tuple[torch.Tensor, torch.Tensor]]
 class _State:
     recording: bool  # True: measure and use the input's stats; False: use `stats`
     stats: NormStats = field(default_factory=dict)
-    accumulator: StatsAccumulator | None = None  # also sum up the inputs' stats
-
-
-class StatsAccumulator:
-    """Per-layer statistics of the full-resolution image, summed up tile by tile.
-
-    Each tile contributes only the part of the image it owns (`region`, set before running it,
-    as fractions of the tile: top, bottom, left, right), so every pixel counts once whatever
-    the resolution of a layer. Tile moments are merged with Chan et al.'s pairwise formula.
-    """
-
-    def __init__(self) -> None:
-        self.region = (0.0, 1.0, 0.0, 1.0)
-        self._moments: dict[int, tuple[float, torch.Tensor, torch.Tensor]] = {}  # count, mean, M2
-
-    def add(self, index: int, x: torch.Tensor) -> None:
-        height, width = x.shape[-2:]
-        top, bottom, left, right = self.region
-        part = x[:, :, round(top * height) : round(bottom * height), round(left * width) : round(right * width)]
-        count = part.shape[0] * part.shape[2] * part.shape[3]
-        if count == 0:
-            return
-        var, mean = torch.var_mean(part.float(), dim=(0, 2, 3), unbiased=False)
-        mean, m2 = mean.double().cpu(), var.double().cpu() * count
-        if index not in self._moments:
-            self._moments[index] = (count, mean, m2)
-            return
-        n_a, mean_a, m2_a = self._moments[index]
-        total = n_a + count
-        delta = mean - mean_a
-        self._moments[index] = (total, mean_a + delta * (count / total), m2_a + m2 + delta**2 * (n_a * count / total))
-
-    def stats(self, device: torch.device | str = "cpu") -> NormStats:
-        return {
-            index: ((mean[None]).float().to(device), (m2[None] / count).float().to(device))
-            for index, (count, mean, m2) in self._moments.items()
-        }
 
 
 class NormStatsContext:
@@ -92,35 +55,44 @@ class NormStatsContext:
         """`with ctx.recording() as stats:` run the net once; `stats` then holds every layer's."""
         return self._use(_State(recording=True))
 
-    def frozen(self, stats: NormStats, accumulator: StatsAccumulator | None = None,
-               ) -> AbstractContextManager[NormStats]:
-        """`with ctx.frozen(stats):` norm layers use `stats` instead of their input's statistics
-        (and, given an `accumulator`, add their inputs' statistics to it)."""
-        return self._use(_State(recording=False, stats=stats, accumulator=accumulator))
+    def frozen(self, stats: NormStats) -> AbstractContextManager[NormStats]:
+        """`with ctx.frozen(stats):` norm layers use `stats` instead of their input's statistics."""
+        return self._use(_State(recording=False, stats=stats))
 
 
-def _moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample, per-channel mean and biased variance of (N, C, H, W), in float32."""
-    x = x.float()
-    var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False)
-    return mean, var
+# Both helpers run on F.batch_norm over an (1, N*C, H, W) view, as F.instance_norm does: its
+# native kernel is 10-20x faster on CPU than var_mean plus elementwise maths, and takes bf16
+# inputs with float32 statistics.
+def _per_sample(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
+    return None if t is None else t.float().repeat(n)
 
 
-def _normalise(
-    x: torch.Tensor,
-    mean: torch.Tensor,
-    var: torch.Tensor,
-    eps: float,
-    weight: torch.Tensor | None,
-    bias: torch.Tensor | None,
-) -> torch.Tensor:
-    scale = torch.rsqrt(var + eps)  # (N or 1, C)
-    shift = -mean * scale
-    if weight is not None:
-        scale = scale * weight.float()
-        shift = shift * weight.float() + bias.float()
-    y = x.float() * scale[:, :, None, None] + shift[:, :, None, None]
-    return y.to(x.dtype)
+def _norm_measure(x: torch.Tensor, eps: float, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Normalise (N, C, H, W) with each sample's own statistics; also return them as (N, C)
+    float32 mean and biased variance."""
+    n, c, height, width = x.shape
+    mean = torch.zeros(n * c, dtype=torch.float32, device=x.device)
+    var = torch.ones(n * c, dtype=torch.float32, device=x.device)
+    # momentum 1 makes the "running" buffers the batch statistics (the variance unbiased).
+    y = F.batch_norm(x.reshape(1, n * c, height, width), mean, var, _per_sample(weight, n),
+                     _per_sample(bias, n), True, 1.0, eps)
+    count = height * width
+    if count > 1:
+        var *= (count - 1) / count
+    return y.view(n, c, height, width), mean.view(n, c), var.view(n, c)
+
+
+def _norm_apply(x: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float,
+                weight: torch.Tensor | None, bias: torch.Tensor | None) -> torch.Tensor:
+    """Normalise (N, C, H, W) with given (1 or N, C) statistics."""
+    n, c, height, width = x.shape
+    if mean.shape[0] == 1:  # one image's statistics for every tile in the batch
+        return F.batch_norm(x, mean[0], var[0], None if weight is None else weight.float(),
+                            None if bias is None else bias.float(), False, 0.0, eps)
+    y = F.batch_norm(x.reshape(1, n * c, height, width), mean.reshape(-1), var.reshape(-1),
+                     _per_sample(weight, n), _per_sample(bias, n), False, 0.0, eps)
+    return y.view(n, c, height, width)
 
 
 class _StatsMixin:
@@ -131,16 +103,14 @@ class _StatsMixin:
 
     def _stats_forward(self, x: torch.Tensor, state: _State, weight, bias) -> torch.Tensor:
         if state.recording:
-            mean, var = _moments(x)
+            y, mean, var = _norm_measure(x, self.eps, weight, bias)
             state.stats[self.stats_index] = (mean, var)
-        else:
-            try:
-                mean, var = state.stats[self.stats_index]
-            except KeyError:
-                raise RuntimeError(f"frozen norm stats lack layer {self.stats_index}; record them on the same net") from None
-            if state.accumulator is not None:
-                state.accumulator.add(self.stats_index, x)
-        return _normalise(x, mean, var, self.eps, weight, bias)
+            return y
+        try:
+            mean, var = state.stats[self.stats_index]
+        except KeyError:
+            raise RuntimeError(f"frozen norm stats lack layer {self.stats_index}; record them on this net") from None
+        return _norm_apply(x, mean, var, self.eps, weight, bias)
 
 
 class StatsInstanceNorm(_StatsMixin, nn.InstanceNorm2d):
@@ -163,8 +133,7 @@ class PerImageBatchNorm(_StatsMixin, nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         state = self.stats_context.state
         if state is None:
-            mean, var = _moments(x)
-            return _normalise(x, mean, var, self.eps, self.weight, self.bias)
+            return _norm_measure(x, self.eps, self.weight, self.bias)[0]
         return self._stats_forward(x, state, self.weight, self.bias)
 
 

@@ -95,17 +95,6 @@ def tile_grid(height: int, width: int, tile_size: int, overlap_px: int, *, align
     return [Tile(top=t, left=l, height=tile_h, width=tile_w) for t in tops for l in lefts]
 
 
-def owned_spans(starts: list[int], size: int, *, align: int = 1) -> list[tuple[int, int]]:
-    """The part [begin, end) of the axis each tile owns: overlaps split at their (aligned)
-    middle, so the spans partition the axis and every pixel is counted once."""
-    bounds = [0]
-    for previous, start in zip(starts, starts[1:]):
-        middle = align * round((previous + size + start) / 2 / align)
-        bounds.append(min(max(middle, start), previous + size))
-    bounds.append(starts[-1] + size)
-    return list(zip(bounds, bounds[1:]))
-
-
 def blend_ramp(length: int) -> np.ndarray:
     """Rising half-cosine (sin^2) ramp of `length` values in (0, 1), float32.
 

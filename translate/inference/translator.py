@@ -456,10 +456,11 @@ class Translator:
         col_weights = [torch.from_numpy(w) for w in tiling.axis_weights(lefts, tile_w, scale=s)]
         stats_scope: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self._norm_context is not None:
-            max_pixels = self.memory_budget_bytes / self.bytes_per_px
+            # One pass over the whole image (downscaled to fit the budget) measures every
+            # instance-norm layer; all tiles then normalise alike, so no tile-to-tile colour shift.
             stats = normstats.record_stats(
                 lambda z: self._forward(z, exact), self._norm_context, x,
-                max_pixels=max_pixels, multiple=self.size_multiple,
+                max_pixels=self.memory_budget_bytes / self.bytes_per_px, multiple=self.size_multiple,
             )
             stats_scope = self._norm_context.frozen(stats)
         log.debug("tiling %dx%d with %d tiles of %dx%d (overlap >= %d px)",

@@ -27,6 +27,12 @@ class GanMethod(nn.Module):
         self.nets = nn.ModuleDict({name: build_net(spec) for name, spec in specs.items()})
         for net in self.nets.values():
             init_weights(net, scheme=config.init, gain=config.init_gain)
+        # Under torchrun the loop puts DistributedDataParallel wrappers here; calls that train a net
+        # go through `self.replica(name)` so its gradients are averaged across ranks.
+        self.replicas: dict[str, nn.Module] = {}
+
+    def replica(self, name: str) -> nn.Module:
+        return self.replicas.get(name, self.nets[name])
 
     def spec_dicts(self) -> dict[str, dict]:
         return {name: spec_to_dict(spec) for name, spec in self.specs.items()}
@@ -46,14 +52,16 @@ class GanMethod(nn.Module):
     def _discriminator_loss(self, name: str, real: Tensor, fake: Tensor, *, label: str) -> dict[str, Tensor]:
         """0.5 * (loss(D(real), real) + loss(D(fake), fake)): halved to slow D relative to G
         (pix2pix §3.3, CycleGAN §4), plus the gradient penalty for WGAN-GP."""
-        d = self.nets[name]
+        d = self.replica(name)
         fake = fake.detach()
         loss = 0.5 * (self._gan(d(real), is_real=True, for_discriminator=True)
                       + self._gan(d(fake), is_real=False, for_discriminator=True))
         losses = {label: loss}
         if self.config.gan.loss == "wgangp":
+            # The bare net: DDP does not support double backward; the penalty's gradients still
+            # reach the same parameters within this backward, so they are averaged with the rest.
             losses[f"{label}_gp"] = gradient_penalty(
-                d, real, fake, weight=self.config.gan.gp_weight)
+                self.nets[name], real, fake, weight=self.config.gan.gp_weight)
         return losses
 
     @torch.no_grad()

@@ -50,13 +50,14 @@ class CycleGAN(GanMethod):
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         real_a, real_b = batch["a"], batch["b"]
-        fake_b = self.nets["g_ab"](real_a)
-        fake_a = self.nets["g_ba"](real_b)
+        g_ab, g_ba = self.replica("g_ab"), self.replica("g_ba")
+        fake_b, fake_a = g_ab(real_a), g_ba(real_b)
         return {"real_a": real_a, "real_b": real_b, "fake_a": fake_a, "fake_b": fake_b,
-                "rec_a": self.nets["g_ba"](fake_b), "rec_b": self.nets["g_ab"](fake_a)}
+                "rec_a": g_ba(fake_b), "rec_b": g_ab(fake_a)}
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         c = self.config.cyclegan
+        # Bare discriminators: they are frozen in this step, so they have nothing to synchronise.
         losses = {
             "G_AB": self._gan(self.nets["d_b"](out["fake_b"]), is_real=True, for_discriminator=False),
             "G_BA": self._gan(self.nets["d_a"](out["fake_a"]), is_real=True, for_discriminator=False),
@@ -66,8 +67,8 @@ class CycleGAN(GanMethod):
         }
         if self.lambda_identity > 0:
             # ||G_AB(b) - b||_1 (CycleGAN §5.2, from Taigman et al.), weighted relative to the cycle weight
-            idt_b = self.nets["g_ab"](out["real_b"])
-            idt_a = self.nets["g_ba"](out["real_a"])
+            idt_b = self.replica("g_ab")(out["real_b"])
+            idt_a = self.replica("g_ba")(out["real_a"])
             losses["idt_A"] = l1_loss(idt_a, out["real_a"], weight=c.lambda_a * self.lambda_identity)
             losses["idt_B"] = l1_loss(idt_b, out["real_b"], weight=c.lambda_b * self.lambda_identity)
         return losses

@@ -36,9 +36,10 @@ class Pix2Pix(GanMethod):
         real_a, real_b = batch["a"], batch["b"]
         if self.config.direction == "b_to_a":
             real_a, real_b = real_b, real_a
-        return {"real_a": real_a, "real_b": real_b, "fake_b": self.nets[self.g_name](real_a)}
+        return {"real_a": real_a, "real_b": real_b, "fake_b": self.replica(self.g_name)(real_a)}
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
         pred_fake = self.nets["d"](torch.cat([out["real_a"], out["fake_b"]], 1))
         return {
             "G_gan": self._gan(pred_fake, is_real=True, for_discriminator=False),

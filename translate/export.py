@@ -1,0 +1,404 @@
+"""Export a Translator's generator to ONNX or TorchScript with its inference contract embedded,
+and check the export against eager PyTorch.
+
+The artefact holds the net only: (N, C_in, H, W) float32 in [-1, 1] -> (N, C_out, s*H, s*W)
+float32 in [-1, 1], with dynamic N, H and W. H and W must be multiples of `size_multiple` (and at
+least `min_side`); the caller reflect-pads, tiles and crops (see examples/README.md). The contract
+(`model_contract`) travels inside the file as JSON: ONNX `metadata_props["translate.json"]`,
+TorchScript `_extra_files["translate.json"]`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from translate.inference import normstats, tiling
+from translate.inference.translator import _MIN_SIDE, Translator, reflect_pad
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = "translate-export"
+EXPORT_FORMAT_VERSION = 1
+METADATA_KEY = "translate.json"
+FORMATS: dict[str, str] = {".onnx": "onnx", ".pt": "torchscript"}  # output suffix -> format
+# Opset 18 is what torch's (dynamo-based) ONNX exporter targets natively; ONNX Runtime >= 1.14 runs it.
+DEFAULT_OPSET = 18
+MIN_OPSET = 17
+# fp32 export vs eager fp32: measured max abs diffs are 1e-7 to 2e-6 (reordered convolution sums);
+# 1e-4 is far above rounding noise and far below a broken layer.
+PARITY_TOLERANCE = 1e-4
+# Real photos (bundled with scikit-image) at odd sizes, unlike the export's example input, so the
+# check also proves the dynamic height/width axes and the caller-side padding.
+PARITY_PHOTOS: tuple[tuple[str, tuple[int, int]], ...] = (
+    ("astronaut", (83, 61)), ("coffee", (70, 101)), ("chelsea", (45, 77)),
+)
+_DIRECTIONS = {"g_ab": "a_to_b", "g_ba": "b_to_a"}
+
+
+class ExportError(ValueError):
+    """An export that cannot be written or that failed its parity check; names the file."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What `export_model` wrote; `max_abs_diff` is None when the parity check was skipped."""
+
+    path: Path
+    format: str  # "onnx" or "torchscript"
+    contract: dict[str, Any]
+    max_abs_diff: float | None
+    size_bytes: int
+    seconds: float
+
+
+# ---------------------------------------------------------------- the contract
+def direction_of(translator: Translator) -> str | None:
+    """The direction `translator` maps ("a_to_b" / "b_to_a"); None for reference weights."""
+    return _DIRECTIONS.get(str(translator.info.get("net", "")))
+
+
+def source_config(translator: Translator) -> dict[str, Any]:
+    """The training config embedded in the translator's checkpoint; {} for reference weights."""
+    from translate.checkpoint import is_translate_checkpoint, load_checkpoint, load_file
+
+    if isinstance(translator.info.get("config"), Mapping):
+        return dict(translator.info["config"])
+    source = translator.info.get("source")
+    if not source:
+        return {}
+    path = Path(source)
+    if path.is_dir() or is_translate_checkpoint(load_file(path)):
+        return dict(load_checkpoint(path).get("config") or {})
+    return {}
+
+
+def model_contract(translator: Translator, *, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything a caller needs to run the bare net: tensor layout and range, padding rule,
+    scale, task, direction, inference mode, architecture and training config (JSON-ready)."""
+    from translate import __version__
+    from translate.nets import spec_to_dict
+
+    spec = translator.spec
+    stochastic = _has_live_dropout(translator)
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_FORMAT_VERSION,
+        "translate_version": __version__,
+        "task": translator.task,
+        "method": translator.info.get("method"),
+        "direction": direction_of(translator),
+        "mode": translator.mode,  # "eval" (deterministic) or "paper" (per-image batch norm + dropout)
+        "stochastic": stochastic,
+        "input": {"name": "input", "layout": "NCHW", "dtype": "float32",
+                  "channels": int(spec.in_channels), "range": [-1.0, 1.0]},
+        "output": {"name": "output", "layout": "NCHW", "dtype": "float32",
+                   "channels": int(spec.out_channels), "range": [-1.0, 1.0]},
+        # H and W must be multiples of size_multiple and >= min_side; pad with reflection, split
+        # evenly (the odd pixel after), then crop the output by the padding times `scale`.
+        "size_multiple": int(translator.size_multiple),
+        "min_side": int(tiling.round_up(_MIN_SIDE, translator.size_multiple)),
+        "padding": "reflect",
+        "scale": int(translator.scale),
+        "pixel_scale": {"uint8": 255, "uint16": 65535},  # x = pixel * 2 / max - 1
+        "spec": spec_to_dict(spec),
+        "config": dict(source_config(translator) if config is None else config),
+    }
+
+
+def _has_live_dropout(translator: Translator) -> bool:
+    return translator.mode == "paper" and any(
+        isinstance(m, nn.Dropout) and m.p > 0 for m in translator.net.modules())
+
+
+# ---------------------------------------------------------------- the exported net
+class PerImageBatchNorm2d(nn.Module):
+    """Batch norm on each image's own statistics (pix2pix paper test mode), in a form that
+    TorchScript and ONNX export (normstats.PerImageBatchNorm consults a thread-local context)."""
+
+    def __init__(self, source: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.eps = float(source.eps)
+        weight = source.weight if source.affine else torch.ones(source.num_features)
+        bias = source.bias if source.affine else torch.zeros(source.num_features)
+        self.register_buffer("weight", weight.detach().float().cpu().clone())
+        self.register_buffer("bias", bias.detach().float().cpu().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var + self.eps) * self.weight[None, :, None, None]
+        return x * scale + (self.bias[None, :, None, None] - mean * scale)
+
+
+class PaperDropout(nn.Module):
+    """Dropout that stays on at test time (pix2pix paper, section 3.1).
+
+    Written with `rand_like` because ONNX Runtime's default graph optimisation deletes ONNX
+    Dropout nodes even in training mode; `keep_all` forces every unit kept (output x / (1 - p))
+    so the parity check can compare deterministic outputs.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = float(p)
+        self.keep_all = False  # a scripted attribute (bool inferred), settable after torch.jit.load
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        noise = torch.ones_like(x) if self.keep_all else torch.rand_like(x)
+        return x * (noise >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
+def export_net(translator: Translator) -> nn.Module:
+    """A CPU fp32 copy of the translator's generator as it runs in `translator.mode`, built only
+    from exportable layers: eval mode as is; paper mode with per-image batch norm and live dropout."""
+    from translate.nets import build_net
+
+    net = build_net(translator.spec)
+    # The translator's stats-aware norm layers have the same state dict as the plain ones.
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in translator.net.state_dict().items()}
+    net.load_state_dict(state, strict=True)
+    net.eval()
+    if translator.mode == "paper":
+        for parent in list(net.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is nn.BatchNorm2d:
+                    setattr(parent, name, PerImageBatchNorm2d(child))
+                elif isinstance(child, nn.Dropout) and child.p > 0:
+                    setattr(parent, name, PaperDropout(child.p))
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def _example_input(translator: Translator) -> torch.Tensor:
+    side = tiling.round_up(max(64, _MIN_SIDE), translator.size_multiple)
+    generator = torch.Generator().manual_seed(0)
+    return torch.rand(1, translator.spec.in_channels, side, side, generator=generator) * 2 - 1
+
+
+def _onnx_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, Any], opset: int) -> bytes:
+    # torch's dynamo-based exporter (the default since torch 2.9) handles the dynamic N/H/W axes of
+    # both generators; the legacy TorchScript-based one is deprecated and slated for removal.
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            net, (example,), dynamo=True, opset_version=opset, input_names=["input"],
+            output_names=["output"], dynamic_shapes=({0: "batch", 2: "height", 3: "width"},),
+            verbose=False,
+        )
+    model = program.model_proto
+    model.producer_name = "translate"
+    model.producer_version = str(contract["translate_version"])
+    model.doc_string = _summary(contract)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(contract, default=str)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def _torchscript_bytes(net: nn.Module, contract: Mapping[str, Any]) -> bytes:
+    # Scripted rather than traced: no shapes baked in, and PaperDropout's keep_all stays a switch.
+    # torch.jit is deprecated in favour of torch.export but remains what libtorch (C++) loads.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scripted = torch.jit.script(net)
+        buffer = io.BytesIO()
+        torch.jit.save(scripted, buffer, _extra_files={METADATA_KEY: json.dumps(contract, default=str)})
+    return buffer.getvalue()
+
+
+def export_bytes(translator: Translator, format: str, *, opset: int = DEFAULT_OPSET,
+                 contract: Mapping[str, Any] | None = None) -> bytes:
+    """The exported generator ("onnx" or "torchscript") as file contents, contract embedded."""
+    if format not in FORMATS.values():
+        raise ExportError(f"format: {format!r} must be one of {', '.join(FORMATS.values())}")
+    if format == "onnx" and opset < MIN_OPSET:
+        raise ExportError(f"opset: {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    contract = model_contract(translator) if contract is None else contract
+    net = export_net(translator)
+    if format == "onnx":
+        return _onnx_bytes(net, _example_input(translator), contract, opset)
+    return _torchscript_bytes(net, contract)
+
+
+def _summary(contract: Mapping[str, Any]) -> str:
+    return (f"translate {contract['method']} generator ({contract['spec'].get('kind')}), task "
+            f"{contract['task']}, {contract['direction'] or 'reference'}, {contract['mode']} mode; "
+            f"NCHW float32 in [-1, 1], H and W multiples of {contract['size_multiple']}, "
+            f"output scale {contract['scale']}; contract JSON in metadata '{METADATA_KEY}'")
+
+
+def format_for(path: str | os.PathLike) -> str:
+    """"onnx" or "torchscript" from the file suffix; an ExportError names the accepted ones."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ExportError(f"{path}: unknown export format {suffix or '(no suffix)'!r}; "
+                          f"use {' or '.join(FORMATS)}")
+    return FORMATS[suffix]
+
+
+def export_model(
+    translator: Translator,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    check: bool = True,
+    opset: int = DEFAULT_OPSET,
+    tolerance: float = PARITY_TOLERANCE,
+    images: Sequence[np.ndarray] | None = None,
+) -> ExportReport:
+    """Export the translator's generator to `path` (.onnx or .pt) and check it.
+
+    The parity check (unless `check` is False) runs the exported bytes and the translator's net
+    on `images` (default `parity_photos()`) before anything is written; a max abs diff above
+    `tolerance` raises ExportError and leaves `path` untouched. The file is written atomically
+    and an existing one is kept unless `overwrite`.
+    """
+    from translate.checkpoint import atomic_write_bytes
+
+    start = time.perf_counter()
+    path = Path(path)
+    format = format_for(path)
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path}: already exists; pass --overwrite to replace it")
+    if path.is_dir():
+        raise ExportError(f"{path}: is a folder; give a file name ending in {' or '.join(FORMATS)}")
+    contract = model_contract(translator)
+    data = export_bytes(translator, format, opset=opset, contract=contract)
+    diff = None
+    if check:
+        diff = check_parity(data, translator, parity_photos() if images is None else images)
+        log.info("parity of %s vs eager PyTorch (fp32): max abs diff %.3g", path.name, diff)
+        if not diff <= tolerance:
+            raise ExportError(f"{path}: parity check failed: max abs diff {diff:.3g} > {tolerance:g} "
+                              f"between the {format} export and PyTorch; nothing written")
+    atomic_write_bytes(path, lambda f: f.write(data))
+    return ExportReport(path, format, contract, diff, len(data), time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------- reading exports back
+def read_contract(exported: str | os.PathLike | bytes) -> dict[str, Any]:
+    """The contract embedded in an exported .onnx or .pt file (or its bytes)."""
+    data = _read_bytes(exported)
+    name = exported if not isinstance(exported, bytes) else "export"
+    if _is_torchscript(data):
+        files = {METADATA_KEY: ""}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=files)
+        text = files[METADATA_KEY]
+        text = text.decode() if isinstance(text, bytes) else text
+    else:
+        import onnx
+
+        model = onnx.load_from_string(data)
+        text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), "")
+    if not text:
+        raise ExportError(f"{name}: no '{METADATA_KEY}' contract; not exported by translate")
+    return json.loads(text)
+
+
+def _read_bytes(exported: str | os.PathLike | bytes) -> bytes:
+    if isinstance(exported, bytes):
+        return exported
+    path = Path(exported)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such exported model file")
+    return path.read_bytes()
+
+
+def _is_torchscript(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"  # TorchScript archives are zip files; ONNX is a protobuf
+
+
+class _OnnxRunner:
+    """Run an ONNX export with ONNX Runtime on the CPU; `keep_all` forces dropout units kept."""
+
+    def __init__(self, data: bytes, *, keep_all: bool) -> None:
+        import onnx
+        import onnxruntime as ort
+
+        if keep_all:  # PaperDropout exports as RandomUniformLike >= p: make the noise all ones
+            model = onnx.load_from_string(data)
+            for node in model.graph.node:
+                if node.op_type in ("RandomUniformLike", "RandomUniform"):
+                    for attribute in node.attribute:
+                        if attribute.name in ("low", "high"):
+                            attribute.f = 1.0
+            data = model.SerializeToString()
+        self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"input": x.numpy()})[0])
+
+
+class _TorchScriptRunner:
+    def __init__(self, data: bytes, *, keep_all: bool) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.module = torch.jit.load(io.BytesIO(data), map_location="cpu")
+        for module in self.module.modules():
+            if hasattr(module, "keep_all"):
+                module.keep_all = keep_all
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.module(x)
+
+
+def parity_photos() -> list[np.ndarray]:
+    """The default parity images: `PARITY_PHOTOS` from skimage.data, HxWx3 uint8 RGB."""
+    import cv2
+    import skimage.data
+
+    return [cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA)
+            for name, (height, width) in PARITY_PHOTOS]
+
+
+def check_parity(exported: str | os.PathLike | bytes, translator: Translator,
+                 images: Sequence[np.ndarray]) -> float:
+    """Max abs difference, over `images`, between the exported net (ONNX Runtime or TorchScript,
+    CPU fp32) and the translator's own net (eager PyTorch, fp32), both fed the same reflect-padded
+    [-1, 1] tensor, as `Translator` prepares it.
+
+    In paper mode with dropout the net is random, so both sides then keep every dropout unit
+    (the export's noise is forced in a copy held in memory; the reference is `export_net`).
+    """
+    data = _read_bytes(exported)
+    keep_all = _has_live_dropout(translator)
+    runner_class = _TorchScriptRunner if _is_torchscript(data) else _OnnxRunner
+    run_exported = runner_class(data, keep_all=keep_all)
+    if keep_all:
+        reference_net = export_net(translator)
+        for module in reference_net.modules():
+            if isinstance(module, PaperDropout):
+                module.keep_all = True
+        device = torch.device("cpu")
+    else:
+        reference_net, device = translator.net, translator.device
+    worst = 0.0
+    for image in images:
+        x = translator.prepare(image).tensor[None]
+        pad = tiling.padding_for(x.shape[-2], x.shape[-1], translator.size_multiple, minimum=_MIN_SIDE)
+        x = reflect_pad(x, pad).contiguous()
+        with torch.inference_mode():
+            expected = reference_net(x.to(device)).to("cpu", torch.float32)
+        got = run_exported(x).to(torch.float32)
+        if got.shape != expected.shape:
+            raise ExportError(f"parity: exported net gave shape {tuple(got.shape)} for input "
+                              f"{tuple(x.shape)}, PyTorch {tuple(expected.shape)}")
+        worst = max(worst, float((got - expected).abs().max()))
+    return worst

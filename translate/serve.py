@@ -1,0 +1,362 @@
+"""Local HTTP service over Translator: POST an image, get its translation; the editor page at /.
+
+Endpoints: `POST /translate` (multipart: `image` file, optional `mask` file, `direction`, `format`)
+answers the translated image's bytes; `GET /model` the model contract (see export.model_contract)
+plus the service limits; `GET /health`; `GET /` the editor page; `GET /docs` the OpenAPI docs.
+Every error is JSON `{"error": "..."}`: 413 too large (bytes or pixels), 415 not a supported
+image type, 422 undecodable image, wrong mask size or bad option. Nothing in a request names a
+file on the server.
+"""
+from __future__ import annotations
+
+import io
+import ipaddress
+import logging
+import os
+from collections.abc import Mapping
+from importlib import resources
+from typing import Annotated, Any
+
+import cv2
+import numpy as np
+
+from translate.inference.translator import Translator, TranslatorError, fit_to_format
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MiB: a 24-megapixel JPEG at high quality
+DEFAULT_MAX_PIXELS = 25_000_000  # decoded RGB uint8 75 MB; the net then tiles within its memory budget
+DEFAULT_MAX_CONCURRENT = 2  # net passes at once; each takes the Translator's whole memory budget
+# PIL's name for the format found in the file header -> the content type we accept for it.
+IMAGE_TYPES: dict[str, str] = {
+    "PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp",
+}
+# Clients that do not know a file's type send these; the header then decides.
+_UNTYPED = {"", "application/octet-stream"}
+_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+                 "image/x-ms-bmp": "image/bmp", "image/x-bmp": "image/bmp"}
+OUTPUT_FORMATS: dict[str, tuple[str, str]] = {  # format field -> (content type, suffix for cv2)
+    "png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp"),
+}
+_DIRECTIONS = ("a_to_b", "b_to_a")
+
+
+class RequestError(Exception):
+    """A request the service refuses: HTTP `status` and a one-line message naming the field."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------- models
+def load_translators(source: str | os.PathLike, *, direction: str | None = None,
+                     **kwargs: Any) -> dict[str, Translator]:
+    """direction -> Translator for every generator in `source` (both for CycleGAN), or only
+    `direction`; reference weights give one, under "a_to_b". kwargs go to `Translator.load`."""
+    from translate.export import direction_of
+
+    if direction is not None:
+        return {direction: Translator.load(source, direction=direction, **kwargs)}
+    first = Translator.load(source, **kwargs)
+    found = direction_of(first) or "a_to_b"
+    translators = {found: first}
+    if direction_of(first) is not None:
+        other = "b_to_a" if found == "a_to_b" else "a_to_b"
+        try:
+            translators[other] = Translator.load(source, direction=other, **kwargs)
+        except TranslatorError:
+            pass  # pix2pix: one generator
+    return translators
+
+
+# ---------------------------------------------------------------- images in and out
+def _content_type(declared: str | None) -> str:
+    value = (declared or "").split(";", 1)[0].strip().lower()
+    return _TYPE_ALIASES.get(value, value)
+
+
+def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixels: int) -> np.ndarray:
+    """Uploaded bytes -> HxWxC (C in 1, 3, 4) uint8/uint16 RGB(A), as `data.images.read_image`.
+
+    Checks, in order: the declared type (415), the header's format (415), the header's size
+    against `max_pixels` before any pixel is decoded (413), then decodes (422 when corrupt or
+    truncated). Raises RequestError.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    declared = _content_type(content_type)
+    supported = ", ".join(name.lower() for name in IMAGE_TYPES)
+    if declared not in _UNTYPED and declared not in IMAGE_TYPES.values():
+        raise RequestError(415, f"{field}: content type {declared!r} is not a supported image ({supported})")
+    if not data:
+        raise RequestError(422, f"{field}: empty file")
+    try:
+        # Image.open reads only the header: format and size, no pixels.
+        with Image.open(io.BytesIO(data), formats=list(IMAGE_TYPES)) as header:
+            width, height, kind = header.width, header.height, header.format
+    except Image.DecompressionBombError:
+        raise RequestError(413, f"{field}: more than {max_pixels / 1e6:.4g} megapixels") from None
+    except UnidentifiedImageError:
+        if declared in _UNTYPED:
+            raise RequestError(415, f"{field}: not a supported image ({supported})") from None
+        raise RequestError(422, f"{field}: cannot decode as {declared} (corrupt or not an image)") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for broken headers
+        raise RequestError(422, f"{field}: cannot read the image header: {e}") from None
+    if width * height > max_pixels:
+        raise RequestError(413, f"{field}: {width}x{height} is {width * height / 1e6:.4g} megapixels, "
+                                f"more than the limit of {max_pixels / 1e6:.4g}")
+    # Decode with cv2 like read_image: 16 bits and alpha kept, JPEG EXIF orientation applied.
+    # This cv2 returns None for truncated PNG, JPEG and WebP files rather than part of an image.
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if kind == "JPEG" else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(buffer, flags)
+    if image is None:
+        raise RequestError(422, f"{field}: cannot decode this {kind.lower()} (truncated or corrupt)")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise RequestError(422, f"{field}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
+    if image.ndim == 2:
+        return image[:, :, None]
+    if image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    raise RequestError(422, f"{field}: unsupported channel count {image.shape[2]} (expected 1, 3 or 4)")
+
+
+def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """RGBA inpainting input: `image`'s colours, alpha 0 where `mask` is white (>= half its
+    range: a hole) and full elsewhere, as the inpaint task reads it (see data/synth.py)."""
+    if mask.shape[:2] != image.shape[:2]:
+        raise RequestError(422, f"mask: {mask.shape[1]}x{mask.shape[0]} does not match the image's "
+                                f"{image.shape[1]}x{image.shape[0]}")
+    from translate.data.images import to_channels
+
+    gray = mask[:, :, :3].max(axis=2) if mask.shape[2] >= 3 else mask[:, :, 0]
+    hole = gray.astype(np.float32) >= np.iinfo(mask.dtype).max / 2
+    colour = image[:, :, :-1] if image.shape[2] in (2, 4) else image  # a mask replaces any alpha
+    rgb = to_channels(np.ascontiguousarray(colour), 3)
+    alpha = np.where(hole, 0, np.iinfo(image.dtype).max).astype(image.dtype)[:, :, None]
+    return np.concatenate([rgb, alpha], axis=2)
+
+
+def encode_image(image: np.ndarray, format: str) -> bytes:
+    """HxW or HxWxC uint8/uint16 RGB(A) -> file bytes (png keeps 16 bits; jpeg and webp get 8)."""
+    content_type, suffix = OUTPUT_FORMATS[format]
+    image = fit_to_format(np.ascontiguousarray(image), suffix)
+    if image.ndim == 3 and image.shape[2] == 2:  # gray + alpha: no file layout for it everywhere
+        image = np.concatenate([np.repeat(image[:, :, :1], 3, axis=2), image[:, :, 1:]], axis=2)
+    if image.ndim == 3 and image.shape[2] == 4 and format == "jpeg":
+        raise RequestError(422, "format: jpeg cannot store this result's alpha channel; ask for png or webp")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    ok, encoded = cv2.imencode(suffix, image)  # cv2 defaults: JPEG quality 95, lossless WebP
+    if not ok:
+        raise RuntimeError(f"cv2 could not encode a {image.shape} {image.dtype} image as {format}")
+    return encoded.tobytes()
+
+
+# ---------------------------------------------------------------- the app
+class _BodyLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413 while they arrive, from
+    the Content-Length header when there is one and by counting chunks otherwise, so an
+    oversized upload is never read into memory or spooled to disk in full."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def message(self) -> str:
+        return f"request body is larger than the limit of {self.max_bytes / 2**20:.4g} MiB"
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.exceptions import HTTPException
+        from starlette.responses import JSONResponse
+
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await JSONResponse({"error": self.message()}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    # FastAPI re-raises HTTPExceptions from body parsing; our handler makes it JSON.
+                    raise HTTPException(413, self.message())
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _editor_page() -> str:
+    return (resources.files("translate") / "static" / "editor.html").read_text(encoding="utf-8")
+
+
+def create_app(
+    translator: Translator | Mapping[str, Translator],
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+) -> Any:
+    """The FastAPI app serving `translator` (or a direction -> Translator mapping; the first
+    entry is the default direction). Net passes run on worker threads, `max_concurrent` at once;
+    decoding and encoding run on other worker threads, so requests proceed concurrently."""
+    import anyio
+    from fastapi import FastAPI, File, Form, UploadFile
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+
+    from translate import __version__
+    from translate.export import model_contract
+
+    translators = dict(translator) if isinstance(translator, Mapping) else {"": translator}
+    if "" in translators:  # a bare Translator: file it under its own direction
+        from translate.export import direction_of
+
+        single = translators.pop("")
+        translators[direction_of(single) or "a_to_b"] = single
+    if not translators or any(d not in _DIRECTIONS for d in translators):
+        raise ValueError(f"translators: expected a mapping with keys among {_DIRECTIONS}, got {list(translators)}")
+    for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels),
+                        ("max_concurrent", max_concurrent)):
+        if value < 1:
+            raise ValueError(f"{name}: must be at least 1, got {value}")
+    default_direction = next(iter(translators))
+    default = translators[default_direction]
+    contract = model_contract(default)
+    model_info = {
+        **contract,
+        "directions": list(translators),
+        "default_direction": default_direction,
+        "output_formats": list(OUTPUT_FORMATS),
+        "input_types": list(IMAGE_TYPES.values()),
+        "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
+        "device": str(default.device),
+        "precision": default.precision,
+    }
+    net_limiter = anyio.CapacityLimiter(max_concurrent)
+    editor = _editor_page()
+
+    app = FastAPI(
+        title="translate", version=__version__,
+        description="Image-to-image translation (pix2pix / CycleGAN). POST an image to /translate; "
+                    "the editor page is at /.",
+    )
+    app.add_middleware(_BodyLimit, max_bytes=max_upload_bytes)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Any, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Any, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Any, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+            parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid"))
+        return JSONResponse({"error": "; ".join(parts) or "invalid request"}, status_code=422)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def editor_page() -> HTMLResponse:
+        return HTMLResponse(editor)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        """Liveness: the service is up and its models are loaded."""
+        return {"status": "ok", "directions": list(translators)}
+
+    @app.get("/model")
+    async def model() -> dict[str, Any]:
+        """The model contract (task, channels, size multiple, scale, mode, spec, config) and the
+        service's limits and formats."""
+        return model_info
+
+    error_doc = {"content": {"application/json": {"example": {"error": "image: ..."}}}}
+
+    @app.post(
+        "/translate",
+        response_class=Response,
+        responses={
+            200: {"content": {t: {} for t, _ in OUTPUT_FORMATS.values()}, "description": "the translated image"},
+            413: {**error_doc, "description": "upload or image too large"},
+            415: {**error_doc, "description": "not a supported image type"},
+            422: {**error_doc, "description": "undecodable image, wrong mask size or bad option"},
+        },
+    )
+    async def translate(
+        image: Annotated[UploadFile, File(description="the image: png, jpeg, webp, tiff or bmp")],
+        mask: Annotated[UploadFile | None, File(description="inpainting only: white = hole to fill, "
+                                                            "same size as the image")] = None,
+        direction: Annotated[str | None, Form(description=f"one of {list(translators)}; "
+                                                          f"default {default_direction}")] = None,
+        format: Annotated[str, Form(description=f"output format: {', '.join(OUTPUT_FORMATS)}")] = "png",
+    ) -> Response:
+        """Translate one image; answers the result's bytes in `format`."""
+        format = format.lower().strip()
+        if format == "jpg":
+            format = "jpeg"
+        if format not in OUTPUT_FORMATS:
+            raise RequestError(422, f"format: {format!r} must be one of {', '.join(OUTPUT_FORMATS)}")
+        direction = direction or default_direction
+        if direction not in translators:
+            raise RequestError(422, f"direction: {direction!r} is not available; this model has "
+                                    f"{', '.join(translators)}")
+        chosen = translators[direction]
+        pixels = await run_in_threadpool(decode_upload, await image.read(), field="image",
+                                         content_type=image.content_type, max_pixels=max_pixels)
+        if mask is not None:
+            if chosen.task != "inpaint":
+                raise RequestError(422, f"mask: only inpainting models take a mask; this model's "
+                                        f"task is {chosen.task}")
+            mask_pixels = await run_in_threadpool(decode_upload, await mask.read(), field="mask",
+                                                  content_type=mask.content_type, max_pixels=max_pixels)
+            pixels = apply_mask(pixels, mask_pixels)
+        try:
+            result = await anyio.to_thread.run_sync(chosen, pixels, limiter=net_limiter)
+        except (ValueError, TranslatorError) as e:  # the task adapter refusing this image
+            raise RequestError(422, f"image: {str(e).splitlines()[0]}") from None
+        data = await run_in_threadpool(encode_image, result, format)
+        content_type, suffix = OUTPUT_FORMATS[format]
+        return Response(data, media_type=content_type, headers={
+            "Content-Disposition": f'inline; filename="translated{suffix}"',
+            "X-Translate-Direction": direction,
+        })
+
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost: addresses other machines cannot reach."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_server(app: Any, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve `app` with uvicorn until interrupted."""
+    import uvicorn
+
+    log.info("serving on http://%s:%d (editor at /, API docs at /docs)", host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info")
+
