@@ -173,7 +173,7 @@ def test_corrupt_file_names_the_file(write_paired):
 def test_photo_smaller_than_crop_names_the_file(write_photos):
     root = write_photos(2, size=24, nested=False)
     dataset = PairedDataset([Sample(p) for p in find_photos(root)], in_channels=1, out_channels=3,
-                            transform=paired_transform(preprocess="crop", **TRAIN), make_input=lambda b, rng: b)
+                            transform=paired_transform(preprocess="crop", **TRAIN), make_pair=lambda b, rng: (b, b))
     with pytest.raises(DatasetError, match=f"^{re.escape(str(find_photos(root)[0]))}: Crop size"):
         dataset[0]
 
@@ -194,17 +194,17 @@ def test_paired_randomness_is_seeded_per_epoch_and_index(write_paired):
     assert not all(torch.equal(x, y) for x, y in zip(first, items(1, 0, [0, 1, 2, 3])))
 
 
-def _noisy_grey(target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A colorization-style input: the target's luma, brightened by a random amount."""
-    return np.clip(to_channels(target, 1).astype(int) + rng.integers(0, 40), 0, 255).astype(np.uint8)
+def _noisy_grey(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A colorization-style pair: the photo's luma, brightened by a random amount -> the photo."""
+    return np.clip(to_channels(photo, 1).astype(int) + rng.integers(0, 40), 0, 255).astype(np.uint8), photo
 
 
-def test_make_input_is_seeded_per_epoch(write_photos):
+def test_make_pair_is_seeded_per_epoch(write_photos):
     samples = [Sample(p) for p in find_photos(write_photos(4))]
 
     def item(epoch, seed=0):
         dataset = PairedDataset(samples, in_channels=1, out_channels=3, transform=paired_transform(**TRAIN),
-                                make_input=_noisy_grey, seed=seed)
+                                make_pair=_noisy_grey, seed=seed)
         dataset.set_epoch(epoch)
         return dataset[2]
 
@@ -227,19 +227,19 @@ def image_to_grey(t: torch.Tensor) -> torch.Tensor:
     return 0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]
 
 
-def test_make_input_contract(write_photos, write_paired):
+def test_make_pair_contract(write_photos, write_paired):
     photos = [Sample(p) for p in find_photos(write_photos(2))]
     same = [Sample(s.a, s.a) for s in photos]  # the other accepted spelling of "one photo"
     assert torch.equal(PairedDataset(same, in_channels=1, out_channels=3, transform=paired_transform(**TRAIN),
-                                     make_input=_noisy_grey)[1]["a"],
+                                     make_pair=_noisy_grey)[1]["a"],
                        PairedDataset(photos, in_channels=1, out_channels=3, transform=paired_transform(**TRAIN),
-                                     make_input=_noisy_grey)[1]["a"])
-    with pytest.raises(ValueError, match="make_input: samples must name one photo each"):
+                                     make_pair=_noisy_grey)[1]["a"])
+    with pytest.raises(ValueError, match="make_pair: samples must name one photo each"):
         PairedDataset(find_paired(write_paired("paired_folders"), "train"), in_channels=1, out_channels=3,
-                      transform=paired_transform(**TRAIN), make_input=_noisy_grey)
+                      transform=paired_transform(**TRAIN), make_pair=_noisy_grey)
     dataset = PairedDataset(photos, in_channels=1, out_channels=3, transform=paired_transform(**TRAIN),
-                            make_input=lambda target, rng: target[:16])
-    with pytest.raises(ValueError, match="make_input: returned"):
+                            make_pair=lambda photo, rng: (photo.astype(np.float32), photo))
+    with pytest.raises(ValueError, match="make_pair: returned"):
         dataset[0]
 
 

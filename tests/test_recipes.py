@@ -6,6 +6,8 @@ from importlib import resources
 
 import numpy as np
 import pytest
+
+from translate.config import ConfigError
 import torch
 
 from translate.data.images import image_to_tensor
@@ -32,7 +34,13 @@ def test_recipe_loads_with_a_header_and_its_task(task):
     assert {"generator", "discriminator", "pix2pix", "data"} <= set(recipe)
 
 
-@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+@pytest.mark.parametrize("task", list(RECIPES))
+def test_recipes_are_for_pix2pix(task):
+    with pytest.raises(ConfigError, match="trains pix2pix a_to_b"):
+        resolve_config("cyclegan", task=task)
+
+
+@pytest.mark.parametrize("method", ["pix2pix"])
 @pytest.mark.parametrize("task", list(RECIPES))
 def test_recipe_validates_as_a_train_config(task, method):
     config = resolve_config(method, task=task)

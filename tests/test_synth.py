@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from translate.config import SynthConfig, TrainConfig
+from translate.config import ConfigError, SynthConfig, TrainConfig
 from translate.data.synth import (
     HOLE_FILL,
     PAIR_MAKERS,
@@ -290,12 +290,12 @@ def test_pair_maker_binds_the_config(photo, task):
         assert net_input.shape == (16, 16, 3)
 
 
-def test_pair_maker_rejects_custom_and_mismatched_superres():
+def test_pair_maker_rejects_custom_and_config_rejects_mismatched_superres():
     with pytest.raises(ValueError, match="'custom' has no synthetic pairs"):
         pair_maker(TrainConfig(task="custom"))
-    with pytest.raises(ValueError, match="synth.scale: 2 differs from the generator's upscale factor 4"):
-        pair_maker(_config("superres", scale=2))
-    config = _config("superres")
-    config.data.crop_size = 136  # a multiple of 4 (generator), not of 16 (scale x size multiple)
-    with pytest.raises(ValueError, match="data.crop_size: 136 is not a multiple of 16"):
-        pair_maker(config)
+    with pytest.raises(ConfigError, match="synth.scale: 2 must equal the generator's upscale"):
+        _config("superres", scale=2)
+    generator = dataclasses.replace(PRESETS["resnet_6blocks"], upscale=4)
+    with pytest.raises(ConfigError, match="data.crop_size: 136 is not a multiple of 16"):
+        # a multiple of 4 (generator), not of 16 (scale x size multiple)
+        TrainConfig(task="superres", generator=generator, data=dataclasses.replace(TrainConfig().data, crop_size=136))

@@ -188,6 +188,120 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# ---------------------------------------------------------------- export
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a generator to ONNX (.onnx) or TorchScript (.pt) for plugins",
+                       description="Export the generator of SOURCE to OUTPUT: .onnx (ONNX opset 18, runs in "
+                                   "ONNX Runtime without torch) or .pt (TorchScript, loads in libtorch). The file "
+                                   "holds the net only, NCHW float32 in [-1, 1]; padding, tiling and cropping stay "
+                                   "with the caller (examples/README.md). Its contract (channels, size multiple, "
+                                   "scale, task, direction, mode, spec, config) is embedded as JSON metadata "
+                                   "'translate.json'. Before writing, the export is checked against PyTorch on real "
+                                   "photos and refused above a max abs diff of 1e-4.")
+    p.add_argument("source", help="run directory, checkpoint, reference *_net_G.pth, or the NAME of a "
+                                  "published model downloaded to weights/")
+    p.add_argument("output", help="model.onnx or model.pt")
+    p.add_argument("--direction", choices=["a_to_b", "b_to_a"],
+                   help="generator to export (default: a_to_b for CycleGAN, the trained one for pix2pix)")
+    p.add_argument("--arch", metavar="PRESET",
+                   help="architecture of reference weights when detection fails, e.g. resnet_9blocks")
+    p.add_argument("--mode", choices=["eval", "paper"], default="eval",
+                   help="eval: deterministic (default); paper: the pix2pix paper's test-time behaviour baked "
+                        "in, per-image batch-norm statistics and dropout on (outputs are random)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (18; 17 or newer)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.add_argument("--check", action=argparse.BooleanOptionalAction, default=True,
+                   help="compare the export with PyTorch before writing it (default: on; --no-check skips)")
+    p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from translate.inference.translator import Translator, TranslatorError
+
+    try:
+        from translate.export import PARITY_TOLERANCE, ExportError, export_model, format_for
+
+        format_for(args.output)  # a wrong suffix fails before the model loads
+        translator = Translator.load(args.source, device="cpu", precision="fp32", direction=args.direction,
+                                     arch=args.arch, mode=args.mode, weights_dir=args.weights_dir)
+        report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
+    except (TranslatorError, ExportError) as e:
+        raise UserError(str(e)) from None
+    except ModuleNotFoundError as e:
+        raise UserError(f"export needs {e.name}: pip install 'translate[onnx]'") from None
+    print(f"exported {translator.describe()} to {report.path} ({report.format}, "
+          f"{report.size_bytes / 2**20:.1f} MiB) in {report.seconds:.1f} s")
+    if report.max_abs_diff is None:
+        print("parity check skipped (--no-check)")
+    else:
+        print(f"parity vs PyTorch (fp32, real photos): max abs diff {report.max_abs_diff:.2e} "
+              f"(limit {PARITY_TOLERANCE:g})")
+    if report.contract["stochastic"]:
+        print("paper mode: dropout stays on, so the exported net's outputs are random")
+    return 0
+
+
+# ---------------------------------------------------------------- serve
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="run a local HTTP service and web editor for a trained model",
+                       description="Serve SOURCE over HTTP: POST /translate (multipart image, optional mask) "
+                                   "answers the translated image; GET /model the contract; the editor page is "
+                                   "at /, the API docs at /docs. Binds 127.0.0.1 (this machine only) unless "
+                                   "--host says otherwise; there is no authentication.")
+    p.add_argument("source", help="run directory, checkpoint, reference *_net_G.pth, or the NAME of a "
+                                  "published model downloaded to weights/")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (8000)")
+    p.add_argument("--direction", choices=["a_to_b", "b_to_a"],
+                   help="serve only this generator (default: every one in SOURCE)")
+    p.add_argument("--arch", metavar="PRESET",
+                   help="architecture of reference weights when detection fails, e.g. resnet_9blocks")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32")
+    p.add_argument("--mode", choices=["eval", "paper"], default="eval",
+                   help="eval: deterministic (default); paper: per-image batch-norm statistics and dropout on")
+    p.add_argument("--tile-size", type=int, metavar="PX", help="run larger images as overlapping tiles of PX")
+    p.add_argument("--overlap", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (20)")
+    p.add_argument("--max-megapixels", type=float, default=25.0,
+                   help="largest image in megapixels, checked from the header before decoding (25)")
+    p.add_argument("--max-concurrent", type=int, default=2, help="net passes running at once (2)")
+    p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
+    p.set_defaults(func=_cmd_serve)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from translate.inference.translator import TranslatorError
+
+    for flag, value in (("--port", args.port), ("--max-upload-mb", args.max_upload_mb),
+                        ("--max-megapixels", args.max_megapixels), ("--max-concurrent", args.max_concurrent)):
+        if value <= 0:
+            raise UserError(f"{flag}: must be positive, got {value}")
+    try:
+        from translate.serve import create_app, is_loopback, load_translators, run_server
+
+        translators = load_translators(
+            args.source, direction=args.direction, device=args.device, precision=args.precision, mode=args.mode,
+            tile_size=args.tile_size, overlap_px=args.overlap, arch=args.arch, weights_dir=args.weights_dir,
+        )
+        app = create_app(translators, max_upload_bytes=int(args.max_upload_mb * 2**20),
+                         max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent)
+    except TranslatorError as e:
+        raise UserError(str(e)) from None
+    except ModuleNotFoundError as e:
+        raise UserError(f"serve needs {e.name}: pip install 'translate[serve]'") from None
+    for direction, translator in translators.items():
+        print(f"{direction}: {translator.describe()}")
+    if not is_loopback(args.host):
+        print(f"warning: listening on {args.host}, reachable from other machines, with no authentication",
+              file=sys.stderr)
+    print(f"editor: http://{args.host}:{args.port}/   API docs: http://{args.host}:{args.port}/docs   (Ctrl+C stops)")
+    run_server(app, host=args.host, port=args.port)
+    return 0
+
+
 # ---------------------------------------------------------------- info
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="list presets and dataset layouts, or describe a checkpoint")
@@ -228,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_convert(sub)
     _add_info(sub)
+    _add_export(sub)
+    _add_serve(sub)
     return parser
 
 

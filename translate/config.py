@@ -126,7 +126,14 @@ class TrainConfig:
             raise ConfigError(f"generator: {self.generator.kind!r} is a discriminator, not a generator")
         if is_generator(self.discriminator):
             raise ConfigError(f"discriminator: {self.discriminator.kind!r} is a generator")
-        multiple = self.generator.size_multiple
+        if self.task != "custom" and (self.method != "pix2pix" or self.direction != "a_to_b"):
+            raise ConfigError(f"task: recipe {self.task!r} trains pix2pix a_to_b (input synthesised from "
+                              f"the target photo); drop --task for {self.method} / {self.direction}")
+        if self.task == "superres" and self.synth.scale != self.generator.scale:
+            raise ConfigError(f"synth.scale: {self.synth.scale} must equal the generator's upscale "
+                              f"({self.generator.scale}); set both, e.g. --set generator.upscale=2 --set synth.scale=2")
+        # The crop is the target; the net's input is crop / scale and must fit its size multiple.
+        multiple = self.generator.size_multiple * self.generator.scale
         if self.data.crop_size % multiple:
             raise ConfigError(
                 f"data.crop_size: {self.data.crop_size} is not a multiple of {multiple}, which "

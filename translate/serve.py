@@ -17,8 +17,14 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Annotated, Any
 
+import anyio
 import cv2
 import numpy as np
+from fastapi import FastAPI, File, Form, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from translate.inference.translator import Translator, TranslatorError, fit_to_format
 
@@ -39,6 +45,15 @@ OUTPUT_FORMATS: dict[str, tuple[str, str]] = {  # format field -> (content type,
     "png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp"),
 }
 _DIRECTIONS = ("a_to_b", "b_to_a")
+
+
+# The form fields of POST /translate. Module-level, so FastAPI can resolve the annotations.
+ImageField = Annotated[UploadFile, File(description="the image: png, jpeg, webp, tiff or bmp")]
+MaskField = Annotated[UploadFile | None, File(description="inpainting only: same size as the image, "
+                                                          "white (>= 50% grey) = hole to fill")]
+DirectionField = Annotated[str | None, Form(description="a_to_b or b_to_a, among the model's "
+                                                        "directions (GET /model); default: its first")]
+FormatField = Annotated[str, Form(description="output format: png (keeps 16 bits), jpeg or webp")]
 
 
 class RequestError(Exception):
@@ -103,7 +118,7 @@ def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixe
             raise RequestError(415, f"{field}: not a supported image ({supported})") from None
         raise RequestError(422, f"{field}: cannot decode as {declared} (corrupt or not an image)") from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for broken headers
-        raise RequestError(422, f"{field}: cannot read the image header: {e}") from None
+        raise RequestError(422, f"{field}: cannot decode (truncated or corrupt): {e}") from None
     if width * height > max_pixels:
         raise RequestError(413, f"{field}: {width}x{height} is {width * height / 1e6:.4g} megapixels, "
                                 f"more than the limit of {max_pixels / 1e6:.4g}")
@@ -176,9 +191,6 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from starlette.exceptions import HTTPException
-        from starlette.responses import JSONResponse
-
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
@@ -209,17 +221,10 @@ def create_app(
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_concurrent: int = DEFAULT_MAX_CONCURRENT,
-) -> Any:
+) -> FastAPI:
     """The FastAPI app serving `translator` (or a direction -> Translator mapping; the first
     entry is the default direction). Net passes run on worker threads, `max_concurrent` at once;
     decoding and encoding run on other worker threads, so requests proceed concurrently."""
-    import anyio
-    from fastapi import FastAPI, File, Form, UploadFile
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse, Response
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-
     from translate import __version__
     from translate.export import model_contract
 
@@ -302,12 +307,7 @@ def create_app(
         },
     )
     async def translate(
-        image: Annotated[UploadFile, File(description="the image: png, jpeg, webp, tiff or bmp")],
-        mask: Annotated[UploadFile | None, File(description="inpainting only: white = hole to fill, "
-                                                            "same size as the image")] = None,
-        direction: Annotated[str | None, Form(description=f"one of {list(translators)}; "
-                                                          f"default {default_direction}")] = None,
-        format: Annotated[str, Form(description=f"output format: {', '.join(OUTPUT_FORMATS)}")] = "png",
+        image: ImageField, mask: MaskField = None, direction: DirectionField = None, format: FormatField = "png",
     ) -> Response:
         """Translate one image; answers the result's bytes in `format`."""
         format = format.lower().strip()
@@ -353,7 +353,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def run_server(app: Any, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+def run_server(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve `app` with uvicorn until interrupted."""
     import uvicorn
 

@@ -170,23 +170,23 @@ def build_datasets(config: TrainConfig, method_cls: type) -> tuple[Dataset, Data
     train_tf = transforms.paired_transform(**kw, flip=d.flip, train=True)
     val_tf = transforms.paired_transform(**kw, flip=False, train=False)
     seed = config.runtime.seed
-    make_input = None
+    make_pair = None
     if config.task != "custom":
         from translate.data.synth import pair_maker
 
-        make_input = pair_maker(config)
+        make_pair = pair_maker(config)
     if config.method == "pix2pix":
-        if make_input is not None:
-            def photos(split: str) -> list:
-                return [layouts.Sample(a=p, b=p) for p in layouts.find_photos_split(root, split, val_fraction=d.val_fraction, seed=seed)]
-            train_samples = photos("train")
-            val_samples = photos("val") if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
+        if make_pair is not None:
+            # Recipes synthesise each input from its target photo with fresh randomness every epoch;
+            # in a prepared A/B folder the B photos serve, and the prepared inputs are for eval.
+            find = lambda split: [layouts.Sample(p) for p in layouts.find_targets(  # noqa: E731
+                root, split, val_fraction=d.val_fraction, seed=seed)]
         else:
-            train_samples = layouts.find_paired(root, "train", val_fraction=d.val_fraction, seed=seed)
-            val_samples = (layouts.find_paired(root, "val", val_fraction=d.val_fraction, seed=seed)
-                           if layouts.has_split(root, "val", val_fraction=d.val_fraction) else [])
+            find = lambda split: layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)  # noqa: E731
+        train_samples = find("train")
+        val_samples = find("val") if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
         make = lambda samples, tf: datasets.PairedDataset(  # noqa: E731
-            samples, in_channels=channels_a, out_channels=channels_b, transform=tf, make_input=make_input, seed=seed)
+            samples, in_channels=channels_a, out_channels=channels_b, transform=tf, make_pair=make_pair, seed=seed)
         return make(train_samples, train_tf), (make(val_samples[: d.max_val_images], val_tf) if val_samples else None)
     paths_a, paths_b = layouts.find_unpaired(root, "train")
     train_set = datasets.UnpairedDataset(

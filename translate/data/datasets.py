@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from translate.data.images import image_to_tensor, read_image, to_channels
 from translate.data.layouts import DatasetError, Sample
 
-MakeInput = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+MakePair = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
 
 
 def split_aligned(image: np.ndarray, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -34,10 +34,10 @@ def split_aligned(image: np.ndarray, path: str | os.PathLike) -> tuple[np.ndarra
 class PairedDataset(Dataset):
     """Pix2pix pairs: {"a": (in_channels, H, W), "b": (out_channels, H, W) float32 in [-1, 1], "path": str}.
 
-    Without make_input, each Sample is an A/B file pair or one aligned A|B file (b=None). With
-    make_input, each sample names one target photo, Sample(photo) or Sample(photo, photo), and the
-    input is made from the augmented target: make_input(target HWC uint8/uint16, rng) -> HW or HWC
-    uint8/uint16 of the same height and width.
+    Without make_pair, each Sample is an A/B file pair or one aligned A|B file (b=None). With
+    make_pair (task recipes), each sample names one photo, Sample(photo) or Sample(photo, photo), read
+    as RGB and augmented; make_pair(photo HWC uint8/uint16, rng) -> (input, target) HW or HWC
+    uint8/uint16 arrays. They may differ in size (super-resolution inputs are smaller).
     """
 
     def __init__(
@@ -47,16 +47,16 @@ class PairedDataset(Dataset):
         in_channels: int,
         out_channels: int,
         transform: A.Compose,
-        make_input: MakeInput | None = None,
+        make_pair: MakePair | None = None,
         seed: int = 0,
     ) -> None:
-        if make_input is not None and any(s.b not in (None, s.a) for s in samples):
-            raise ValueError("make_input: samples must name one photo each, Sample(photo) or Sample(photo, photo)")
+        if make_pair is not None and any(s.b not in (None, s.a) for s in samples):
+            raise ValueError("make_pair: samples must name one photo each, Sample(photo) or Sample(photo, photo)")
         self.samples = list(samples)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.transform = transform
-        self.make_input = make_input
+        self.make_pair = make_pair
         self.seed = seed
         self.epoch = 0
 
@@ -70,21 +70,18 @@ class PairedDataset(Dataset):
         sample = self.samples[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         self.transform.set_random_seed(int(rng.integers(2**31)))
-        if self.make_input is None:
+        if self.make_pair is None:
             real_a, real_b = self._load_pair(sample)
             out = _augment(self.transform, sample.a, image=real_a, b=real_b)
             real_a, real_b = out["image"], out["b"]
         else:
-            real_b = _augment(self.transform, sample.a, image=_read(sample.a, self.out_channels))["image"]
-            real_a = self.make_input(real_b, rng)
-            if real_a.ndim == 2:
-                real_a = real_a[:, :, None]
-            if real_a.shape[:2] != real_b.shape[:2] or real_a.dtype not in (np.uint8, np.uint16):
-                raise ValueError(
-                    f"make_input: returned {real_a.shape} {real_a.dtype} for a {real_b.shape} target from "
-                    f"{sample.a}; it must return uint8/uint16 of the target's height and width"
-                )
+            photo = _augment(self.transform, sample.a, image=_read(sample.a, 3))["image"]
+            real_a, real_b = (x[:, :, None] if x.ndim == 2 else x for x in self.make_pair(photo, rng))
+            if real_a.dtype not in (np.uint8, np.uint16) or real_b.dtype not in (np.uint8, np.uint16):
+                raise ValueError(f"make_pair: returned {real_a.dtype}/{real_b.dtype} arrays for {sample.a}; "
+                                 f"it must return uint8 or uint16 images")
             real_a = to_channels(real_a, self.in_channels, path=sample.a)
+            real_b = to_channels(real_b, self.out_channels, path=sample.a)
         return {"a": image_to_tensor(real_a), "b": image_to_tensor(real_b), "path": str(sample.a)}
 
     def _load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:

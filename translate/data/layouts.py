@@ -86,6 +86,18 @@ def find_photos_split(
     return _partition(find_photos(root), root, split, val_fraction, seed)
 
 
+def find_targets(
+    root: str | os.PathLike, split: str, *, val_fraction: float = 0.0, seed: int = 0
+) -> list[Path]:
+    """Target photos of `split` for task recipes: the B images of a paired A/B layout (as written by
+    `translate prepare`), otherwise the photos of find_photos_split."""
+    root = _existing_dir(root)
+    split_dir = root if (root / "B").is_dir() else root / split
+    if (split_dir / "B").is_dir():
+        return [sample.b for sample in find_paired(root, split, val_fraction=val_fraction, seed=seed) if sample.b]
+    return find_photos_split(root, split, val_fraction=val_fraction, seed=seed)
+
+
 def has_split(root: str | os.PathLike, split: str, *, val_fraction: float = 0.0, unpaired: bool = False) -> bool:
     """Whether the layout at `root` has `split` (judged by folders; find_* then checks the files).
 

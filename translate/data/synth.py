@@ -342,22 +342,6 @@ def bind_pair_maker(task: str, synth: SynthConfig) -> PairMaker:
 
 
 def pair_maker(config: TrainConfig) -> PairMaker:
-    """(photo, rng) -> (net_input, target) for `config.task` with `config.synth` bound, after checking
-    that super-resolution's scale agrees with the generator and the crop size."""
-    synth = config.synth
-    if config.task == "superres":
-        upscale = getattr(config.generator, "scale", 1)
-        if upscale != synth.scale:
-            raise ValueError(
-                f"synth.scale: {synth.scale} differs from the generator's upscale factor {upscale}; "
-                f"set generator.upscale: {synth.scale} or synth.scale: {upscale}"
-            )
-        # The net sees crop_size / scale pixels, which must in turn be a multiple of its size_multiple.
-        multiple = synth.scale * config.generator.size_multiple
-        if config.data.crop_size % multiple:
-            raise ValueError(
-                f"data.crop_size: {config.data.crop_size} is not a multiple of {multiple} (synth.scale "
-                f"{synth.scale} x the generator's size multiple {config.generator.size_multiple}); "
-                f"use e.g. {max(multiple, config.data.crop_size // multiple * multiple)}"
-            )
-    return bind_pair_maker(config.task, synth)
+    """(photo, rng) -> (net_input, target) for `config.task` with `config.synth` bound. TrainConfig
+    has already checked that super-resolution's scale agrees with the generator and the crop size."""
+    return bind_pair_maker(config.task, config.synth)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from translate.config import TrainConfig
@@ -36,19 +37,25 @@ class Pix2Pix(GanMethod):
         real_a, real_b = batch["a"], batch["b"]
         if self.config.direction == "b_to_a":
             real_a, real_b = real_b, real_a
-        return {"real_a": real_a, "real_b": real_b, "fake_b": self.replica(self.g_name)(real_a)}
+        fake_b = self.replica(self.g_name)(real_a)
+        # D judges (condition, output) pairs; a super-resolution input is smaller than the output,
+        # so D sees it bicubically upsampled to the output size.
+        cond = real_a
+        if cond.shape[-2:] != fake_b.shape[-2:]:
+            cond = F.interpolate(real_a, size=fake_b.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
+        return {"real_a": real_a, "real_b": real_b, "fake_b": fake_b, "cond": cond}
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
-        pred_fake = self.nets["d"](torch.cat([out["real_a"], out["fake_b"]], 1))
+        pred_fake = self.nets["d"](torch.cat([out["cond"], out["fake_b"]], 1))
         return {
             "G_gan": self._gan(pred_fake, is_real=True, for_discriminator=False),
             "G_L1": l1_loss(out["fake_b"], out["real_b"], weight=self.config.pix2pix.lambda_l1),
         }
 
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        real = torch.cat([out["real_a"], out["real_b"]], 1)
-        fake = torch.cat([out["real_a"], out["fake_b"]], 1)
+        real = torch.cat([out["cond"], out["real_b"]], 1)
+        fake = torch.cat([out["cond"], out["fake_b"]], 1)
         return self._discriminator_loss("d", real, fake, label="D")
 
     def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:

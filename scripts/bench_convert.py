@@ -1,0 +1,190 @@
+"""Benchmark `translate convert` on CPU: prints numbers, asserts nothing.
+
+1. Folder throughput, side by side in one process: a plain per-image eager fp32 loop (read,
+   to tensor, net, to image, write: what the classic test script does) against `convert_folder`
+   (bf16 autocast where the CPU has it, channels_last where it pays, same-size batching, decode
+   and encode on worker threads), on a folder of 256x256 real photos (skimage.data), for
+   unet_256 and resnet_9blocks at full width, randomly initialised.
+2. Large images, one subprocess per measurement so peak RSS (VmHWM) is separate: wall time and
+   peak RSS converting one NxN photo file to a PNG, and seconds per megapixel.
+3. Accuracy: PSNR of bf16 against fp32 output on a real photo.
+
+Usage: python scripts/bench_convert.py [--images 24] [--sizes 512,1024,2048] [--full]
+(--full adds 4096x4096 for resnet_9blocks, several minutes on 2 cores).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+import torch
+
+from translate.data.images import image_to_tensor, read_image, tensor_to_image, write_image
+from translate.inference.translator import Translator, convert_folder
+from translate.nets import PRESETS, build_net
+
+NETS = ("unet_256", "resnet_9blocks")
+PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
+          "retina", "colorwheel")
+
+
+def peak_rss_bytes() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
+
+
+def make_net(name: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_net(PRESETS[name]).eval()
+
+
+def photo(name: str, size: int) -> np.ndarray:
+    image = getattr(skimage.data, name)()
+    image = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+    image = image[:, :, :3]
+    side = min(image.shape[:2])  # centre square crop, then resize: a real photo at any size
+    top, left = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+    image = image[top : top + side, left : left + side]
+    interpolation = cv2.INTER_AREA if size <= side else cv2.INTER_CUBIC
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def eager_loop(net: torch.nn.Module, files: list[Path], out: Path) -> float:
+    """The classic way: one image at a time, fp32, no threads. Returns images/s."""
+    start = time.perf_counter()
+    for path in files:
+        x = image_to_tensor(read_image(path))[None]
+        with torch.no_grad():
+            y = net(x)
+        write_image(out / path.name, tensor_to_image(y[0]))
+    return len(files) / (time.perf_counter() - start)
+
+
+def forward_only(net: torch.nn.Module, size: int, seconds: float = 6.0) -> float:
+    """Forward passes of one random image, fp32, batch 1 (how the reference figures were taken)."""
+    x = torch.rand(1, 3, size, size) * 2 - 1
+    with torch.no_grad():
+        net(x)
+        start, n = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            net(x)
+            n += 1
+    return n / (time.perf_counter() - start)
+
+
+def folder_benchmark(n_images: int, tmp: Path) -> None:
+    src = tmp / "photos256"
+    for i in range(n_images):
+        image = photo(PHOTOS[i % len(PHOTOS)], 256)
+        image = image if i < len(PHOTOS) else np.ascontiguousarray(image[:, ::-1] if i % 2 else image[::-1])
+        write_image(src / f"{i:03d}.jpg", image)
+    files = sorted(src.iterdir())
+    print(f"\n## Folder of {n_images} real 256x256 JPEG photos (end to end: decode, net, encode)")
+    print(f"{'net':16s} {'fwd fp32 b1':>12s} {'eager loop':>11s} {'ours fp32':>10s} {'ours auto':>10s} {'speed-up':>9s}")
+    for name in NETS:
+        net = make_net(name)
+        fwd = forward_only(net, 256)
+        eager = eager_loop(net, files, tmp / f"eager_{name}")
+        rates = {}
+        for precision in ("fp32", "auto"):
+            translator = Translator(make_net(name), PRESETS[name], device="cpu", precision=precision)
+            convert_folder(translator, src, tmp / f"warm_{name}", overwrite=True)  # warm-up
+            report = convert_folder(translator, src, tmp / f"{precision}_{name}", overwrite=True)
+            rates[precision] = report.images_per_s
+        auto = Translator(make_net(name), PRESETS[name], device="cpu")
+        print(f"{name:16s} {fwd:9.2f}/s {eager:8.2f}/s {rates['fp32']:7.2f}/s {rates['auto']:7.2f}/s "
+              f"{rates['auto'] / eager:8.2f}x   (auto = {auto.precision}, channels_last={auto.channels_last}, "
+              f"batch<={auto.max_batch(256, 256)})")
+
+
+def accuracy(tmp: Path) -> None:
+    print("\n## bf16 vs fp32 output (same net, same photo), 8-bit PSNR")
+    for name in NETS:
+        for size in (256, 1024):
+            image = photo("coffee", size)
+            fp32 = Translator(make_net(name), PRESETS[name], device="cpu", precision="fp32")(image)
+            bf16 = Translator(make_net(name), PRESETS[name], device="cpu", precision="bf16")(image)
+            print(f"{name:16s} {size:5d}px  PSNR {psnr(bf16, fp32):6.2f} dB  "
+                  f"max |diff| {np.abs(bf16.astype(int) - fp32.astype(int)).max()} levels")
+
+
+def child(name: str, size: int, tmp: Path, precision: str, budget: int | None) -> None:
+    """One measurement in a fresh process: convert an NxN photo file; print a JSON line."""
+    src = tmp / f"photo_{size}.jpg"
+    translator = Translator(make_net(name), PRESETS[name], device="cpu", precision=precision,
+                            memory_budget_bytes=budget)
+    translator(photo("coffee", 64))  # warm-up: first-call allocations are not per-megapixel costs
+    dst = tmp / f"out_{name}_{size}_{precision}.png"
+    start = time.perf_counter()
+    translator.translate_file(src, dst, overwrite=True)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"seconds": seconds, "peak_rss": peak_rss_bytes(), "tiled": translator._tile_plan(size, size, 1)}))
+
+
+def run_child(name: str, size: int, tmp: Path, precision: str = "auto", budget: int | None = None) -> dict:
+    cmd = [sys.executable, __file__, "--child", name, str(size), str(tmp), precision, str(budget or 0)]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode:
+        raise SystemExit(f"child {name} {size} failed:\n{result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def large_benchmark(sizes: list[int], full: bool, tmp: Path) -> None:
+    print("\n## One large photo file -> PNG, each in its own process (auto precision)")
+    print(f"{'net':16s} {'size':>9s} {'wall s':>8s} {'s/MP':>7s} {'peak RSS':>9s}  tiles")
+    for size in sorted(set(sizes) | ({4096} if full else set())):
+        write_image(tmp / f"photo_{size}.jpg", photo("astronaut", size))
+    for name in NETS:
+        for size in sorted(set(sizes) | ({4096} if full else set())):
+            if size == 4096 and name == "resnet_9blocks" and not full:
+                continue
+            r = run_child(name, size, tmp)
+            mp = size * size / 1e6
+            tiles = f"{r['tiled']} px" if r["tiled"] else "whole"
+            print(f"{name:16s} {size:4d}x{size:<4d} {r['seconds']:8.1f} {r['seconds'] / mp:7.2f} "
+                  f"{r['peak_rss'] / 2**30:7.2f} GB  {tiles}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--sizes", default="512,1024,2048,4096", help="large-image sizes (4096 for unet_256 only unless --full)")
+    parser.add_argument("--full", action="store_true", help="also resnet_9blocks at 4096x4096")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: folder,accuracy,large")
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        name, size, tmp, precision, budget = args.child
+        child(name, int(size), Path(tmp), precision, int(budget) or None)
+        return
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+          f"{torch.backends.cpu.get_cpu_capability()}, load average {os.getloadavg()[0]:.2f}")
+    skip = set(filter(None, args.skip.split(",")))
+    with tempfile.TemporaryDirectory(prefix="bench_convert_") as tmp_name:
+        tmp = Path(tmp_name)
+        if "folder" not in skip:
+            folder_benchmark(args.images, tmp)
+        if "accuracy" not in skip:
+            accuracy(tmp)
+        if "large" not in skip:
+            large_benchmark([int(s) for s in args.sizes.split(",")], args.full, tmp)
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f} (other processes skew timings)")
+
+
+if __name__ == "__main__":
+    main()

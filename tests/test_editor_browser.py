@@ -1,0 +1,150 @@
+"""The editor page end to end in headless Chromium against a real uvicorn server: open a photo,
+paint (and undo) a mask stroke, run, compare, and check the result; saves a screenshot to
+test-artifacts/. Needs Debian's chromium (scripts/ci_browser_deps.sh) and `pip install playwright`."""
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs `pip install playwright`")
+uvicorn = pytest.importorskip("uvicorn")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("needs Debian's chromium: bash scripts/ci_browser_deps.sh", allow_module_level=True)
+
+from translate import Translator  # noqa: E402
+from translate.checkpoint import save_checkpoint  # noqa: E402
+from translate.data.images import write_image  # noqa: E402
+from translate.inference import tasks  # noqa: E402
+from translate.nets import build_net, preset, spec_to_dict  # noqa: E402
+from translate.serve import create_app  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+INPAINT = preset("unet_128", num_downs=5, base_channels=8, in_channels=4, out_channels=3)
+
+
+class RecordingTranslator(Translator):
+    """A Translator that keeps the images it was asked to translate (what the server sent it)."""
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        self.seen.append(image.copy())
+        return super().__call__(image)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """(base URL, translator) of a real uvicorn server on 127.0.0.1 serving an inpainting model."""
+    if "inpaint" not in tasks.TASK_ADAPTERS:  # until the inpaint adapter lands (see test_serve.py)
+        monkeypatch.setitem(tasks.TASK_ADAPTERS, "inpaint", tasks.GenericAdapter)
+    torch.manual_seed(0)
+    path = tmp_path / "inpaint.pt"
+    save_checkpoint(path, {"config": {"method": "pix2pix", "task": "inpaint", "direction": "a_to_b"},
+                           "specs": {"g_ab": spec_to_dict(INPAINT)}, "nets": {"g_ab": build_net(INPAINT).state_dict()},
+                           "step": 0, "epoch": 0})
+    translator = RecordingTranslator.load(path, device="cpu", precision="fp32")
+    translator.seen = []
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(translator), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", translator
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def stroke(page, y_fraction: float) -> None:
+    """Drag the brush across the middle 60% of the image at `y_fraction` of its height."""
+    box = page.locator("#mask").bounding_box()
+    y = box["y"] + box["height"] * y_fraction
+    page.mouse.move(box["x"] + box["width"] * 0.2, y)
+    page.mouse.down()
+    for i in range(1, 11):
+        page.mouse.move(box["x"] + box["width"] * (0.2 + 0.06 * i), y)
+    page.mouse.up()
+
+
+def test_editor_inpaints_a_painted_mask(server, tmp_path, photo):
+    url, translator = server
+    image = photo("astronaut", (160, 200))
+    source = tmp_path / "astronaut.png"
+    write_image(source, image)
+    problems: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 720})
+            page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" else None)
+            page.goto(url + "/")
+            sync_api.expect(page.locator("#model-info")).to_contain_text("inpaint")
+            sync_api.expect(page.locator("#mask-tools")).to_be_visible()
+
+            page.set_input_files("#file", str(source))
+            page.wait_for_function("document.getElementById('source').width === 200")
+            sync_api.expect(page.locator("#run")).to_be_enabled()
+            page.locator("#brush-size").fill("14")
+
+            stroke(page, 0.3)  # painted, then undone: must not reach the server
+            sync_api.expect(page.locator("#undo")).to_be_enabled()
+            page.click("#undo")
+            sync_api.expect(page.locator("#clear-mask")).to_be_disabled()
+            stroke(page, 0.5)
+            page.click("#run")
+            sync_api.expect(page.locator("#status")).to_have_attribute("data-state", "done", timeout=60_000)
+
+            result = page.evaluate("""() => {
+                const img = document.getElementById('result');
+                const canvas = document.createElement('canvas');
+                canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+                const ctx = canvas.getContext('2d');
+                ctx.drawImage(img, 0, 0);
+                const out = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
+                const src = document.getElementById('source');
+                const inp = src.getContext('2d').getImageData(0, 0, src.width, src.height).data;
+                let diff = 0;
+                for (let i = 0; i < out.length; i += 4)
+                    diff += Math.abs(out[i] - inp[i]) + Math.abs(out[i+1] - inp[i+1]) + Math.abs(out[i+2] - inp[i+2]);
+                return {width: img.naturalWidth, height: img.naturalHeight, meanDiff: diff / (out.length / 4 * 3),
+                        download: document.getElementById('download').getAttribute('download'),
+                        href: document.getElementById('download').href};
+            }""")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "editor_inpaint.png"))
+        finally:
+            browser.close()
+
+    assert not problems, problems
+    assert (result["width"], result["height"]) == (200, 160)
+    assert result["meanDiff"] > 2.0, "the result looks like the input"  # an untrained net changes everything
+    assert result["download"] == "astronaut_translated.png" and result["href"].startswith("blob:")
+    # The server got the photo with the painted stroke (only the second one) as transparent holes.
+    assert len(translator.seen) == 1
+    sent = translator.seen[0]
+    assert sent.shape == (160, 200, 4)
+    np.testing.assert_array_equal(sent[:, :, :3], image)
+    holes = np.argwhere(sent[:, :, 3] == 0)
+    assert len(holes) > 0 and set(np.unique(sent[:, :, 3])) == {0, 255}
+    rows, cols = holes[:, 0], holes[:, 1]
+    assert 60 <= rows.min() and rows.max() <= 100  # around y = 80 (0.5 of 160), not y = 48 (undone)
+    assert cols.min() < 60 and cols.max() > 140

@@ -1,0 +1,217 @@
+"""Export: ONNX and TorchScript parity with PyTorch on real photos, dynamic shapes, the embedded
+contract, overwrite safety, paper mode, the CLI, and the torch-free ONNX plugin example."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from translate import Translator
+from translate.checkpoint import save_checkpoint
+from translate.cli import main
+from translate.data.images import read_image, write_image
+from translate.export import (
+    METADATA_KEY, PARITY_TOLERANCE, ExportError, check_parity, export_model, read_contract,
+)
+from translate.nets import build_net, preset, spec_to_dict
+
+pytest.importorskip("onnxruntime")
+import onnxruntime as ort  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = {
+    "unet": preset("unet_128", num_downs=5, base_channels=8),  # batch norm; no dropout at 5 levels
+    "resnet": preset("resnet_9blocks", n_blocks=2, base_channels=8),  # instance norm
+}
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+CONFIG = {"method": "pix2pix", "task": "custom", "direction": "a_to_b"}
+
+
+def write_checkpoint(path: Path, spec, *, seed: int = 0, config: dict | None = None) -> Path:
+    """A minimal pix2pix checkpoint holding one generator g_ab built from `spec`."""
+    torch.manual_seed(seed)
+    net = build_net(spec)
+    if any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()):
+        # Non-trivial running statistics, so eval-mode batch norm is really exercised.
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    save_checkpoint(path, {"config": dict(CONFIG if config is None else config),
+                           "specs": {"g_ab": spec_to_dict(spec)}, "nets": {"g_ab": net.state_dict()},
+                           "step": 0, "epoch": 0})
+    return path
+
+
+def load(path: Path, **kwargs) -> Translator:
+    return Translator.load(path, device="cpu", precision="fp32", **kwargs)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """(arch, format) -> (path, translator, report): every generator exported once per format."""
+    root = tmp_path_factory.mktemp("export")
+    out = {}
+    for arch, spec in SPECS.items():
+        checkpoint = write_checkpoint(root / f"{arch}.pt", spec)
+        translator = load(checkpoint)
+        for fmt, suffix in SUFFIXES.items():
+            path = root / f"{arch}_model{suffix}"
+            out[arch, fmt] = (path, translator, export_model(translator, path))
+    return out
+
+
+CASES = [(arch, fmt) for arch in SPECS for fmt in SUFFIXES]
+
+
+@pytest.mark.parametrize("arch,fmt", CASES, ids=[f"{a}-{f}" for a, f in CASES])
+def test_export_matches_pytorch_on_photos_of_other_sizes(exported, arch, fmt, photo):
+    path, translator, report = exported[arch, fmt]
+    assert report.max_abs_diff is not None and report.max_abs_diff <= PARITY_TOLERANCE
+    # Exported with a 64x64 example; photos at other (odd) sizes prove the dynamic H/W axes.
+    images = [photo("rocket", (150, 97)), photo("motorcycle", (64, 200)), photo("camera", (41, 29))]
+    diff = check_parity(path, translator, images)
+    print(f"{arch} {fmt}: max abs diff vs PyTorch {report.max_abs_diff:.2e} (export check), "
+          f"{diff:.2e} (other photos)")
+    assert diff <= PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("arch", list(SPECS))
+def test_onnx_runs_batches_at_any_multiple_of_the_size(exported, arch):
+    path, translator, _ = exported[arch, "onnx"]
+    x = torch.rand(2, 3, 96, 160, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [d for d in session.get_inputs()[0].shape] == ["batch", 3, "height", "width"]
+    got = session.run(None, {"input": x.numpy()})[0]
+    with torch.inference_mode():
+        expected = translator.net(x).numpy()
+    assert got.shape == (2, 3, 96, 160)
+    assert np.abs(got - expected).max() <= PARITY_TOLERANCE
+
+
+@pytest.mark.parametrize("fmt", list(SUFFIXES))
+def test_contract_round_trips_through_the_file(exported, fmt):
+    path, translator, report = exported["unet", fmt]
+    contract = read_contract(path)
+    assert contract == json.loads(json.dumps(report.contract))
+    assert contract["input"] == {"name": "input", "layout": "NCHW", "dtype": "float32", "channels": 3,
+                                 "range": [-1.0, 1.0]}
+    assert contract["output"]["channels"] == 3
+    assert (contract["size_multiple"], contract["scale"], contract["min_side"]) == (32, 1, 32)
+    assert (contract["task"], contract["direction"], contract["mode"]) == ("custom", "a_to_b", "eval")
+    assert contract["stochastic"] is False
+    assert contract["spec"] == spec_to_dict(SPECS["unet"])
+    assert contract["config"] == CONFIG
+    from translate import __version__
+    assert contract["translate_version"] == __version__
+    if fmt == "onnx":  # what a plugin reads, with nothing but onnxruntime
+        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        assert json.loads(meta.custom_metadata_map[METADATA_KEY]) == contract
+
+
+def test_export_never_overwrites_unless_asked(exported, tmp_path):
+    _, translator, _ = exported["resnet", "onnx"]
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"precious")
+    with pytest.raises(ExportError, match="already exists"):
+        export_model(translator, path, check=False)
+    assert path.read_bytes() == b"precious"
+    export_model(translator, path, overwrite=True, check=False)
+    assert read_contract(path)["spec"]["kind"] == "resnet"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temp files left
+    with pytest.raises(ExportError, match="unknown export format"):
+        export_model(translator, tmp_path / "model.tflite")
+
+
+def test_failed_parity_check_writes_nothing(exported, tmp_path):
+    _, translator, _ = exported["resnet", "onnx"]
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match="parity check failed"):
+        export_model(translator, path, tolerance=0.0)  # fp32 reorderings alone exceed 0
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_paper_mode_bakes_in_per_image_batch_norm_and_live_dropout(tmp_path, photo):
+    spec = preset("unet_128", num_downs=6, base_channels=8)  # 6 levels: one level has dropout
+    checkpoint = write_checkpoint(tmp_path / "unet6.pt", spec)
+    paper = load(checkpoint, mode="paper")
+    onnx_path, script_path = tmp_path / "paper.onnx", tmp_path / "paper.pt"
+    reports = [export_model(paper, onnx_path), export_model(paper, script_path)]
+    for report in reports:  # checked with every dropout unit kept on both sides
+        print(f"paper mode {report.format}: max abs diff {report.max_abs_diff:.2e}")
+        assert report.max_abs_diff <= PARITY_TOLERANCE
+        assert report.contract["mode"] == "paper" and report.contract["stochastic"] is True
+    # Default ONNX Runtime options would delete an ONNX Dropout node; ours survives: outputs vary.
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    first, second = session.run(None, {"input": x})[0], session.run(None, {"input": x})[0]
+    assert np.abs(first - second).max() > 1e-3
+    # ...and differs from eval mode (running averages, no dropout) by more than noise.
+    eval_out = load(checkpoint).net(torch.from_numpy(x)).detach().numpy()
+    assert np.abs(first - eval_out).mean() > 1e-3
+
+
+def test_paper_mode_without_dropout_matches_the_translator(tmp_path):
+    checkpoint = write_checkpoint(tmp_path / "unet5.pt", SPECS["unet"])
+    paper = load(checkpoint, mode="paper")  # per-image batch norm, deterministic
+    report = export_model(paper, tmp_path / "paper5.pt")
+    assert report.contract["stochastic"] is False and report.max_abs_diff <= PARITY_TOLERANCE
+
+
+def test_cli_export_checks_and_refuses_to_overwrite(tmp_path, capsys):
+    checkpoint = write_checkpoint(tmp_path / "resnet.pt", SPECS["resnet"])
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(checkpoint), str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "parity vs PyTorch" in text and "max abs diff" in text
+    assert read_contract(out)["spec"]["kind"] == "resnet"
+    assert main(["export", str(checkpoint), str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["export", str(checkpoint), str(out), "--overwrite", "--no-check", "--mode", "paper"]) == 0
+    assert "parity check skipped" in capsys.readouterr().out
+    assert read_contract(out)["mode"] == "paper"
+    assert main(["export", str(checkpoint), str(tmp_path / "model.zip")]) == 2
+    assert "unknown export format" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- examples/onnx_plugin.py
+_RUN_PLUGIN = """
+import runpy, sys
+sys.argv = ["onnx_plugin.py", *sys.argv[1:]]
+try:
+    runpy.run_path({plugin!r}, run_name="__main__")
+except SystemExit as e:
+    if e.code not in (0, None):
+        raise
+assert "torch" not in sys.modules, "the plugin imported torch"
+"""
+
+
+def run_plugin(*args: str) -> str:
+    code = _RUN_PLUGIN.format(plugin=str(ROOT / "examples" / "onnx_plugin.py"))
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_onnx_plugin_without_torch_matches_translator(exported, tmp_path, photo):
+    path, translator, _ = exported["unet", "onnx"]
+    image = photo("astronaut", (83, 101))
+    source = tmp_path / "in.png"
+    write_image(source, image)
+    whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
+    assert "custom a_to_b" in run_plugin(str(path), str(source), str(whole))
+    run_plugin(str(path), str(source), str(tiled), "--tile-size", "64", "--overlap", "16")
+    checkpoint = translator.info["source"]
+    expected = {whole: translator(image), tiled: load(checkpoint, tile_size=64, overlap_px=16)(image)}
+    for output, reference in expected.items():
+        got = read_image(output)
+        assert got.shape == reference.shape and got.dtype == np.uint8
+        diff = np.abs(got.astype(int) - reference.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.01, f"{output.name}: max {diff.max()}, mean {diff.mean():.4f}"
+    assert not np.array_equal(read_image(whole), read_image(tiled))  # really tiled
