@@ -1,4 +1,4 @@
-"""Export: ONNX and TorchScript parity with PyTorch on real photos, dynamic shapes, the embedded
+"""Export: ONNX and torch.export (.pt2) parity with PyTorch on real photos, dynamic shapes, the embedded
 contract, overwrite safety, paper mode, the CLI, and the torch-free ONNX plugin example."""
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = {
     "unet": preset("unet_128", num_downs=5, base_channels=8),  # batch norm; no dropout at 5 levels
     "resnet": preset("resnet_9blocks", n_blocks=2, base_channels=8),  # instance norm
+    "resnet_x2": preset("resnet_6blocks", n_blocks=1, base_channels=4, upscale=2),  # super-resolution
 }
-SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
 CONFIG = {"method": "pix2pix", "task": "custom", "direction": "a_to_b"}
 
 
@@ -90,7 +91,8 @@ def test_onnx_runs_batches_at_any_multiple_of_the_size(exported, arch):
     got = session.run(None, {"input": x.numpy()})[0]
     with torch.inference_mode():
         expected = translator.net(x).numpy()
-    assert got.shape == (2, 3, 96, 160)
+    s = translator.scale
+    assert got.shape == (2, 3, 96 * s, 160 * s)
     assert np.abs(got - expected).max() <= PARITY_TOLERANCE
 
 
@@ -116,32 +118,36 @@ def test_contract_round_trips_through_the_file(exported, fmt):
 
 def test_export_never_overwrites_unless_asked(exported, tmp_path):
     _, translator, _ = exported["resnet", "onnx"]
-    path = tmp_path / "model.pt"
+    path = tmp_path / "model.pt2"
     path.write_bytes(b"precious")
     with pytest.raises(ExportError, match="already exists"):
         export_model(translator, path, check=False)
     assert path.read_bytes() == b"precious"
     export_model(translator, path, overwrite=True, check=False)
     assert read_contract(path)["spec"]["kind"] == "resnet"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt"]  # no temp files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pt2"]  # no temp files left
     with pytest.raises(ExportError, match="unknown export format"):
         export_model(translator, tmp_path / "model.tflite")
 
 
-def test_failed_parity_check_writes_nothing(exported, tmp_path):
+def test_failed_parity_check_writes_nothing(exported, tmp_path, photo):
     _, translator, _ = exported["resnet", "onnx"]
     path = tmp_path / "model.onnx"
     with pytest.raises(ExportError, match="parity check failed"):
         export_model(translator, path, tolerance=0.0)  # fp32 reorderings alone exceed 0
     assert not path.exists() and not list(tmp_path.iterdir())
+    # The check sees a real difference: another net's weights against this export.
+    other = load(write_checkpoint(tmp_path / "other.pt", SPECS["resnet"], seed=1))
+    for fmt in SUFFIXES:
+        assert check_parity(exported["resnet", fmt][0], other, [photo("coffee", (40, 56))]) > 1e-2
 
 
 def test_paper_mode_bakes_in_per_image_batch_norm_and_live_dropout(tmp_path, photo):
     spec = preset("unet_128", num_downs=6, base_channels=8)  # 6 levels: one level has dropout
     checkpoint = write_checkpoint(tmp_path / "unet6.pt", spec)
     paper = load(checkpoint, mode="paper")
-    onnx_path, script_path = tmp_path / "paper.onnx", tmp_path / "paper.pt"
-    reports = [export_model(paper, onnx_path), export_model(paper, script_path)]
+    onnx_path, pt2_path = tmp_path / "paper.onnx", tmp_path / "paper.pt2"
+    reports = [export_model(paper, onnx_path), export_model(paper, pt2_path)]
     for report in reports:  # checked with every dropout unit kept on both sides
         print(f"paper mode {report.format}: max abs diff {report.max_abs_diff:.2e}")
         assert report.max_abs_diff <= PARITY_TOLERANCE
@@ -159,7 +165,7 @@ def test_paper_mode_bakes_in_per_image_batch_norm_and_live_dropout(tmp_path, pho
 def test_paper_mode_without_dropout_matches_the_translator(tmp_path):
     checkpoint = write_checkpoint(tmp_path / "unet5.pt", SPECS["unet"])
     paper = load(checkpoint, mode="paper")  # per-image batch norm, deterministic
-    report = export_model(paper, tmp_path / "paper5.pt")
+    report = export_model(paper, tmp_path / "paper5.pt2")
     assert report.contract["stochastic"] is False and report.max_abs_diff <= PARITY_TOLERANCE
 
 

@@ -123,6 +123,14 @@ def test_too_many_pixels_is_refused_before_decoding(client):
     assert_error(post(client, data), 413, "1500x2000", "megapixels")
 
 
+def test_pixel_limit_counts_the_output_of_super_resolution_nets(tmp_path, photo):
+    path = write_checkpoint(tmp_path / "sr.pt", {"g_ab": preset("resnet_6blocks", n_blocks=1, base_channels=4,
+                                                                upscale=2)}, task="superres")
+    client = TestClient(create_app(Translator.load(path, device="cpu", precision="fp32"), max_pixels=100 * 100))
+    assert post(client, encode(photo("coffee", (50, 50)))).status_code == 200  # 100x100 out
+    assert_error(post(client, encode(photo("coffee", (60, 50)))), 413, "x2", "100x120")
+
+
 def test_non_images_are_refused(client, photo):
     assert_error(post(client, b"hello, world", content_type="text/plain"), 415, "text/plain")
     assert_error(post(client, b"%PDF-1.7 not an image", content_type="application/octet-stream"), 415)

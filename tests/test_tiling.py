@@ -112,14 +112,42 @@ def test_border_sides_keep_full_weight():
     assert last[-1] == 1.0 and last[0] < 0.01
 
 
-def test_auto_tile_size_and_default_overlap():
-    assert tiling.auto_tile_size(1 << 30, 1024, 4) == 1024
-    assert tiling.auto_tile_size(1 << 30, 1024, 256) == 1024
-    assert tiling.auto_tile_size(10, 1024, 256) == 256  # never below what the net needs
-    assert tiling.auto_tile_size(1 << 40, 1, 4, max_tile=2048) == 2048
+def test_default_overlap():
     assert tiling.default_overlap(1024) == 128
+    assert tiling.default_overlap(4096) == 128
+    assert tiling.default_overlap(512) == 64
     assert tiling.default_overlap(64) == 32
     assert tiling.default_overlap(32) == 16
+
+
+def _processed(height, width, tile_h, tile_w, overlap, multiple):
+    rows = tiling.tile_starts(height, tile_h, tiling.clamp_overlap(overlap, tile_h, multiple), align=multiple)
+    cols = tiling.tile_starts(width, tile_w, tiling.clamp_overlap(overlap, tile_w, multiple), align=multiple)
+    return len(rows) * len(cols) * tile_h * tile_w
+
+
+@pytest.mark.parametrize("height,width,max_pixels,overlap,multiple", [
+    (1024, 1024, 1_000_000, 128, 4), (2048, 2048, 1_000_000, 128, 4), (4096, 4096, 1_400_000, 128, 4),
+    (2048, 2048, 2_400_000, 192, 256), (300, 5000, 200_000, 32, 4), (1024, 1024, 10_000_000, 128, 4),
+])
+def test_plan_tiles_fits_the_budget_and_wastes_little(height, width, max_pixels, overlap, multiple):
+    tile_h, tile_w = tiling.plan_tiles(height, width, max_pixels=max_pixels, overlap_px=overlap, multiple=multiple)
+    assert tile_h % multiple == 0 and tile_w % multiple == 0
+    assert tile_h <= height and tile_w <= width
+    assert tile_h * tile_w <= max_pixels
+    processed = _processed(height, width, tile_h, tile_w, overlap, multiple)
+    # No square tiling of the same budget does better.
+    side = int(max_pixels**0.5) // multiple * multiple
+    square = _processed(height, width, min(side, height), min(side, width), overlap, multiple)
+    assert processed <= square
+    if height * width <= max_pixels:
+        assert (tile_h, tile_w) == (height, width)
+
+
+def test_plan_tiles_just_over_budget_uses_two_tiles():
+    tile_h, tile_w = tiling.plan_tiles(1024, 1024, max_pixels=1_000_000, overlap_px=128, multiple=4)
+    assert _processed(1024, 1024, tile_h, tile_w, 128, 4) <= 1.2 * 1024 * 1024
+    assert tiling.plan_tiles(64, 64, max_pixels=10, overlap_px=8, multiple=16) == (16, 16)
 
 
 @pytest.mark.parametrize("scale", [1, 4])

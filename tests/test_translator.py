@@ -255,3 +255,15 @@ def test_fetch_downloads_atomically_and_fails_in_one_line_offline(tmp_path, monk
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["style_monet.pth"]  # no partial file
     with pytest.raises(weights.WeightsError, match="unknown published model"):
         weights.fetch("nope", tmp_path / "w")
+
+
+def test_inference_stays_light_to_embed():
+    import subprocess
+    import sys
+
+    code = ("import sys, translate; translate.Translator; import translate.inference.translator; "
+            "heavy = [m for m in sys.modules if m.split('.')[0] == 'albumentations' "
+            "or m.startswith(('translate.training', 'translate.methods', 'translate.data.transforms'))]; "
+            "print(heavy)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -190,17 +190,17 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- export
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a generator to ONNX (.onnx) or TorchScript (.pt) for plugins",
+    p = sub.add_parser("export", help="export a generator to ONNX (.onnx) or torch.export (.pt2) for plugins",
                        description="Export the generator of SOURCE to OUTPUT: .onnx (ONNX opset 18, runs in "
-                                   "ONNX Runtime without torch) or .pt (TorchScript, loads in libtorch). The file "
-                                   "holds the net only, NCHW float32 in [-1, 1]; padding, tiling and cropping stay "
-                                   "with the caller (examples/README.md). Its contract (channels, size multiple, "
-                                   "scale, task, direction, mode, spec, config) is embedded as JSON metadata "
-                                   "'translate.json'. Before writing, the export is checked against PyTorch on real "
-                                   "photos and refused above a max abs diff of 1e-4.")
+                                   "ONNX Runtime without torch) or .pt2 (torch.export, loads with "
+                                   "torch.export.load). The file holds the net only, NCHW float32 in [-1, 1]; "
+                                   "padding, tiling and cropping stay with the caller (examples/README.md). Its "
+                                   "contract (channels, size multiple, scale, task, direction, mode, spec, config) "
+                                   "is embedded as JSON metadata 'translate.json'. Before writing, the export is "
+                                   "checked against PyTorch on real photos and refused above a max abs diff of 1e-4.")
     p.add_argument("source", help="run directory, checkpoint, reference *_net_G.pth, or the NAME of a "
                                   "published model downloaded to weights/")
-    p.add_argument("output", help="model.onnx or model.pt")
+    p.add_argument("output", help="model.onnx or model.pt2")
     p.add_argument("--direction", choices=["a_to_b", "b_to_a"],
                    help="generator to export (default: a_to_b for CycleGAN, the trained one for pix2pix)")
     p.add_argument("--arch", metavar="PRESET",
@@ -222,7 +222,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
     try:
         from translate.export import PARITY_TOLERANCE, ExportError, export_model, format_for
 
-        format_for(args.output)  # a wrong suffix fails before the model loads
+        format_for(args.output)  # a wrong suffix or an existing file fails before the model loads
+        if Path(args.output).exists() and not args.overwrite:
+            raise ExportError(f"{args.output}: already exists; pass --overwrite to replace it")
         translator = Translator.load(args.source, device="cpu", precision="fp32", direction=args.direction,
                                      arch=args.arch, mode=args.mode, weights_dir=args.weights_dir)
         report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
@@ -236,7 +238,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print("parity check skipped (--no-check)")
     else:
         print(f"parity vs PyTorch (fp32, real photos): max abs diff {report.max_abs_diff:.2e} "
-              f"(limit {PARITY_TOLERANCE:g})")
+              f"(limit {PARITY_TOLERANCE:.0e})")
     if report.contract["stochastic"]:
         print("paper mode: dropout stays on, so the exported net's outputs are random")
     return 0

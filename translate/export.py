@@ -1,21 +1,26 @@
-"""Export a Translator's generator to ONNX or TorchScript with its inference contract embedded,
-and check the export against eager PyTorch.
+"""Export a Translator's generator to ONNX or torch.export (.pt2) with its inference contract
+embedded, and check the export against eager PyTorch.
 
 The artefact holds the net only: (N, C_in, H, W) float32 in [-1, 1] -> (N, C_out, s*H, s*W)
 float32 in [-1, 1], with dynamic N, H and W. H and W must be multiples of `size_multiple` (and at
 least `min_side`); the caller reflect-pads, tiles and crops (see examples/README.md). The contract
 (`model_contract`) travels inside the file as JSON: ONNX `metadata_props["translate.json"]`,
-TorchScript `_extra_files["translate.json"]`.
+.pt2 `extra_files["translate.json"]`.
+
+Both formats come from torch.export's tracing (the ONNX exporter runs on it), so Python control
+flow on spec fields in a net's forward is fine and no shape is baked in. TorchScript is not
+offered: torch.jit is deprecated, and scripting fails on forwards that read the spec dataclass.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from translate.inference import normstats, tiling
+from translate.inference import tiling
 from translate.inference.translator import _MIN_SIDE, Translator, reflect_pad
 
 log = logging.getLogger(__name__)
@@ -32,7 +37,7 @@ log = logging.getLogger(__name__)
 EXPORT_FORMAT = "translate-export"
 EXPORT_FORMAT_VERSION = 1
 METADATA_KEY = "translate.json"
-FORMATS: dict[str, str] = {".onnx": "onnx", ".pt": "torchscript"}  # output suffix -> format
+FORMATS: dict[str, str] = {".onnx": "onnx", ".pt2": "pt2"}  # output suffix -> format
 # Opset 18 is what torch's (dynamo-based) ONNX exporter targets natively; ONNX Runtime >= 1.14 runs it.
 DEFAULT_OPSET = 18
 MIN_OPSET = 17
@@ -56,7 +61,7 @@ class ExportReport:
     """What `export_model` wrote; `max_abs_diff` is None when the parity check was skipped."""
 
     path: Path
-    format: str  # "onnx" or "torchscript"
+    format: str  # "onnx" or "pt2"
     contract: dict[str, Any]
     max_abs_diff: float | None
     size_bytes: int
@@ -73,15 +78,12 @@ def source_config(translator: Translator) -> dict[str, Any]:
     """The training config embedded in the translator's checkpoint; {} for reference weights."""
     from translate.checkpoint import is_translate_checkpoint, load_checkpoint, load_file
 
-    if isinstance(translator.info.get("config"), Mapping):
-        return dict(translator.info["config"])
     source = translator.info.get("source")
     if not source:
         return {}
     path = Path(source)
-    if path.is_dir() or is_translate_checkpoint(load_file(path)):
-        return dict(load_checkpoint(path).get("config") or {})
-    return {}
+    checkpoint = load_checkpoint(path) if path.is_dir() else load_file(path)
+    return dict(checkpoint.get("config") or {}) if is_translate_checkpoint(checkpoint) else {}
 
 
 def model_contract(translator: Translator, *, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -124,8 +126,8 @@ def _has_live_dropout(translator: Translator) -> bool:
 
 # ---------------------------------------------------------------- the exported net
 class PerImageBatchNorm2d(nn.Module):
-    """Batch norm on each image's own statistics (pix2pix paper test mode), in a form that
-    TorchScript and ONNX export (normstats.PerImageBatchNorm consults a thread-local context)."""
+    """Batch norm on each image's own statistics (pix2pix paper test mode), as plain tensor maths
+    (normstats.PerImageBatchNorm also consults a thread-local context, which export cannot keep)."""
 
     def __init__(self, source: nn.BatchNorm2d) -> None:
         super().__init__()
@@ -145,14 +147,15 @@ class PaperDropout(nn.Module):
     """Dropout that stays on at test time (pix2pix paper, section 3.1).
 
     Written with `rand_like` because ONNX Runtime's default graph optimisation deletes ONNX
-    Dropout nodes even in training mode; `keep_all` forces every unit kept (output x / (1 - p))
-    so the parity check can compare deterministic outputs.
+    Dropout nodes even in training mode. `keep_all` keeps every unit (output x / (1 - p)): the
+    parity check's deterministic reference, matched in the exports by replacing their noise
+    with ones in a copy held in memory.
     """
 
     def __init__(self, p: float) -> None:
         super().__init__()
         self.p = float(p)
-        self.keep_all = False  # a scripted attribute (bool inferred), settable after torch.jit.load
+        self.keep_all = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         noise = torch.ones_like(x) if self.keep_all else torch.rand_like(x)
@@ -182,9 +185,25 @@ def export_net(translator: Translator) -> nn.Module:
 
 
 def _example_input(translator: Translator) -> torch.Tensor:
-    side = tiling.round_up(max(64, _MIN_SIDE), translator.size_multiple)
+    # Batch 2 and sides of two size multiples or more, so no level of the net sees a size of 1
+    # (which torch.export would otherwise specialise on).
+    side = tiling.round_up(max(64, _MIN_SIDE, 2 * translator.size_multiple), translator.size_multiple)
     generator = torch.Generator().manual_seed(0)
-    return torch.rand(1, translator.spec.in_channels, side, side, generator=generator) * 2 - 1
+    return torch.rand(2, translator.spec.in_channels, side, side, generator=generator) * 2 - 1
+
+
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Raise the named loggers to WARNING for a while: the ONNX exporter's passes log every step."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def _onnx_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, Any], opset: int) -> bytes:
@@ -192,7 +211,7 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, An
     # both generators; the legacy TorchScript-based one is deprecated and slated for removal.
     import onnx
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _quiet("onnx_ir", "onnxscript", "torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             net, (example,), dynamo=True, opset_version=opset, input_names=["input"],
@@ -209,29 +228,32 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, An
     return model.SerializeToString()
 
 
-def _torchscript_bytes(net: nn.Module, contract: Mapping[str, Any]) -> bytes:
-    # Scripted rather than traced: no shapes baked in, and PaperDropout's keep_all stays a switch.
-    # torch.jit is deprecated in favour of torch.export but remains what libtorch (C++) loads.
-    with warnings.catch_warnings():
+def _pt2_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, Any]) -> bytes:
+    from torch.fx.experimental import _config as fx_config
+
+    dynamic = torch.export.Dim.DYNAMIC
+    # backed_size_oblivious, as torch.onnx's exporter sets it: without it, the U-Net's innermost
+    # 1x1 level (inputs of exactly size_multiple) gets guarded out or specialised.
+    with warnings.catch_warnings(), fx_config.patch(backed_size_oblivious=True):
         warnings.simplefilter("ignore")
-        scripted = torch.jit.script(net)
+        program = torch.export.export(net, (example,), dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},))
         buffer = io.BytesIO()
-        torch.jit.save(scripted, buffer, _extra_files={METADATA_KEY: json.dumps(contract, default=str)})
+        torch.export.save(program, buffer, extra_files={METADATA_KEY: json.dumps(contract, default=str)})
     return buffer.getvalue()
 
 
 def export_bytes(translator: Translator, format: str, *, opset: int = DEFAULT_OPSET,
                  contract: Mapping[str, Any] | None = None) -> bytes:
-    """The exported generator ("onnx" or "torchscript") as file contents, contract embedded."""
+    """The exported generator ("onnx" or "pt2") as file contents, contract embedded."""
     if format not in FORMATS.values():
         raise ExportError(f"format: {format!r} must be one of {', '.join(FORMATS.values())}")
     if format == "onnx" and opset < MIN_OPSET:
         raise ExportError(f"opset: {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
     contract = model_contract(translator) if contract is None else contract
-    net = export_net(translator)
+    net, example = export_net(translator), _example_input(translator)
     if format == "onnx":
-        return _onnx_bytes(net, _example_input(translator), contract, opset)
-    return _torchscript_bytes(net, contract)
+        return _onnx_bytes(net, example, contract, opset)
+    return _pt2_bytes(net, example, contract)
 
 
 def _summary(contract: Mapping[str, Any]) -> str:
@@ -242,7 +264,7 @@ def _summary(contract: Mapping[str, Any]) -> str:
 
 
 def format_for(path: str | os.PathLike) -> str:
-    """"onnx" or "torchscript" from the file suffix; an ExportError names the accepted ones."""
+    """"onnx" or "pt2" from the file suffix; an ExportError names the accepted ones."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise ExportError(f"{path}: unknown export format {suffix or '(no suffix)'!r}; "
@@ -260,7 +282,7 @@ def export_model(
     tolerance: float = PARITY_TOLERANCE,
     images: Sequence[np.ndarray] | None = None,
 ) -> ExportReport:
-    """Export the translator's generator to `path` (.onnx or .pt) and check it.
+    """Export the translator's generator to `path` (.onnx or .pt2) and check it.
 
     The parity check (unless `check` is False) runs the exported bytes and the translator's net
     on `images` (default `parity_photos()`) before anything is written; a max abs diff above
@@ -272,10 +294,10 @@ def export_model(
     start = time.perf_counter()
     path = Path(path)
     format = format_for(path)
-    if path.exists() and not overwrite:
-        raise ExportError(f"{path}: already exists; pass --overwrite to replace it")
     if path.is_dir():
         raise ExportError(f"{path}: is a folder; give a file name ending in {' or '.join(FORMATS)}")
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path}: already exists; pass --overwrite to replace it")
     contract = model_contract(translator)
     data = export_bytes(translator, format, opset=opset, contract=contract)
     diff = None
@@ -291,14 +313,14 @@ def export_model(
 
 # ---------------------------------------------------------------- reading exports back
 def read_contract(exported: str | os.PathLike | bytes) -> dict[str, Any]:
-    """The contract embedded in an exported .onnx or .pt file (or its bytes)."""
+    """The contract embedded in an exported .onnx or .pt2 file (or its bytes)."""
     data = _read_bytes(exported)
     name = exported if not isinstance(exported, bytes) else "export"
-    if _is_torchscript(data):
+    if _is_pt2(data):
         files = {METADATA_KEY: ""}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=files)
+            torch.export.load(io.BytesIO(data), extra_files=files)
         text = files[METADATA_KEY]
         text = text.decode() if isinstance(text, bytes) else text
     else:
@@ -320,8 +342,8 @@ def _read_bytes(exported: str | os.PathLike | bytes) -> bytes:
     return path.read_bytes()
 
 
-def _is_torchscript(data: bytes) -> bool:
-    return data[:4] == b"PK\x03\x04"  # TorchScript archives are zip files; ONNX is a protobuf
+def _is_pt2(data: bytes) -> bool:
+    return data[:4] == b"PK\x03\x04"  # .pt2 archives are zip files; ONNX is a protobuf
 
 
 class _OnnxRunner:
@@ -345,14 +367,18 @@ class _OnnxRunner:
         return torch.from_numpy(self.session.run(None, {"input": x.numpy()})[0])
 
 
-class _TorchScriptRunner:
+class _Pt2Runner:
+    """Run a .pt2 export with PyTorch on the CPU; `keep_all` forces dropout units kept."""
+
     def __init__(self, data: bytes, *, keep_all: bool) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.module = torch.jit.load(io.BytesIO(data), map_location="cpu")
-        for module in self.module.modules():
-            if hasattr(module, "keep_all"):
-                module.keep_all = keep_all
+            self.module = torch.export.load(io.BytesIO(data)).module()
+        if keep_all:  # PaperDropout traced to rand_like >= p: make the noise all ones
+            for node in self.module.graph.nodes:
+                if node.target is torch.ops.aten.rand_like.default:
+                    node.target = torch.ops.aten.ones_like.default
+            self.module.recompile()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
@@ -370,7 +396,7 @@ def parity_photos() -> list[np.ndarray]:
 
 def check_parity(exported: str | os.PathLike | bytes, translator: Translator,
                  images: Sequence[np.ndarray]) -> float:
-    """Max abs difference, over `images`, between the exported net (ONNX Runtime or TorchScript,
+    """Max abs difference, over `images`, between the exported net (ONNX Runtime or torch.export,
     CPU fp32) and the translator's own net (eager PyTorch, fp32), both fed the same reflect-padded
     [-1, 1] tensor, as `Translator` prepares it.
 
@@ -379,7 +405,7 @@ def check_parity(exported: str | os.PathLike | bytes, translator: Translator,
     """
     data = _read_bytes(exported)
     keep_all = _has_live_dropout(translator)
-    runner_class = _TorchScriptRunner if _is_torchscript(data) else _OnnxRunner
+    runner_class = _Pt2Runner if _is_pt2(data) else _OnnxRunner
     run_exported = runner_class(data, keep_all=keep_all)
     if keep_all:
         reference_net = export_net(translator)

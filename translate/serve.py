@@ -92,12 +92,13 @@ def _content_type(declared: str | None) -> str:
     return _TYPE_ALIASES.get(value, value)
 
 
-def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixels: int) -> np.ndarray:
+def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixels: int,
+                  scale: int = 1) -> np.ndarray:
     """Uploaded bytes -> HxWxC (C in 1, 3, 4) uint8/uint16 RGB(A), as `data.images.read_image`.
 
     Checks, in order: the declared type (415), the header's format (415), the header's size
-    against `max_pixels` before any pixel is decoded (413), then decodes (422 when corrupt or
-    truncated). Raises RequestError.
+    against `max_pixels` before any pixel is decoded (413; the output's size when the net
+    enlarges `scale` times), then decodes (422 when corrupt or truncated). Raises RequestError.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -119,9 +120,10 @@ def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixe
         raise RequestError(422, f"{field}: cannot decode as {declared} (corrupt or not an image)") from None
     except (OSError, ValueError, SyntaxError) as e:  # PIL raises these for broken headers
         raise RequestError(422, f"{field}: cannot decode (truncated or corrupt): {e}") from None
-    if width * height > max_pixels:
-        raise RequestError(413, f"{field}: {width}x{height} is {width * height / 1e6:.4g} megapixels, "
-                                f"more than the limit of {max_pixels / 1e6:.4g}")
+    if width * height * scale**2 > max_pixels:
+        enlarged = f" (x{scale}: {width * scale}x{height * scale} out)" if scale > 1 else ""
+        raise RequestError(413, f"{field}: {width}x{height}{enlarged} is {width * height * scale**2 / 1e6:.4g} "
+                                f"megapixels, more than the limit of {max_pixels / 1e6:.4g}")
     # Decode with cv2 like read_image: 16 bits and alpha kept, JPEG EXIF orientation applied.
     # This cv2 returns None for truncated PNG, JPEG and WebP files rather than part of an image.
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -226,14 +228,12 @@ def create_app(
     entry is the default direction). Net passes run on worker threads, `max_concurrent` at once;
     decoding and encoding run on other worker threads, so requests proceed concurrently."""
     from translate import __version__
-    from translate.export import model_contract
+    from translate.export import direction_of, model_contract
 
-    translators = dict(translator) if isinstance(translator, Mapping) else {"": translator}
-    if "" in translators:  # a bare Translator: file it under its own direction
-        from translate.export import direction_of
-
-        single = translators.pop("")
-        translators[direction_of(single) or "a_to_b"] = single
+    if isinstance(translator, Mapping):
+        translators = dict(translator)
+    else:
+        translators = {direction_of(translator) or "a_to_b": translator}
     if not translators or any(d not in _DIRECTIONS for d in translators):
         raise ValueError(f"translators: expected a mapping with keys among {_DIRECTIONS}, got {list(translators)}")
     for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels),
@@ -249,11 +249,12 @@ def create_app(
         "default_direction": default_direction,
         "output_formats": list(OUTPUT_FORMATS),
         "input_types": list(IMAGE_TYPES.values()),
+        # max_pixels bounds the output: input pixels times scale**2 for super-resolution nets.
         "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
         "device": str(default.device),
         "precision": default.precision,
     }
-    net_limiter = anyio.CapacityLimiter(max_concurrent)
+    limiters: list[anyio.CapacityLimiter] = []  # made on first use, inside the server's event loop
     editor = _editor_page()
 
     app = FastAPI(
@@ -321,7 +322,8 @@ def create_app(
                                     f"{', '.join(translators)}")
         chosen = translators[direction]
         pixels = await run_in_threadpool(decode_upload, await image.read(), field="image",
-                                         content_type=image.content_type, max_pixels=max_pixels)
+                                         content_type=image.content_type, max_pixels=max_pixels,
+                                         scale=chosen.scale)
         if mask is not None:
             if chosen.task != "inpaint":
                 raise RequestError(422, f"mask: only inpainting models take a mask; this model's "
@@ -330,7 +332,9 @@ def create_app(
                                                   content_type=mask.content_type, max_pixels=max_pixels)
             pixels = apply_mask(pixels, mask_pixels)
         try:
-            result = await anyio.to_thread.run_sync(chosen, pixels, limiter=net_limiter)
+            if not limiters:
+                limiters.append(anyio.CapacityLimiter(max_concurrent))
+            result = await anyio.to_thread.run_sync(chosen, pixels, limiter=limiters[0])
         except (ValueError, TranslatorError) as e:  # the task adapter refusing this image
             raise RequestError(422, f"image: {str(e).splitlines()[0]}") from None
         data = await run_in_threadpool(encode_image, result, format)

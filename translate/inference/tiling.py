@@ -7,7 +7,6 @@ the padding back off, so the output has exactly the input size (times the net's 
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,17 +153,53 @@ def axis_weights(starts: list[int], size: int, *, scale: int = 1) -> list[np.nda
     return [(w / total[s : s + size * scale]).astype(np.float32) for s, w in zip(scaled, windows)]
 
 
-def auto_tile_size(budget_bytes: float, bytes_per_px: float, multiple: int, *, max_tile: int = 4096) -> int:
-    """Largest square tile (a multiple of `multiple`, at most `max_tile`) whose activations fit.
+def clamp_overlap(overlap_px: int, tile_length: int, multiple: int) -> int:
+    """The overlap a tile of `tile_length` can have: a stride of at least one `multiple`."""
+    return max(0, min(overlap_px, tile_length - multiple))
 
-    Never below `multiple`: a net cannot run on less, whatever the budget says.
+
+def _tile_lengths(length: int, overlap_px: int, multiple: int) -> list[int]:
+    """Decreasing tile lengths that cover `length` with 1, 2, 3, ... tiles (multiples of `multiple`)."""
+    lengths: list[int] = []
+    for n in range(1, length // multiple + 1):
+        tile = min(length, round_up(-(-(length + (n - 1) * overlap_px) // n), multiple))
+        if tile - overlap_px < multiple:
+            break  # tiles would be mostly overlap
+        if not lengths or tile < lengths[-1]:
+            lengths.append(tile)
+    return lengths or [multiple]
+
+
+def plan_tiles(height: int, width: int, *, max_pixels: float, overlap_px: int, multiple: int) -> tuple[int, int]:
+    """(tile_height, tile_width) for a padded `height` x `width` image: tiles of at most
+    `max_pixels`, multiples of `multiple`, that minimise the pixels the net must process.
+
+    Tiles may be rectangles: an image just over the budget becomes two tiles of half the image
+    plus the overlap, not four squares. Never below `multiple` a side, whatever the budget.
     """
-    side = math.sqrt(max(budget_bytes, 0.0) / max(bytes_per_px, 1e-9))
-    side = min(side, max_tile)
-    return max(multiple, int(side // multiple) * multiple)
+    rows = _tile_lengths(height, overlap_px, multiple)
+    cols = _tile_lengths(width, overlap_px, multiple)
+
+    def cost(tile_h: int, tile_w: int) -> tuple[int, int]:
+        n_rows = len(tile_starts(height, tile_h, clamp_overlap(overlap_px, tile_h, multiple), align=multiple))
+        n_cols = len(tile_starts(width, tile_w, clamp_overlap(overlap_px, tile_w, multiple), align=multiple))
+        return n_rows * n_cols * tile_h * tile_w, n_rows * n_cols
+
+    best: tuple[tuple[int, int], tuple[int, int]] | None = None
+    for tile_h in rows:
+        # For a given height, the widest tile that fits needs the fewest columns; the next
+        # narrower one is tried too because rounding to `multiple` can favour it.
+        fitting = [w for w in cols if tile_h * w <= max_pixels][:2]
+        for tile_w in fitting:
+            candidate = (cost(tile_h, tile_w), (tile_h, tile_w))
+            if best is None or candidate[0] < best[0]:
+                best = candidate
+    if best is None:
+        return min(height, multiple), min(width, multiple)
+    return best[1]
 
 
 def default_overlap(tile_size: int) -> int:
-    """Default tile overlap: an eighth of the tile, at least 32 px (beyond the border zone where
-    reflect padding inside the net changes the output), and always less than the tile."""
-    return min(max(32, tile_size // 8), tile_size // 2)
+    """Default tile overlap: an eighth of the tile, 32 to 128 px (beyond the border zone where
+    reflect padding inside the net changes the output), and at most half the tile."""
+    return min(max(32, min(tile_size // 8, 128)), tile_size // 2)

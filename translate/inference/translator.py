@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.checkpoint import CheckpointError, is_translate_checkpoint, load_checkpoint, load_file
-from translate.data.images import IMAGE_SUFFIXES, ImageError, read_image, write_image
+from translate.data.images import IMAGE_SUFFIXES, read_image, write_image
 from translate.inference import normstats, tiling
 from translate.inference.tasks import Prepared, TaskAdapter, adapter_for
 
@@ -38,9 +38,10 @@ _SUFFIXES_16BIT = frozenset({".png", ".tif", ".tiff"})  # what cv2 writes 16-bit
 # RSS over (largest leaf-module output in fp32 bytes) was 2.1 (unet_256) to 3.4 (resnet_9blocks,
 # contiguous fp32) on CPU; 3.5 keeps the estimate on the safe side.
 _PEAK_OVER_LARGEST = 3.5
-# CPU activation budget cap: larger tiles run no faster on CPU (compute-bound), and 1 GiB keeps a
-# 4096x4096 conversion with resnet_9blocks under 3 GB peak RSS (image buffers included).
-_CPU_BUDGET_CAP = 1 << 30
+# CPU activation budget cap (1.5 GiB): larger tiles run no faster on CPU (compute-bound), it
+# keeps a 4096x4096 conversion under 3 GB peak RSS with its image buffers, and lets 1024x1024
+# run whole with resnet_9blocks (tiling costs a statistics pass plus overlaps).
+_CPU_BUDGET_CAP = 3 << 29
 _MAX_BATCH = {"cpu": 8, "cuda": 32}
 # Smallest padded side: a ResNet's residual blocks reflect-pad their 1/4-size maps by one pixel,
 # which needs those maps to be at least 2 wide; 16 leaves room for any generator we build.
@@ -217,7 +218,7 @@ def available_memory_bytes(device: torch.device) -> int:
 
 def auto_memory_budget(device: torch.device) -> int:
     """Bytes of activations one forward call may use: 60% of free GPU memory; on CPU a quarter of
-    the available memory, capped at 1 GiB (see `_CPU_BUDGET_CAP`)."""
+    the available memory, capped at 1.5 GiB (see `_CPU_BUDGET_CAP`)."""
     available = available_memory_bytes(device)
     if device.type == "cuda":
         return int(0.6 * available)
@@ -430,14 +431,19 @@ class Translator:
         with self._autocast(exact):
             return self.net(x).float()
 
-    def _tile_plan(self, height: int, width: int, batch: int) -> int | None:
-        """Tile size for a padded height x width image, or None to run it whole."""
+    def _tile_plan(self, height: int, width: int, batch: int) -> tuple[int, int] | None:
+        """(tile height, tile width) for a padded height x width image, or None to run it whole."""
         if self.tile_size is not None:
-            return self.tile_size if max(height, width) > self.tile_size else None
+            if max(height, width) <= self.tile_size:
+                return None
+            return min(self.tile_size, height), min(self.tile_size, width)
         if batch * height * width * self.bytes_per_px <= self.memory_budget_bytes:
             return None
-        tile = tiling.auto_tile_size(self.memory_budget_bytes, self.bytes_per_px, self.size_multiple)
-        return tile if max(height, width) > tile else None
+        max_pixels = self.memory_budget_bytes / self.bytes_per_px
+        overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(int(max_pixels**0.5))
+        tile = tiling.plan_tiles(height, width, max_pixels=max_pixels, overlap_px=overlap,
+                                 multiple=self.size_multiple)
+        return None if tile == (height, width) else tile
 
     def run_net(self, x: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
         """(N, C_in, H, W) float in [-1, 1], any H and W -> (N, C_out, s*H, s*W) float32 on the CPU.
@@ -457,16 +463,16 @@ class Translator:
             y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
             return y.to("cpu", torch.float32)
 
-    def _run_tiled(self, x: torch.Tensor, tile: int, exact: bool) -> torch.Tensor:
+    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int], exact: bool) -> torch.Tensor:
         """One padded image (1, C, Hp, Wp) as overlapping tiles; returns (1, C_out, s*Hp, s*Wp) on CPU."""
         _, _, height, width = x.shape
-        overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(tile)
-        overlap = min(overlap, tile - self.size_multiple)
+        tile_h, tile_w = tile
+        overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(max(tile))
         # Aligned starts give every tile the stride-2 sampling grid of the whole image, so tiles
         # agree with a whole-image pass away from their borders.
-        tops = tiling.tile_starts(height, tile, overlap, align=self.size_multiple)
-        lefts = tiling.tile_starts(width, tile, overlap, align=self.size_multiple)
-        tile_h, tile_w, s = min(tile, height), min(tile, width), self.scale
+        m, s = self.size_multiple, self.scale
+        tops = tiling.tile_starts(height, tile_h, tiling.clamp_overlap(overlap, tile_h, m), align=m)
+        lefts = tiling.tile_starts(width, tile_w, tiling.clamp_overlap(overlap, tile_w, m), align=m)
         row_weights = [torch.from_numpy(w) for w in tiling.axis_weights(tops, tile_h, scale=s)]
         col_weights = [torch.from_numpy(w) for w in tiling.axis_weights(lefts, tile_w, scale=s)]
         stats_scope: contextlib.AbstractContextManager = contextlib.nullcontext()

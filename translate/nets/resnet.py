@@ -40,6 +40,13 @@ class ResnetSpec:
     dropout: float = 0.0  # CycleGAN trains without; the reference's use_dropout means 0.5
     padding: Padding = "reflect"  # inside the residual blocks; the 7x7 convs always reflect
     upscale: int = 1
+    # Stride-2 stages before the residual blocks (and transposed-conv stages after them). 2 is the
+    # reference; 0 keeps the blocks at input resolution, as super-resolution nets do (EDSR).
+    downsampling: int = 2
+    # Add the input, bicubically resized to the output size, to the output: the net then learns
+    # only the correction (global residual learning, VDSR: Kim et al. 2016), which trains much
+    # faster for super-resolution. Needs in_channels == out_channels.
+    residual: bool = False
 
     def __post_init__(self) -> None:
         check_positive("in_channels", self.in_channels)
@@ -49,12 +56,15 @@ class ResnetSpec:
         check_choice("norm", self.norm, NORMS)
         check_dropout(self.dropout)
         check_choice("padding", self.padding, PADDINGS)
+        check_positive("downsampling", self.downsampling, minimum=0)
         if self.upscale not in UPSCALES:
             raise ValueError(f"upscale: must be one of {UPSCALES}, got {self.upscale!r}")
+        if self.residual and self.in_channels != self.out_channels:
+            raise ValueError(f"residual: needs in_channels == out_channels, got {self.in_channels} -> {self.out_channels}")
 
     @property
     def size_multiple(self) -> int:
-        return 4  # two stride-2 downsamplings; inference pads inputs up to this
+        return 2**self.downsampling  # inference pads inputs up to this
 
     @property
     def scale(self) -> int:
@@ -105,17 +115,19 @@ class ResnetGenerator(nn.Module):
             norm_layer(norm, base),
             nn.ReLU(),
         ]
-        for mult in (1, 2):
+        mults = [2**i for i in range(spec.downsampling)]
+        for mult in mults:
             layers += [
                 nn.Conv2d(base * mult, base * mult * 2, 3, stride=2, padding=1, bias=bias),
                 norm_layer(norm, base * mult * 2),
                 nn.ReLU(),
             ]
+        width = base * 2**spec.downsampling
         layers += [
-            ResnetBlock(base * 4, norm=norm, dropout=spec.dropout, padding=spec.padding)
+            ResnetBlock(width, norm=norm, dropout=spec.dropout, padding=spec.padding)
             for _ in range(spec.n_blocks)
         ]
-        for mult in (4, 2):
+        for mult in reversed([2 * m for m in mults]):
             layers += [
                 nn.ConvTranspose2d(
                     base * mult, base * mult // 2, 3,
@@ -136,4 +148,9 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        out = self.model(x)
+        if not self.spec.residual:
+            return out
+        base = x if self.spec.upscale == 1 else nn.functional.interpolate(
+            x, scale_factor=self.spec.upscale, mode="bicubic", align_corners=False)
+        return (base + out).clamp(-1.0, 1.0)
