@@ -33,6 +33,8 @@ def test_epoch_sampler_resumes_mid_epoch_and_splits_ranks():
     assert sorted(full) == list(range(10))
     assert EpochSampler(10, seed=3, epoch=2, start=4).indices() == full[4:]
     assert EpochSampler(10, seed=3, epoch=3).indices() != full
+    longer = EpochSampler(4, seed=3, epoch=0, length=10).indices()
+    assert len(longer) == 10 and sorted(longer[:4]) == sorted(longer[4:8]) == [0, 1, 2, 3]
     ranks = [EpochSampler(10, seed=3, epoch=2, rank=r, world_size=3).indices() for r in range(3)]
     assert len({len(r) for r in ranks}) == 1  # every rank steps equally often
     assert set().union(*ranks) == set(range(10))

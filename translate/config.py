@@ -40,6 +40,9 @@ class DataConfig:
     serial: bool = False  # CycleGAN: pair A[i] with B[i] instead of a random B
     workers: int = 0  # data-loader processes; 0 = decode in the training process
     max_val_images: int = 16  # validation cost stays bounded on big val splits
+    # Items drawn per epoch (cycling fresh permutations); 0 = the dataset size. Lets a handful of
+    # photos make epochs long enough that per-epoch work (checkpoint, validation) stays rare.
+    samples_per_epoch: int = 0
 
 
 @dataclass

@@ -63,18 +63,19 @@ class EpochSampler(Sampler[int]):
     run sees exactly the samples the interrupted one had not seen yet."""
 
     def __init__(self, n: int, *, seed: int, epoch: int, start: int = 0, rank: int = 0,
-                 world_size: int = 1, shuffle: bool = True) -> None:
+                 world_size: int = 1, shuffle: bool = True, length: int = 0) -> None:
         self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
+        self.length = length or n  # items per epoch: several permutations back to back when > n
         self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
 
     def indices(self) -> list[int]:
-        if self.shuffle:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.n, generator=g).tolist()
-        else:
-            order = list(range(self.n))
-        per_rank = math.ceil(self.n / self.world_size)
-        order += order[: per_rank * self.world_size - self.n]  # pad so every rank steps equally
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order: list[int] = []
+        while len(order) < self.length:
+            order += torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+        order = order[: self.length]
+        per_rank = math.ceil(self.length / self.world_size)
+        order += order[: per_rank * self.world_size - self.length]  # pad so every rank steps equally
         return order[self.rank::self.world_size][self.start:]
 
     def __iter__(self) -> Iterator[int]:
@@ -335,14 +336,15 @@ class Trainer:
     def _loader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.config.runtime.seed, epoch=self.epoch,
                                start=self.batch_in_epoch * self.config.optim.batch_size,
-                               rank=self.rank, world_size=self.world_size)
+                               rank=self.rank, world_size=self.world_size,
+                               length=self.config.data.samples_per_epoch)
         workers = self.config.data.workers
         return DataLoader(self.train_set, batch_size=self.config.optim.batch_size, sampler=sampler,
                           num_workers=workers, pin_memory=self.device.type == "cuda",
                           persistent_workers=False)
 
     def _batches_per_epoch(self) -> int:
-        per_rank = math.ceil(len(self.train_set) / self.world_size)
+        per_rank = math.ceil((self.config.data.samples_per_epoch or len(self.train_set)) / self.world_size)
         return math.ceil(per_rank / self.config.optim.batch_size)
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Tensor]:

@@ -92,12 +92,95 @@ class GenericAdapter:
         return image
 
 
-# task (TrainConfig.task) -> adapter class. "superres" needs nothing special: the net's scale
-# does the enlarging. colorize and inpaint get their own adapters with their training code.
+@dataclass(frozen=True)
+class _Colorize:
+    lightness: np.ndarray  # HxWx1 uint8 Lab L of the input, full resolution
+    alpha: np.ndarray | None
+
+
+class ColorizeAdapter:
+    """Grey (or colour) photo -> colour photo. The net sees the Lab lightness L and predicts the
+    chroma ab; the result puts the predicted ab on the input's own full-resolution L, so no detail
+    is lost (see synth.lab_to_rgb). Alpha passes through; 16-bit input gives 16-bit output (the
+    colour itself is 8-bit Lab precision)."""
+
+    def __init__(self, spec: Any) -> None:
+        if (spec.in_channels, spec.out_channels) != (1, 2):
+            raise ValueError(f"colorize: the generator must map 1 channel (L) to 2 (ab), not "
+                             f"{spec.in_channels} -> {spec.out_channels}")
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        from translate.data.synth import lab_split, to_uint8
+
+        image = check_image(image)
+        alpha = image[:, :, -1:] if image.shape[2] in (2, 4) else None
+        rgb = to_channels(image[:, :, :-1] if alpha is not None else image, 3)
+        lightness = lab_split(to_uint8(rgb))[0]
+        return Prepared(image_to_tensor(lightness), image.dtype, _Colorize(lightness, alpha))
+
+    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+        from translate.data.synth import lab_to_rgb
+
+        note: _Colorize = prepared.context
+        rgb = lab_to_rgb(note.lightness, tensor_to_image(output, np.uint8))
+        if prepared.dtype == np.uint16:
+            rgb = rgb.astype(np.uint16) * 257
+        return rgb if note.alpha is None else np.concatenate([rgb, note.alpha.astype(rgb.dtype)], axis=2)
+
+
+@dataclass(frozen=True)
+class _Inpaint:
+    rgb: np.ndarray  # the input's own pixels, kept wherever there is no hole
+    hole: np.ndarray  # HxW bool
+
+
+class InpaintAdapter:
+    """RGBA photo whose transparent pixels (alpha < half) are holes -> the filled RGB photo. The
+    net sees RGB with holes greyed plus the known-pixel alpha (synth.masked_input); only hole
+    pixels take the net's output, known pixels come back byte-identical. A separate mask image
+    becomes the alpha channel first (`with_mask`)."""
+
+    def __init__(self, spec: Any) -> None:
+        if (spec.in_channels, spec.out_channels) != (4, 3):
+            raise ValueError(f"inpaint: the generator must map 4 channels (RGB + known mask) to 3, not "
+                             f"{spec.in_channels} -> {spec.out_channels}")
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        from translate.data.synth import mask_from_alpha, masked_input
+
+        image = check_image(image)
+        if image.shape[2] != 4:
+            raise ValueError("inpaint: needs holes: an RGBA image whose transparent pixels are the holes, "
+                             "or a mask image (white = hole)")
+        hole = mask_from_alpha(image)
+        rgb = image[:, :, :3]
+        return Prepared(image_to_tensor(masked_input(rgb, hole)), image.dtype, _Inpaint(rgb, hole > 0))
+
+    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+        note: _Inpaint = prepared.context
+        filled = tensor_to_image(output, prepared.dtype)
+        return np.where(note.hole[:, :, None], filled, note.rgb)
+
+
+def with_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Image + hole mask (HxW[x1], nonzero = hole, same size) -> RGBA whose alpha is 0 on holes."""
+    image = to_channels(check_image(image), 3)
+    mask = check_image(mask)[:, :, 0]
+    if mask.shape != image.shape[:2]:
+        raise ValueError(f"mask: size {mask.shape[1]}x{mask.shape[0]} differs from the image's "
+                         f"{image.shape[1]}x{image.shape[0]}")
+    opaque = np.iinfo(image.dtype).max
+    alpha = np.where(mask > 0, 0, opaque).astype(image.dtype)[:, :, None]
+    return np.concatenate([image, alpha], axis=2)
+
+
+# task (TrainConfig.task) -> adapter class; superres needs nothing special (the net's scale enlarges).
 TASK_ADAPTERS: dict[str, type] = {
     "custom": GenericAdapter,
     "sketch": GenericAdapter,
     "superres": GenericAdapter,
+    "colorize": ColorizeAdapter,
+    "inpaint": InpaintAdapter,
 }
 
 

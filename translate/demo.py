@@ -1,0 +1,76 @@
+"""`translate demo`: the whole workflow on photos bundled with scikit-image, no downloads.
+
+prepare super-resolution pairs -> train a small x4 model -> convert the held-out photos -> eval page
+(model vs bicubic PSNR/SSIM). Super-resolution is the task that shows a measurable gain over its
+classic baseline within a few CPU minutes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+# Real photos that ship inside scikit-image. Test photos are chosen by prepare's seeded split.
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "cat", "immunohistochemistry",
+          "hubble_deep_field", "retina")
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    eval_page: Path
+    model_psnr: float
+    baseline_psnr: float
+    converted: int
+    steps: int
+
+
+def bundled_photo(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+def run_demo(out: Path, *, steps: int = 1500, seed: int = 0, device: str = "auto") -> DemoResult:
+    """Everything lands in `out`, which must not exist yet (nothing of the user's is overwritten)."""
+    from translate.data.images import write_image
+    from translate.data.prepare import prepare
+    from translate.evaluation import evaluate
+    from translate.inference.translator import Translator, convert_folder, cpu_has_native_bf16
+    from translate.training import resolve_config, train
+
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out}: already exists and is not empty; choose another --out or remove it")
+    photos, data, run = out / "photos", out / "data", out / "run"
+    for name in PHOTOS:
+        write_image(photos / f"{name}.png", bundled_photo(name))
+    log.info("demo: %d photos from scikit-image in %s", len(PHOTOS), photos)
+
+    config = resolve_config("pix2pix", task="superres", flags=[{
+        "data": {"root": str(data), "samples_per_epoch": 200},
+        # A light discriminator and a brisk learning rate: minutes, not days, on a laptop CPU.
+        "discriminator": {"base_channels": 32, "n_layers": 2},
+        "optim": {"batch_size": 4, "lr_g": 1e-3, "epochs": 10**6, "epochs_decay": 0},
+        "runtime": {"max_steps": steps, "seed": seed, "device": device, "log_every_steps": 50,
+                    "sample_every_steps": 250, "checkpoint_every_epochs": 0,
+                    # bf16 where the hardware does it natively: about twice the fp32 speed.
+                    "amp": "bf16" if cpu_has_native_bf16() or torch.cuda.is_available() else "off"},
+    }])
+    report = prepare("superres", photos, data, synth=config.synth, seed=seed, val_fraction=0.12, test_fraction=0.25)
+    result = train(config=config, run_dir=run)
+
+    translator = Translator.load(run, device=device)
+    converted = convert_folder(translator, data / "test" / "A", out / "converted")
+    pairs = [(a, data / "test" / "B" / a.name) for a in sorted((data / "test" / "A").glob("*.png"))]
+    evaluation = evaluate(translator, pairs, out / "eval", task="superres",
+                          title=f"translate demo: x4 super-resolution after {result.step} steps")
+    means = evaluation.means()
+    return DemoResult(out=out, eval_page=out / "eval" / "index.html", model_psnr=means["model_psnr"],
+                      baseline_psnr=means["baseline_psnr"], converted=len(converted.converted), steps=result.step)
