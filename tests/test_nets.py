@@ -210,7 +210,15 @@ def weights(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("scheme", INIT_SCHEMES)
+def test_torch_init_keeps_pytorch_defaults():
+    torch.manual_seed(0)
+    net = build_net(preset("unet_128", base_channels=4))
+    before = weights(net)
+    init_weights(net, scheme="torch")
+    assert all(torch.equal(before[k], v) for k, v in weights(net).items())
+
+
+@pytest.mark.parametrize("scheme", [s for s in INIT_SCHEMES if s != "torch"])
 def test_init_is_deterministic_and_changes_weights(scheme):
     spec = preset("unet_128", base_channels=4)
     torch.manual_seed(0)

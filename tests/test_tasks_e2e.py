@@ -78,3 +78,18 @@ def test_inpaint_takes_holes_from_alpha_or_a_mask(tmp_path, write_photos, photo)
         translator(image)
     with pytest.raises(ValueError, match="mask: size 32x32 differs"):
         with_mask(image, mask[:32, :32])
+
+
+def test_convert_takes_inpainting_masks_from_a_folder(tmp_path, write_photos, photo):
+    _translator(tmp_path, write_photos, "inpaint")
+    image = np.ascontiguousarray(photo("coffee", 64))
+    write_image(tmp_path / "in" / "sub" / "cup.jpg", image)
+    write_image(tmp_path / "in" / "lost.png", image)
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 255
+    write_image(tmp_path / "masks" / "sub" / "cup.png", mask)
+    code = main(["convert", str(tmp_path / "run"), str(tmp_path / "in"), str(tmp_path / "out"),
+                 "--mask-dir", str(tmp_path / "masks")])
+    assert code == 1  # lost.png has no mask: reported, the rest converted
+    out = read_image(tmp_path / "out" / "sub" / "cup.jpg")
+    assert out.shape == (64, 64, 3) and not (tmp_path / "out" / "lost.png").exists()

@@ -146,6 +146,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="convert only the I-th of every N inputs, 0 <= I < N (default: torchrun's RANK/WORLD_SIZE)")
     p.add_argument("--batch-size", type=int, help="most same-size images per forward pass (default: from memory)")
     p.add_argument("--workers", type=int, default=2, help="threads decoding and encoding images (2)")
+    p.add_argument("--mask-dir", help="inpainting: folder of hole masks (white = hole) named like the inputs; "
+                                      "without it, an RGBA input's transparent pixels are the holes")
     p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
     p.set_defaults(func=_cmd_convert)
 
@@ -177,6 +179,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             report = convert_folder(
                 translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
                 shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
+                mask_dir=args.mask_dir,
             )
     except TranslatorError as e:
         raise UserError(str(e)) from None
@@ -374,11 +377,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="train and evaluate a small x4 super-resolution model on bundled photos",
+    p = sub.add_parser("demo", help="train and evaluate a small x2 super-resolution model on bundled photos",
                        description="No downloads: photos that ship with scikit-image -> prepare -> train -> "
                                    "convert -> eval page. About 5-10 minutes on a 2-core CPU.")
     p.add_argument("--out", default="demo_out", help="output folder (must not exist or be empty)")
-    p.add_argument("--steps", type=int, default=1500, help="training steps")
+    p.add_argument("--steps", type=int, default=1200, help="training steps")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_demo)

@@ -114,7 +114,7 @@ class TrainConfig:
     # in/out channels live in the generator spec; the method derives discriminator in_channels.
     generator: GeneratorSpec = field(default_factory=lambda: PRESETS["unet_256"])
     discriminator: DiscriminatorSpec = field(default_factory=lambda: PRESETS["patchgan_70"])
-    init: Literal["normal", "xavier", "kaiming", "orthogonal"] = "normal"
+    init: Literal["normal", "xavier", "kaiming", "orthogonal", "torch"] = "normal"
     init_gain: float = 0.02
     gan: GanConfig = field(default_factory=GanConfig)
     pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)

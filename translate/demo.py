@@ -1,6 +1,6 @@
 """`translate demo`: the whole workflow on photos bundled with scikit-image, no downloads.
 
-prepare super-resolution pairs -> train a small x4 model -> convert the held-out photos -> eval page
+prepare super-resolution pairs -> train a small x2 model -> convert the held-out photos -> eval page
 (model vs bicubic PSNR/SSIM). Super-resolution is the task that shows a measurable gain over its
 classic baseline within a few CPU minutes.
 """
@@ -38,7 +38,7 @@ def bundled_photo(name: str) -> np.ndarray:
     return getattr(skimage.data, name)()
 
 
-def run_demo(out: Path, *, steps: int = 1500, seed: int = 0, device: str = "auto") -> DemoResult:
+def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto") -> DemoResult:
     """Everything lands in `out`, which must not exist yet (nothing of the user's is overwritten)."""
     from translate.data.images import write_image
     from translate.data.prepare import prepare
@@ -55,9 +55,15 @@ def run_demo(out: Path, *, steps: int = 1500, seed: int = 0, device: str = "auto
 
     config = resolve_config("pix2pix", task="superres", flags=[{
         "data": {"root": str(data), "samples_per_epoch": 200},
-        # A light discriminator and a brisk learning rate: minutes, not days, on a laptop CPU.
+        # x2 from clean area-downscaled photos (the classic benchmark setting): the gain over bicubic
+        # shows within minutes on a CPU; the recipe's default x4 with blur/noise/JPEG needs hours.
+        "generator": {"upscale": 2},
+        "synth": {"scale": 2, "blur_sigma_max": 0.0, "noise_std_max": 0.0, "jpeg_quality_min": 0},
+        # A light discriminator, and L1 weighted up so the short run optimises fidelity (PSNR);
+        # the GAN term is what adds invented texture, which PSNR penalises.
         "discriminator": {"base_channels": 32, "n_layers": 2},
-        "optim": {"batch_size": 4, "lr_g": 1e-3, "epochs": 10**6, "epochs_decay": 0},
+        "pix2pix": {"lambda_l1": 1000.0},
+        "optim": {"batch_size": 4, "lr_g": 5e-4, "epochs": 10**6, "epochs_decay": 0},
         "runtime": {"max_steps": steps, "seed": seed, "device": device, "log_every_steps": 50,
                     "sample_every_steps": 250, "checkpoint_every_epochs": 0,
                     # bf16 where the hardware does it natively: about twice the fp32 speed.
@@ -70,7 +76,7 @@ def run_demo(out: Path, *, steps: int = 1500, seed: int = 0, device: str = "auto
     converted = convert_folder(translator, data / "test" / "A", out / "converted")
     pairs = [(a, data / "test" / "B" / a.name) for a in sorted((data / "test" / "A").glob("*.png"))]
     evaluation = evaluate(translator, pairs, out / "eval", task="superres",
-                          title=f"translate demo: x4 super-resolution after {result.step} steps")
+                          title=f"translate demo: x2 super-resolution after {result.step} steps")
     means = evaluation.means()
     return DemoResult(out=out, eval_page=out / "eval" / "index.html", model_psnr=means["model_psnr"],
                       baseline_psnr=means["baseline_psnr"], converted=len(converted.converted), steps=result.step)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
+import glob
 import logging
 import os
 import time
@@ -25,7 +27,7 @@ from torch import nn
 from translate.checkpoint import CheckpointError, is_translate_checkpoint, load_checkpoint, load_file
 from translate.data.images import IMAGE_SUFFIXES, read_image, write_image
 from translate.inference import normstats, tiling
-from translate.inference.tasks import Prepared, TaskAdapter, adapter_for
+from translate.inference.tasks import Prepared, TaskAdapter, adapter_for, with_mask
 
 log = logging.getLogger(__name__)
 
@@ -551,6 +553,7 @@ class ConvertEvent:
 class ConvertJob:
     src: Path
     dst: Path
+    mask: Path | None = None  # inpainting: hole mask (white = hole) for this input
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -654,7 +657,19 @@ def _reason(error: BaseException, path: Path) -> str:
 
 
 def _read(translator: Translator, job: ConvertJob) -> Prepared:
-    return translator.prepare(read_image(job.src))
+    image = read_image(job.src)
+    if job.mask is not None:
+        image = with_mask(image, read_image(job.mask))
+    return translator.prepare(image)
+
+
+def _find_mask(mask_dir: Path, relative: Path) -> Path | None:
+    """The mask for an input: same relative path below `mask_dir`, any image suffix."""
+    folder = mask_dir / relative.parent
+    for candidate in sorted(folder.glob(f"{glob.escape(relative.stem)}.*")) if folder.is_dir() else []:
+        if candidate.suffix.lower() in IMAGE_SUFFIXES:
+            return candidate
+    return None
 
 
 def _write(translator: Translator, job: ConvertJob, output: torch.Tensor, prepared: Prepared,
@@ -677,6 +692,7 @@ def convert_folder(
     progress: Callable[[ConvertEvent], None] | None = None,
     workers: int = 2,
     max_batch: int | None = None,
+    mask_dir: str | os.PathLike | None = None,
 ) -> ConvertReport:
     """Convert an image file or a folder tree into `dst`, carrying on past bad files.
 
@@ -687,7 +703,8 @@ def convert_folder(
     Outputs are written atomically. `format` (png, jpg, ...) replaces the input's format;
     `shard=(i, N)` converts only the i-th of every N inputs. `workers` threads decode and encode
     while the net runs; same-size images are batched (at most `max_batch`, default from the
-    memory budget). `progress` is called in this thread once per input.
+    memory budget). `progress` is called in this thread once per input. `mask_dir` (inpainting)
+    holds a hole mask per input under the same relative path and name (any image suffix).
     """
     start = time.perf_counter()
     jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
@@ -709,11 +726,17 @@ def convert_folder(
     for path, reason in failures:
         record(path, "failed", reason)
     todo = []
+    src_root = Path(src) if Path(src).is_dir() else Path(src).parent
     for job in jobs:
         if job.dst.exists() and not overwrite:
             record(job.src, "skipped_existing")
-        else:
-            todo.append(job)
+            continue
+        if mask_dir is not None:
+            job = dataclasses.replace(job, mask=_find_mask(Path(mask_dir), job.src.relative_to(src_root)))
+            if job.mask is None:
+                record(job.src, "failed", f"no mask for it in {mask_dir}")
+                continue
+        todo.append(job)
     if todo:
         _run_jobs(translator, todo, record, overwrite=overwrite, workers=max(1, workers), max_batch=max_batch)
     report.seconds = time.perf_counter() - start
