@@ -126,3 +126,14 @@ def test_sigkill_mid_run_then_resume(tmp_path, write_paired, train_then_kill):
     assert not list(run.glob("**/*.tmp"))
     steps = [int(line.split(",")[0]) for line in (run / "log.csv").read_text().splitlines()[1:]]
     assert steps[-3:] == [step_at_kill + 1, step_at_kill + 2, step_at_kill + 3]
+
+
+def test_l1_only_pix2pix_has_no_discriminator(tmp_path, write_paired):
+    data = write_paired("aligned", splits={"train": 2})
+    result = train(config=tiny_config(data, "--max-steps", "2", "--set", "pix2pix.lambda_gan=0"),
+                   run_dir=tmp_path / "run")
+    ckpt = load_checkpoint(tmp_path / "run")
+    assert result.step == 2 and set(ckpt["nets"]) == {"g_ab"} and set(ckpt["optimizers"]) == {"g"}
+    header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
+    assert "G_L1" in header and "G_gan" not in header and "D" not in header
+    assert train(run_dir=tmp_path / "run", resume=True, runtime_overrides={"max_steps": 3}).step == 3

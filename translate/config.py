@@ -67,6 +67,9 @@ class GanConfig:
 @dataclass
 class Pix2PixConfig:
     lambda_l1: float = 100.0
+    # Weight of the adversarial term. 0 trains the generator on L1 alone, with no discriminator:
+    # the fidelity-first (PSNR) baseline, and the usual pre-training for super-resolution GANs.
+    lambda_gan: float = 1.0
 
 
 @dataclass

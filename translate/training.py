@@ -255,7 +255,7 @@ class Trainer:
         # fused Adam: one kernel over all parameters; on CPU it cuts the optimizer step ~4x.
         adam = lambda names, lr: torch.optim.Adam(params(names), lr=lr, betas=(o.beta1, o.beta2), fused=True)  # noqa: E731
         self.opt_g = adam(self.method.generator_names, o.lr_g)
-        self.opt_d = adam(self.method.discriminator_names, o.lr_d)
+        self.opt_d = adam(self.method.discriminator_names, o.lr_d) if self.method.discriminator_names else None
         fp16 = rt.amp == "fp16"
         self.scalers = {k: torch.amp.GradScaler("cuda", enabled=fp16) for k in ("g", "d")}
         self.step = 0
@@ -288,7 +288,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "specs": self.method.spec_dicts(),
             "nets": {name: net.state_dict() for name, net in self.method.nets.items()},
-            "optimizers": {"g": self.opt_g.state_dict(), "d": self.opt_d.state_dict()},
+            "optimizers": {"g": self.opt_g.state_dict(), **({"d": self.opt_d.state_dict()} if self.opt_d else {})},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "method_state": self.method.extra_state(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
@@ -299,7 +299,8 @@ class Trainer:
         for name, net in self.method.nets.items():
             net.load_state_dict(ckpt["nets"][name])
         self.opt_g.load_state_dict(ckpt["optimizers"]["g"])
-        self.opt_d.load_state_dict(ckpt["optimizers"]["d"])
+        if self.opt_d is not None:
+            self.opt_d.load_state_dict(ckpt["optimizers"]["d"])
         for k, s in self.scalers.items():
             if ckpt.get("scalers", {}).get(k):
                 s.load_state_dict(ckpt["scalers"][k])
@@ -380,9 +381,11 @@ class Trainer:
             g_losses = m.generator_losses(out)
         self._optimise(g_losses, self.opt_g, self.scalers["g"], m.generator_names)
         self._set_requires_grad(m.discriminator_names, True)
-        with amp:
-            d_losses = m.discriminator_losses(out)
-        self._optimise(d_losses, self.opt_d, self.scalers["d"], m.discriminator_names)
+        d_losses: dict[str, Tensor] = {}
+        if self.opt_d is not None:
+            with amp:
+                d_losses = m.discriminator_losses(out)
+            self._optimise(d_losses, self.opt_d, self.scalers["d"], m.discriminator_names)
         losses = {k: v.detach() for k, v in {**g_losses, **d_losses}.items()}
         return {k: float(v) for k, v in losses.items()}, out
 
@@ -439,7 +442,7 @@ class Trainer:
         while self.epoch < cfg.total_epochs and not stop:
             factor = lr_factor(self.epoch, epochs=cfg.optim.epochs, epochs_decay=cfg.optim.epochs_decay)
             for opt, base in ((self.opt_g, cfg.optim.lr_g), (self.opt_d, cfg.optim.lr_d)):
-                for group in opt.param_groups:
+                for group in opt.param_groups if opt is not None else []:
                     group["lr"] = base * factor
             if hasattr(self.train_set, "set_epoch"):
                 self.train_set.set_epoch(self.epoch)

@@ -20,9 +20,10 @@ class Pix2Pix(GanMethod):
         g = config.generator
         self.g_name = "g_ab" if config.direction == "a_to_b" else "g_ba"
         d = dataclasses.replace(config.discriminator, in_channels=g.in_channels + g.out_channels)
-        super().__init__(config, {self.g_name: g, "d": d})
+        adversarial = config.pix2pix.lambda_gan > 0
+        super().__init__(config, {self.g_name: g, "d": d} if adversarial else {self.g_name: g})
         self.generator_names = (self.g_name,)
-        self.discriminator_names = ("d",)
+        self.discriminator_names = ("d",) if adversarial else ()
 
     @staticmethod
     def data_channels(config: TrainConfig) -> tuple[int, int]:
@@ -46,14 +47,16 @@ class Pix2Pix(GanMethod):
         return {"real_a": real_a, "real_b": real_b, "fake_b": fake_b, "cond": cond}
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
-        pred_fake = self.nets["d"](torch.cat([out["cond"], out["fake_b"]], 1))
-        return {
-            "G_gan": self._gan(pred_fake, is_real=True, for_discriminator=False),
-            "G_L1": l1_loss(out["fake_b"], out["real_b"], weight=self.config.pix2pix.lambda_l1),
-        }
+        losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=self.config.pix2pix.lambda_l1)}
+        if self.discriminator_names:
+            # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
+            pred_fake = self.nets["d"](torch.cat([out["cond"], out["fake_b"]], 1))
+            losses["G_gan"] = self.config.pix2pix.lambda_gan * self._gan(pred_fake, is_real=True, for_discriminator=False)
+        return losses
 
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.discriminator_names:
+            return {}
         real = torch.cat([out["cond"], out["real_b"]], 1)
         fake = torch.cat([out["cond"], out["fake_b"]], 1)
         return self._discriminator_loss("d", real, fake, label="D")
