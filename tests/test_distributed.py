@@ -97,3 +97,26 @@ def test_ranks_with_different_data_fail_clearly(tmp_path, write_paired):
     assert proc.returncode != 0
     assert "ranks disagree on the training data" in proc.stderr
     assert first.exists() and not (tmp_path / "run" / "checkpoints" / "latest.pt").exists()
+
+
+def test_distributed_conversion_matches_one_process(tmp_path, write_photos):
+    from translate.checkpoint import save_checkpoint
+    from translate.data.images import read_image
+    from translate.nets import build_net, preset, spec_to_dict
+
+    photos = write_photos(5, size=48)
+    spec = preset("resnet_6blocks", n_blocks=1, base_channels=4)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "model.pt", {"config": {"method": "pix2pix", "task": "custom", "direction": "a_to_b"},
+                                            "specs": {"g_ab": spec_to_dict(spec)},
+                                            "nets": {"g_ab": build_net(spec).state_dict()}, "step": 0, "epoch": 0})
+    single, split = tmp_path / "single", tmp_path / "split"
+    from translate.cli import main
+
+    assert main(["convert", str(tmp_path / "model.pt"), str(photos), str(single), "--precision", "fp32"]) == 0
+    proc = torchrun("convert", str(tmp_path / "model.pt"), str(photos), str(split), "--precision", "fp32")
+    assert proc.stdout.count("converted 5,") == 1 and "2 ranks" in proc.stdout  # one summary for all ranks
+    outputs = sorted(p.relative_to(single) for p in single.rglob("*") if p.is_file())
+    assert outputs == sorted(p.relative_to(split) for p in split.rglob("*") if p.is_file()) and len(outputs) == 5
+    for rel in outputs:
+        assert np.array_equal(read_image(single / rel), read_image(split / rel)), rel

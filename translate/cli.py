@@ -183,12 +183,23 @@ def _cmd_convert(args: argparse.Namespace) -> int:
             )
     except TranslatorError as e:
         raise UserError(str(e)) from None
-    where = f"shard {shard[0]}/{shard[1]}: " if shard else ""
-    print(f"{where}converted {len(report.converted)}, already done {len(report.skipped_existing)}, "
-          f"failed {len(report.failed)} in {report.seconds:.1f} s ({report.images_per_s:.2f} images/s)")
-    for path, reason in report.failed:
+    from translate.distributed import gather_from_ranks
+
+    # Under torchrun (no --shard) each rank converts its shard; rank 0 reports for all of them.
+    mine = (len(report.converted), len(report.skipped_existing), [(str(p), r) for p, r in report.failed],
+            report.seconds)
+    ranks = gather_from_ranks(mine) if not args.shard else [mine]
+    converted, done = sum(r[0] for r in ranks), sum(r[1] for r in ranks)
+    failed = [f for r in ranks for f in r[2]]
+    seconds = max(r[3] for r in ranks)
+    if len(ranks) > 1 and int(os.environ.get("RANK", 0)) != 0:
+        return 0 if not failed else 1
+    where = f"shard {shard[0]}/{shard[1]}: " if shard and len(ranks) == 1 else (f"{len(ranks)} ranks: " if len(ranks) > 1 else "")
+    print(f"{where}converted {converted}, already done {done}, failed {len(failed)} in {seconds:.1f} s "
+          f"({converted / seconds if seconds else 0.0:.2f} images/s)")
+    for path, reason in failed:
         print(f"failed: {path}: {reason}", file=sys.stderr)
-    return 0 if report.ok else 1
+    return 0 if not failed else 1
 
 
 # ---------------------------------------------------------------- export

@@ -96,6 +96,24 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(net, device_ids=ids)
 
 
+def gather_from_ranks(value: Any) -> list[Any]:
+    """Under torchrun, every rank's `value` (on every rank, over a short-lived gloo group); else [value].
+    For jobs such as conversion that need no process group except to report once at the end."""
+    ctx = context_from_env()
+    if not ctx.enabled:
+        return [value]
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group(backend="gloo")
+    try:
+        everyone: list[Any] = [None] * ctx.world_size
+        dist.all_gather_object(everyone, value)
+    finally:
+        if owned:
+            dist.destroy_process_group()
+    return everyone
+
+
 def parameter_checksums(nets: dict[str, nn.Module]) -> list[float]:
     """Each rank's sum of all parameters, gathered on every rank: equal when replicas are in sync."""
     total = sum(float(p.detach().double().sum()) for net in nets.values() for p in net.parameters())
