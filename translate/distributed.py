@@ -100,7 +100,7 @@ def gather_from_ranks(value: Any) -> list[Any]:
     """Under torchrun, every rank's `value` (on every rank, over a short-lived gloo group); else [value].
     For jobs such as conversion that need no process group except to report once at the end."""
     ctx = context_from_env()
-    if not ctx.enabled:
+    if not ctx.enabled or "MASTER_ADDR" not in os.environ:  # RANK/WORLD_SIZE alone: no group to join
         return [value]
     owned = not dist.is_initialized()
     if owned:
