@@ -35,13 +35,13 @@ def _make_data(root: Path, method: str, size: int, n: int = 4) -> None:
     names = ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field"]
     photos = [cv2.resize(getattr(skimage.data, name)(), (size, size), interpolation=cv2.INTER_AREA) for name in names]
     for i in range(n):
-        a = photos[i]
-        b = photos[(i + 1) % len(photos)][:, :, ::-1]
+        a = photos[i % len(photos)]
+        b = np.ascontiguousarray(255 - a[:, :, ::-1])  # a learnable mapping: channel swap + negative
         if method == "pix2pix":
             write_image(root / "train" / f"{i}.png", np.concatenate([a, b], axis=1))
         else:
             write_image(root / "trainA" / f"{i}.png", a)
-            write_image(root / "trainB" / f"{i}.png", np.ascontiguousarray(b))
+            write_image(root / "trainB" / f"{i}.png", photos[(i + 1) % len(photos)])  # unpaired
 
 
 def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from translate.data.images import ImageError, decode_image
 from translate.inference.translator import Translator, TranslatorError, fit_to_format
 
 log = logging.getLogger(__name__)
@@ -124,22 +125,12 @@ def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixe
         enlarged = f" (x{scale}: {width * scale}x{height * scale} out)" if scale > 1 else ""
         raise RequestError(413, f"{field}: {width}x{height}{enlarged} is {width * height * scale**2 / 1e6:.4g} "
                                 f"megapixels, more than the limit of {max_pixels / 1e6:.4g}")
-    # Decode with cv2 like read_image: 16 bits and alpha kept, JPEG EXIF orientation applied.
-    # This cv2 returns None for truncated PNG, JPEG and WebP files rather than part of an image.
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if kind == "JPEG" else cv2.IMREAD_UNCHANGED
-    image = cv2.imdecode(buffer, flags)
-    if image is None:
-        raise RequestError(422, f"{field}: cannot decode this {kind.lower()} (truncated or corrupt)")
-    if image.dtype not in (np.uint8, np.uint16):
-        raise RequestError(422, f"{field}: unsupported pixel type {image.dtype} (expected 8- or 16-bit)")
-    if image.ndim == 2:
-        return image[:, :, None]
-    if image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    raise RequestError(422, f"{field}: unsupported channel count {image.shape[2]} (expected 1, 3 or 4)")
+    # Decoded exactly as files are: 16 bits and alpha kept, JPEG EXIF orientation applied. This cv2
+    # returns nothing for truncated PNG, JPEG and WebP files rather than part of an image.
+    try:
+        return decode_image(data, name=field)
+    except ImageError as e:
+        raise RequestError(422, f"{e} (this {kind.lower()} may be truncated)") from None
 
 
 def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -27,6 +27,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)  # cv2.imread cannot open non-ASCII paths on Windows
     if data.size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
+    return decode_image(data, name=str(path))
+
+
+def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:
+    """Decode encoded image bytes like read_image; errors are ImageError("<name>: <problem>")."""
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes) else data
+    path = name
     # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores EXIF orientation. A JPEG has neither alpha
     # nor 16 bits, so decode JPEGs (found by magic bytes, not suffix) with flags that apply orientation.
     is_jpeg = data[:2].tobytes() == b"\xff\xd8"
