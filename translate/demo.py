@@ -68,7 +68,7 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
                     # bf16 where the hardware does it natively: about twice the fp32 speed.
                     "amp": "bf16" if cpu_has_native_bf16() or torch.cuda.is_available() else "off"},
     }])
-    report = prepare("superres", photos, data, synth=config.synth, seed=seed, val_fraction=0.12, test_fraction=0.25)
+    prepare("superres", photos, data, synth=config.synth, seed=seed, val_fraction=0.12, test_fraction=0.25)
     result = train(config=config, run_dir=run)
 
     translator = Translator.load(run, device=device)
