@@ -34,7 +34,7 @@ def test_epoch_sampler_resumes_mid_epoch_and_splits_ranks():
     assert EpochSampler(10, seed=3, epoch=2, start=4).indices() == full[4:]
     assert EpochSampler(10, seed=3, epoch=3).indices() != full
     longer = EpochSampler(4, seed=3, epoch=0, length=10).indices()
-    assert len(longer) == 10 and sorted(longer[:4]) == sorted(longer[4:8]) == [0, 1, 2, 3]
+    assert len(longer) == 10 and sorted(longer[:4]) == [0, 1, 2, 3] and sorted(longer[4:8]) == [4, 5, 6, 7]
     ranks = [EpochSampler(10, seed=3, epoch=2, rank=r, world_size=3).indices() for r in range(3)]
     assert len({len(r) for r in ranks}) == 1  # every rank steps equally often
     assert set().union(*ranks) == set(range(10))
@@ -137,3 +137,17 @@ def test_l1_only_pix2pix_has_no_discriminator(tmp_path, write_paired):
     header = (tmp_path / "run" / "log.csv").read_text().splitlines()[0].split(",")
     assert "G_L1" in header and "G_gan" not in header and "D" not in header
     assert train(run_dir=tmp_path / "run", resume=True, runtime_overrides={"max_steps": 3}).step == 3
+
+
+def test_long_epochs_draw_fresh_crops_of_the_same_files(write_photos):
+    """samples_per_epoch > len: a second pass over a file must not repeat the first pass's crop."""
+    from translate.data.datasets import PairedDataset
+    from translate.data.layouts import Sample, find_photos
+    from translate.data.transforms import paired_transform
+
+    photos = [Sample(p) for p in find_photos(write_photos(2, size=96))]
+    dataset = PairedDataset(photos, in_channels=3, out_channels=3, make_pair=lambda p, rng: (p, p),
+                            transform=paired_transform(load_size=96, crop_size=32, flip=False, train=True,
+                                                       preprocess="crop"))
+    first, again = dataset[0], dataset[2]  # the same file, first and second pass
+    assert first["path"] == again["path"] and not torch.equal(first["b"], again["b"])

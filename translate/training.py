@@ -72,7 +72,11 @@ class EpochSampler(Sampler[int]):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order: list[int] = []
         while len(order) < self.length:
-            order += torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+            # The k-th pass over the data uses indices k*n + i: datasets read item i % n and seed
+            # its augmentation with the full index, so each pass gets fresh crops.
+            base = len(order) // self.n * self.n
+            perm = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+            order += [base + i for i in perm]
         order = order[: self.length]
         per_rank = math.ceil(self.length / self.world_size)
         order += order[: per_rank * self.world_size - self.length]  # pad so every rank steps equally

@@ -67,7 +67,9 @@ class PairedDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        sample = self.samples[index]
+        # An index past len() draws the same files again with fresh randomness (long epochs over
+        # few files: data.samples_per_epoch), so repeated draws are not repeated crops.
+        sample = self.samples[index % len(self.samples)]
         rng = np.random.default_rng([self.seed, self.epoch, index])
         self.transform.set_random_seed(int(rng.integers(2**31)))
         if self.make_pair is None:
