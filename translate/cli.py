@@ -390,7 +390,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="train and evaluate a small x2 super-resolution model on bundled photos",
                        description="No downloads: photos that ship with scikit-image -> prepare -> train -> "
-                                   "convert -> eval page. About 5-10 minutes on a 2-core CPU.")
+                                   "convert -> eval page. About 3 minutes on a 2-core CPU.")
     p.add_argument("--out", default="demo_out", help="output folder (must not exist or be empty)")
     p.add_argument("--steps", type=int, default=1200, help="training steps")
     p.add_argument("--device", default="auto")
