@@ -96,8 +96,15 @@ def test_every_gan_objective_and_discriminator_trains(tmp_path, write_paired, ga
         extra += ["--set", "discriminator.norm=none"]
     result = train(config=tiny_config(data, *extra), run_dir=tmp_path / "run")
     assert result.step == 2
-    log = (tmp_path / "run" / "log.csv").read_text()
-    assert "D_gp" in log if gan_loss == "wgangp" else "D" in log
+    import csv
+    import math
+
+    rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
+    expected = {"G_gan", "G_L1", "D"} | ({"D_gp"} if gan_loss == "wgangp" else set())
+    assert expected <= set(rows[-1]) and all(math.isfinite(float(rows[-1][k])) for k in expected)
+    spec = load_checkpoint(tmp_path / "run")["specs"]["d"]
+    assert spec["kind"] == ("multiscale" if discriminator == "multiscale_patchgan" else "patchgan")
+    assert spec["n_layers"] == (0 if discriminator == "pixelgan" else 3)
 
 
 def test_cli_train_then_resume(tmp_path, write_paired, capsys):
