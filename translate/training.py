@@ -271,7 +271,8 @@ class Trainer:
         if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
             self.method.replicas = {name: distributed.wrap(net, self.device)
                                     for name, net in self.method.nets.items()}
-        self.forward = self._compiled_forward() if rt.compile else self.method
+        if rt.compile:
+            self._compile()
         self.replica_checksums: list[float] = []
 
     def _check_ranks_agree(self) -> None:
@@ -327,16 +328,16 @@ class Trainer:
         return latest
 
     # ------------------------------------------------------------ pieces
-    def _compiled_forward(self) -> Any:
+    def _compile(self) -> None:
+        """torch.compile each net in place; without a compiler, one warning and eager mode."""
         if shutil.which(os.environ.get("CXX", "g++")) is None and self.device.type == "cpu":
             log.warning("torch.compile needs a C++ compiler on CPU and none was found; running eagerly")
-            return self.method
+            return
         try:
             for net in self.method.nets.values():
                 net.compile()
         except Exception as e:  # noqa: BLE001 - any compiler failure falls back to eager
             log.warning("torch.compile unavailable (%s); running eagerly", str(e).splitlines()[0][:120])
-        return self.method
 
     def _loader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.config.runtime.seed, epoch=self.epoch,
@@ -378,7 +379,7 @@ class Trainer:
         amp = autocast(self.device, self.config.runtime.amp)
         m = self.method
         with amp:
-            out = self.forward(batch)
+            out = m(batch)
         # D is frozen during the G step so no D weight gradients are computed for nothing.
         self._set_requires_grad(m.discriminator_names, False)
         with amp:
