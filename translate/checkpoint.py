@@ -1,22 +1,19 @@
 """Self-describing checkpoints: format, atomic save, safe load (never unpickles arbitrary objects)."""
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from translate.errors import CheckpointError
+from translate.files import atomic_write
+
 FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint is missing, truncated, foreign or too new; the message names the file."""
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -36,29 +33,12 @@ def resolve_checkpoint(path: str | Path) -> Path:
     return path
 
 
-def atomic_write_bytes(path: str | Path, write: Any) -> None:
-    """Call `write(file)` on a temp file beside `path`, fsync, then rename over `path`, so a
-    crash or kill leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Write `state` (primitives and tensors only) with format stamps, atomically."""
     from translate import __version__
 
     stamped = {"format": FORMAT, "format_version": FORMAT_VERSION, "translate_version": __version__, **state}
-    atomic_write_bytes(path, lambda f: torch.save(stamped, f))
+    atomic_write(path, lambda f: torch.save(stamped, f))
 
 
 def load_file(path: str | Path) -> Any:

@@ -465,17 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from translate.checkpoint import CheckpointError
-    from translate.config import ConfigError
+    from translate.errors import TranslateError
 
-    expected = (UserError, ConfigError, CheckpointError, FileNotFoundError)
-    try:
-        from translate.data.images import ImageError
-        from translate.data.layouts import DatasetError
-
-        expected += (ImageError, DatasetError)
-    except ImportError:  # pragma: no cover - data package always ships
-        pass
+    expected = (UserError, TranslateError, FileNotFoundError)
     try:
         return args.func(args)
     except expected as e:

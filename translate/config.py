@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import yaml
 
+from translate.errors import ConfigError
 from translate.nets import (
     DiscriminatorSpec,
     GeneratorSpec,
@@ -23,10 +24,6 @@ Method = Literal["pix2pix", "cyclegan"]
 Task = Literal["custom", "colorize", "sketch", "inpaint", "superres"]
 Direction = Literal["a_to_b", "b_to_a"]
 GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
-
-
-class ConfigError(ValueError):
-    """A config value or key is wrong; the message names its dotted path."""
 
 
 @dataclass

@@ -16,11 +16,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from translate.errors import DistributedError
+
 log = logging.getLogger(__name__)
-
-
-class DistributedError(RuntimeError):
-    """Ranks disagree (config, data) or the process group cannot start."""
 
 
 @dataclass(frozen=True)

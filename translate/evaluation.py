@@ -12,7 +12,8 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from translate.checkpoint import atomic_write_bytes
+from translate import metrics
+from translate.files import atomic_write
 from translate.data.images import read_image, to_channels, write_image
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,8 @@ def _baseline(task: str, net_input: np.ndarray, target: np.ndarray) -> np.ndarra
 
 def _scores(output: np.ndarray, target: np.ndarray, region: np.ndarray | None = None) -> dict[str, float]:
     """PSNR (dB) and SSIM on 8-bit RGB; with `region` (HxW bool) PSNR counts only those pixels."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
-    x, y = output.astype(np.float64), target.astype(np.float64)
-    if region is not None:
-        mse = float(((x - y) ** 2)[region].mean())
-        psnr = 10 * np.log10(255.0**2 / max(mse, 1e-10))
-    else:
-        psnr = float(peak_signal_noise_ratio(target, output, data_range=255))
-    ssim = float(structural_similarity(target, output, channel_axis=2, data_range=255)) if min(x.shape[:2]) >= 7 else float("nan")
-    return {"psnr": float(psnr), "ssim": ssim}
+    return {"psnr": metrics.psnr(output, target, data_range=255, region=region),
+            "ssim": metrics.ssim(output, target, data_range=255)}
 
 
 def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tuple[Path, Path]], out_dir: Path, *,
@@ -110,8 +103,8 @@ def _write(report: EvalReport, out_dir: Path, title: str) -> None:
     summary = {"task": report.task, "baseline": BASELINES.get(report.task), "images": len(report.rows),
                "mean": report.means(), "per_image": [{k: v for k, v in r.items() if k != "images"} for r in report.rows],
                "skipped": report.skipped, "notes": report.notes}
-    atomic_write_bytes(out_dir / "eval.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
-    atomic_write_bytes(out_dir / "index.html", lambda f: f.write(_html(report, title).encode()))
+    atomic_write(out_dir / "eval.json", json.dumps(summary, indent=2).encode())
+    atomic_write(out_dir / "index.html", _html(report, title).encode())
 
 
 def _html(report: EvalReport, title: str) -> str:

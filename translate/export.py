@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from translate.errors import ExportError
 from translate.inference import tiling
 from translate.inference.translator import _MIN_SIDE, Translator, reflect_pad
 
@@ -50,10 +51,6 @@ PARITY_PHOTOS: tuple[tuple[str, tuple[int, int]], ...] = (
     ("astronaut", (83, 61)), ("coffee", (70, 101)), ("chelsea", (45, 77)),
 )
 _DIRECTIONS = {"g_ab": "a_to_b", "g_ba": "b_to_a"}
-
-
-class ExportError(ValueError):
-    """An export that cannot be written or that failed its parity check; names the file."""
 
 
 @dataclass(frozen=True)
@@ -289,7 +286,7 @@ def export_model(
     `tolerance` raises ExportError and leaves `path` untouched. The file is written atomically
     and an existing one is kept unless `overwrite`.
     """
-    from translate.checkpoint import atomic_write_bytes
+    from translate.files import atomic_write
 
     start = time.perf_counter()
     path = Path(path)
@@ -307,7 +304,7 @@ def export_model(
         if not diff <= tolerance:
             raise ExportError(f"{path}: parity check failed: max abs diff {diff:.3g} > {tolerance:g} "
                               f"between the {format} export and PyTorch; nothing written")
-    atomic_write_bytes(path, lambda f: f.write(data))
+    atomic_write(path, data)
     return ExportReport(path, format, contract, diff, len(data), time.perf_counter() - start)
 
 

@@ -18,7 +18,6 @@ from importlib import resources
 from typing import Annotated, Any
 
 import anyio
-import cv2
 import numpy as np
 from fastapi import FastAPI, File, Form, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -26,8 +25,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from translate.data.images import ImageError, decode_image
-from translate.inference.translator import Translator, TranslatorError, fit_to_format
+from translate.data.images import ImageError, decode_image, encode_image, fit_to_format
+from translate.inference.translator import Translator, TranslatorError
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, alpha], axis=2)
 
 
-def encode_image(image: np.ndarray, format: str) -> bytes:
+def encode_result(image: np.ndarray, format: str) -> bytes:
     """HxW or HxWxC uint8/uint16 RGB(A) -> file bytes (png keeps 16 bits; jpeg and webp get 8)."""
     content_type, suffix = OUTPUT_FORMATS[format]
     image = fit_to_format(np.ascontiguousarray(image), suffix)
@@ -157,14 +156,7 @@ def encode_image(image: np.ndarray, format: str) -> bytes:
         image = np.concatenate([np.repeat(image[:, :, :1], 3, axis=2), image[:, :, 1:]], axis=2)
     if image.ndim == 3 and image.shape[2] == 4 and format == "jpeg":
         raise RequestError(422, "format: jpeg cannot store this result's alpha channel; ask for png or webp")
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(suffix, image)  # cv2 defaults: JPEG quality 95, lossless WebP
-    if not ok:
-        raise RuntimeError(f"cv2 could not encode a {image.shape} {image.dtype} image as {format}")
-    return encoded.tobytes()
+    return encode_image(image, suffix, name="result")
 
 
 # ---------------------------------------------------------------- the app
@@ -328,7 +320,7 @@ def create_app(
             result = await anyio.to_thread.run_sync(chosen, pixels, limiter=limiters[0])
         except (ValueError, TranslatorError) as e:  # the task adapter refusing this image
             raise RequestError(422, f"image: {str(e).splitlines()[0]}") from None
-        data = await run_in_threadpool(encode_image, result, format)
+        data = await run_in_threadpool(encode_result, result, format)
         content_type, suffix = OUTPUT_FORMATS[format]
         return Response(data, media_type=content_type, headers={
             "Content-Disposition": f'inline; filename="translated{suffix}"',

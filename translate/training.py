@@ -17,10 +17,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from translate import distributed
+from translate import distributed, metrics
 from translate.checkpoint import LATEST, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
 from translate.config import ConfigError, TrainConfig, default_config, load_yaml, merge, parse_set
 from translate.data.images import tensor_to_image, write_image
+from translate.files import remove_stale_temp_files
+from translate.inference.device import autocast, resolve_device
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
 
@@ -87,22 +89,6 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices())
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"runtime.device: {name!r} asked for, but CUDA is not available here; use --device cpu")
-    return device
-
-
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    if amp == "off":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def to_display(image: Tensor) -> Tensor:
@@ -208,20 +194,12 @@ def build_datasets(config: TrainConfig, method_cls: type) -> tuple[Dataset, Data
 
 def _metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
     """L1 (on [0, 1]), PSNR (dB) and SSIM of two (C, H, W) images in [-1, 1]."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     x = ((fake.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
     y = ((real.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-    out = {"l1": float(np.abs(x - y).mean()), "psnr": float(peak_signal_noise_ratio(y, x, data_range=1.0))}
-    if min(x.shape[:2]) >= 7:
-        out["ssim"] = float(structural_similarity(y, x, channel_axis=2, data_range=1.0))
+    out = {"l1": float(np.abs(x - y).mean()), "psnr": metrics.psnr(x, y, data_range=1.0)}
+    if min(x.shape[:2]) >= metrics.SSIM_MIN_SIDE:
+        out["ssim"] = metrics.ssim(x, y, data_range=1.0)
     return out
-
-
-def _remove_stale_temp_files(folder: Path) -> None:
-    """A kill during a checkpoint write leaves only our hidden temp file behind: remove it."""
-    for tmp in folder.glob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
 
 
 class Trainer:
@@ -233,7 +211,7 @@ class Trainer:
         rt = config.runtime
         self.dist = distributed.context_from_env()
         self.rank, self.world_size = self.dist.rank, self.dist.world_size
-        self.device = resolve_device(distributed.rank_device(rt.device, self.dist))
+        self.device = resolve_device(distributed.rank_device(rt.device, self.dist), field="runtime.device")
         if rt.amp == "fp16" and self.device.type != "cuda":
             raise ConfigError("runtime.amp: fp16 needs CUDA; use --amp bf16 on CPU")
         if self.device.type == "cuda":
@@ -430,7 +408,7 @@ class Trainer:
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             checkpoint_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
-            _remove_stale_temp_files(checkpoint_dir(self.run_dir))
+            remove_stale_temp_files(checkpoint_dir(self.run_dir))
             (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
         log.info("run %s: %s, %d training items, device %s, step %d, epoch %d",
                  self.run_dir, cfg.method, len(self.train_set), self.device, self.step, self.epoch + 1)

@@ -7,21 +7,18 @@ weights-only state dict, and only then renamed into place.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
+
+from translate.errors import WeightsError
+from translate.files import atomic_write
 
 DEFAULT_DIR = Path("weights")
 _PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
 _CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
-
-
-class WeightsError(ValueError):
-    """A published model is unknown, not downloaded, or failed to download; one line."""
 
 
 @dataclass(frozen=True)
@@ -106,19 +103,15 @@ def fetch(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: bool = Fa
     dest = local_path(name, dest_dir)
     if dest.is_file() and not overwrite:
         return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
+
+    def download(out: BinaryIO) -> None:
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(model.url, timeout=timeout_s) as response:
+            with urllib.request.urlopen(model.url, timeout=timeout_s) as response:
                 expected = response.headers.get("Content-Length")
                 size = 0
                 while chunk := response.read(1 << 20):
                     out.write(chunk)
                     size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             reason = getattr(e, "reason", None) or e
             raise WeightsError(
@@ -127,10 +120,8 @@ def fetch(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: bool = Fa
             ) from e
         if expected is not None and size != int(expected):
             raise WeightsError(f"{name}: download from {model.url} truncated ({size} of {expected} bytes); try again")
-        _check_state_dict(tmp, name)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(dest, download, check=lambda tmp: _check_state_dict(tmp, name))
     return dest
 
 

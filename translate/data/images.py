@@ -2,21 +2,19 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from translate.errors import ImageError
+from translate.files import atomic_write
+
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
-_SUFFIXES_16BIT = frozenset({".png", ".tif", ".tiff"})
+SUFFIXES_16BIT = frozenset({".png", ".tif", ".tiff"})
 _SUFFIXES_ALPHA = frozenset({".png", ".tif", ".tiff", ".webp", ".bmp"})
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
-
-class ImageError(ValueError):
-    """An image file that cannot be read, written or converted; str(e) is '<path>: <problem>'."""
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -52,42 +50,54 @@ def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:
     raise ImageError(f"{path}: unsupported channel count {image.shape[2]} (expected 1, 3 or 4)")
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Atomically write HWC (or HW) uint8/uint16 RGB(A); the suffix picks the format; parents are created."""
-    path = Path(path)
-    suffix = path.suffix.lower()
+def encode_image(image: np.ndarray, suffix: str, *, name: str = "image") -> bytes:
+    """HWC (or HW) uint8/uint16 RGB(A) -> file bytes in the format of `suffix` (".png", ".jpg", ...).
+    cv2's defaults: JPEG quality 95, lossless WebP. Errors are ImageError("<name>: <problem>")."""
+    suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         accepted = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise ImageError(f"{path}: unsupported suffix {suffix or '(none)'!r} (use one of {accepted})")
+        raise ImageError(f"{name}: unsupported suffix {suffix or '(none)'!r} (use one of {accepted})")
     image = np.ascontiguousarray(image)  # cv2 rejects flipped (negative-stride) views
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ImageError(f"{path}: expected an HxWxC array with C in 1, 3, 4, got shape {image.shape}")
+        raise ImageError(f"{name}: expected an HxWxC array with C in 1, 3, 4, got shape {image.shape}")
     if image.dtype not in _MAX:
-        raise ImageError(f"{path}: unsupported pixel type {image.dtype} (expected uint8 or uint16)")
-    if image.dtype == np.uint16 and suffix not in _SUFFIXES_16BIT:
-        raise ImageError(f"{path}: cannot store 16-bit pixels as {suffix} (use .png or .tif)")
+        raise ImageError(f"{name}: unsupported pixel type {image.dtype} (expected uint8 or uint16)")
+    if image.dtype == np.uint16 and suffix not in SUFFIXES_16BIT:
+        raise ImageError(f"{name}: cannot store 16-bit pixels as {suffix} (use .png or .tif)")
     if image.shape[2] == 4 and suffix not in _SUFFIXES_ALPHA:
-        raise ImageError(f"{path}: cannot store an alpha channel as {suffix} (use .png, .webp or .tif)")
+        raise ImageError(f"{name}: cannot store an alpha channel as {suffix} (use .png, .webp or .tif)")
     if image.shape[2] == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
     elif image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
-    ok, encoded = cv2.imencode(suffix, image)  # cv2 defaults: JPEG quality 95, lossless WebP
+    ok, encoded = cv2.imencode(suffix, image)
     if not ok:
-        raise ImageError(f"{path}: cannot encode image as {suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Readers see the old file or the new one, never half of one. A hidden temp name keeps it out of
-    # dataset scans; creating it with open() (not mkstemp) gives it the usual umask permissions.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        raise ImageError(f"{name}: cannot encode image as {suffix}")
+    return encoded.tobytes()
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Atomically write HWC (or HW) uint8/uint16 RGB(A); the suffix picks the format; parents are created."""
+    path = Path(path)
+    atomic_write(path, encode_image(image, path.suffix, name=str(path)))
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 unchanged; uint16 rounded to the nearest uint8 (full scale 65535 -> 255)."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    raise ImageError(f"image: expected uint8 or uint16 pixels, got {image.dtype}")
+
+
+def fit_to_format(image: np.ndarray, suffix: str) -> np.ndarray:
+    """16-bit pixels become 8-bit (rounded) when the format `suffix` cannot store 16 bits."""
+    if image.dtype == np.uint16 and suffix.lower() not in SUFFIXES_16BIT:
+        return to_uint8(image)
+    return image
 
 
 def to_channels(image: np.ndarray, channels: int, *, path: str | os.PathLike | None = None) -> np.ndarray:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from translate.errors import DatasetError
 from translate.data.images import IMAGE_SUFFIXES
 
 LAYOUTS: dict[str, str] = {
@@ -21,10 +22,6 @@ LAYOUTS: dict[str, str] = {
     "unpaired": "ROOT/trainA + ROOT/trainB (testA/testB, valA/valB), or ROOT/A + ROOT/B (all train)",
     "photos": "ROOT/**/*.jpg, or ROOT/{train,val}/**: targets only, a recipe synthesises each input",
 }
-
-
-class DatasetError(ValueError):
-    """A dataset folder or file that does not fit its layout; str(e) names the path and the problem."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Literal
 import cv2
 import numpy as np
 
+from translate.data.images import to_uint8  # noqa: F401 (photos are 8-bit here)
+
 if TYPE_CHECKING:
     from translate.config import SynthConfig, TrainConfig
 
@@ -33,15 +35,6 @@ SketchStyle = Literal["canny", "xdog", "mixed"]
 
 HOLE_FILL = 128  # mid-grey: about 0 once mapped to the net's [-1, 1], so holes carry no colour
 _MAX_SHAPES = 64  # random_mask: strokes and boxes tried before growing the mask to its target
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    """uint8 unchanged; uint16 rounded to uint8 (full scale 65535 -> 255)."""
-    if image.dtype == np.uint8:
-        return image
-    if image.dtype == np.uint16:
-        return ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    raise ValueError(f"image: expected uint8 or uint16 pixels, got {image.dtype}")
 
 
 def _rgb8(photo: np.ndarray) -> np.ndarray:

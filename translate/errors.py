@@ -1,0 +1,53 @@
+"""Everything a user can cause: one base class, which the CLI catches once and prints as one line.
+
+Each message is one line that names the file, field or flag and the problem (and, where there is
+one, the fix). Subclasses say which part of the toolkit refused; callers that only want to know
+"was this the user's doing?" catch `TranslateError`. They subclass ValueError because each is a
+bad value given to us, and so existing `except ValueError` callers keep working.
+"""
+from __future__ import annotations
+
+
+class TranslateError(ValueError):
+    """A problem the user can fix: bad input, file, flag or setting. str(e) is one line."""
+
+
+class ConfigError(TranslateError):
+    """A config value or key is wrong; the message names its dotted path."""
+
+
+class DatasetError(TranslateError):
+    """A dataset folder or file that does not fit its layout; names the path and the problem."""
+
+
+class ImageError(TranslateError):
+    """An image file that cannot be read, written or converted; str(e) is '<path>: <problem>'."""
+
+
+class CheckpointError(TranslateError):
+    """A checkpoint is missing, truncated, foreign or too new; the message names the file."""
+
+
+class TranslatorError(TranslateError):
+    """A model source, inference option or direction that cannot be used; names the culprit."""
+
+
+class ExportError(TranslateError):
+    """An export that cannot be written or that failed its parity check; names the file."""
+
+
+class WeightsError(TranslateError):
+    """Published weights that are unknown, missing or fail their checksum; says how to get them."""
+
+
+class DistributedError(TranslateError):
+    """Ranks of a torchrun job that disagree (config, data) or cannot work together."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first non-empty line of another library's message (or the exception's type name), for
+    quoting it as the cause at the end of a sentence of our own, never cut mid-sentence."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__

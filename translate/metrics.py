@@ -1,0 +1,33 @@
+"""Image quality figures shared by validation and evaluation: PSNR and SSIM (scikit-image's).
+
+Inputs are HxWxC arrays of the same shape and dtype family: uint8 (data_range 255) or floats in
+[0, 1] (data_range 1). The learned metrics (FID, KID, LPIPS) are not here: they need weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# SSIM's default 7x7 Gaussian window needs both sides at least this long.
+SSIM_MIN_SIDE = 7
+
+
+def psnr(output: np.ndarray, target: np.ndarray, *, data_range: float, region: np.ndarray | None = None) -> float:
+    """Peak signal-to-noise ratio in dB; with `region` (HxW bool) only those pixels count.
+    Identical images give +inf, as scikit-image does."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    if region is None:
+        with np.errstate(divide="ignore"):
+            return float(peak_signal_noise_ratio(target, output, data_range=data_range))
+    diff = output.astype(np.float64) - target.astype(np.float64)
+    mse = float((diff**2)[region].mean()) if region.any() else 0.0
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range**2 / mse))
+
+
+def ssim(output: np.ndarray, target: np.ndarray, *, data_range: float) -> float:
+    """Structural similarity over all channels; NaN for images smaller than SSIM's window."""
+    from skimage.metrics import structural_similarity
+
+    if min(output.shape[:2]) < SSIM_MIN_SIDE:
+        return float("nan")
+    return float(structural_similarity(target, output, channel_axis=2, data_range=data_range))
