@@ -11,6 +11,9 @@ from translate.nets.init import INIT_SCHEMES, init_weights
 from translate.nets.multiscale import MultiscaleDiscriminator, MultiscaleSpec
 from translate.nets.patchgan import PatchGanDiscriminator, PatchGanSpec
 from translate.nets.resnet import ResnetGenerator, ResnetSpec
+from translate.nets.rrdbnet import RrdbnetGenerator, RrdbnetSpec
+from translate.nets.srresnet import SrresnetGenerator, SrresnetSpec
+from translate.nets.srvgg_compact import SrvggCompactGenerator, SrvggCompactSpec
 from translate.nets.unet import UnetGenerator, UnetSpec
 
 __all__ = [
@@ -26,7 +29,13 @@ __all__ = [
     "PatchGanSpec",
     "ResnetGenerator",
     "ResnetSpec",
+    "RrdbnetGenerator",
+    "RrdbnetSpec",
     "Spec",
+    "SrresnetGenerator",
+    "SrresnetSpec",
+    "SrvggCompactGenerator",
+    "SrvggCompactSpec",
     "UnetGenerator",
     "UnetSpec",
     "build_net",
@@ -37,15 +46,20 @@ __all__ = [
     "spec_to_dict",
 ]
 
-GeneratorSpec = UnetSpec | ResnetSpec
+GeneratorSpec = UnetSpec | ResnetSpec | SrresnetSpec | RrdbnetSpec | SrvggCompactSpec
 DiscriminatorSpec = PatchGanSpec | MultiscaleSpec
 Spec = GeneratorSpec | DiscriminatorSpec
 
-# kind -> (spec class, module class). Generators map (N, C, H, W) to a tensor in [-1, 1];
-# discriminators map (N, C, H, W) to a list of logit maps, one per scale.
+# kind -> (spec class, module class). Generators map (N, C, H, W) to (N, C', s*H, s*W) with
+# s = spec.scale, in the range spec.value_range names: [-1, 1] for our GAN nets (tanh); the
+# super-resolution nets read RGB in [0, 1] and write it unbounded (inference clamps).
+# Discriminators map (N, C, H, W) to a list of logit maps, one per scale.
 GENERATORS: dict[str, tuple[type, type]] = {
     "unet": (UnetSpec, UnetGenerator),
     "resnet": (ResnetSpec, ResnetGenerator),
+    "srresnet": (SrresnetSpec, SrresnetGenerator),
+    "rrdbnet": (RrdbnetSpec, RrdbnetGenerator),
+    "srvgg_compact": (SrvggCompactSpec, SrvggCompactGenerator),
 }
 DISCRIMINATORS: dict[str, tuple[type, type]] = {
     "patchgan": (PatchGanSpec, PatchGanDiscriminator),
@@ -63,6 +77,16 @@ PRESETS: dict[str, Spec] = {
     "patchgan_34": PatchGanSpec(n_layers=2),
     "pixelgan": PatchGanSpec(n_layers=0),
     "multiscale_patchgan": MultiscaleSpec(n_layers=3, n_scales=3),
+    # Super-resolution: SRGAN's SRResNet and BasicSR's MSRResNet_x4; ESRGAN / RealESRGAN_x4plus
+    # (23 blocks), RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus; realesr-general-x4v3 and
+    # realesr-animevideov3 (SRVGGNetCompact).
+    "srresnet_x4": SrresnetSpec(),
+    "msrresnet_x4": SrresnetSpec(variant="msrresnet"),
+    "rrdbnet_x4": RrdbnetSpec(),
+    "rrdbnet_x4_anime": RrdbnetSpec(n_blocks=6),
+    "rrdbnet_x2": RrdbnetSpec(upscale=2),
+    "srvgg_general_x4v3": SrvggCompactSpec(n_convs=32),
+    "srvgg_animevideo_v3": SrvggCompactSpec(n_convs=16),
 }
 
 

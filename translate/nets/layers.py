@@ -9,6 +9,11 @@ Norm = Literal["batch", "instance", "none"]
 Padding = Literal["reflect", "replicate", "zeros"]
 NORMS: tuple[str, ...] = get_args(Norm)
 PADDINGS: tuple[str, ...] = get_args(Padding)
+# The pixel range a generator reads and writes: our GAN nets end in tanh ("minus_one_one"); the
+# published super-resolution nets were trained on RGB in [0, 1] and leave their output unbounded,
+# so inference clamps it to [0, 1] ("zero_one").
+ValueRange = Literal["minus_one_one", "zero_one"]
+VALUE_RANGES: tuple[str, ...] = get_args(ValueRange)
 
 
 def norm_layer(norm: Norm, channels: int) -> nn.Module:

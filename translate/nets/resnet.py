@@ -11,6 +11,7 @@ from translate.nets.layers import (
     NORMS,
     PADDINGS,
     Norm,
+    ValueRange,
     Padding,
     check_choice,
     check_dropout,
@@ -65,6 +66,10 @@ class ResnetSpec:
     @property
     def size_multiple(self) -> int:
         return 2**self.downsampling  # inference pads inputs up to this
+
+    @property
+    def value_range(self) -> ValueRange:
+        return "minus_one_one"  # ends in tanh
 
     @property
     def scale(self) -> int:

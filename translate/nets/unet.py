@@ -10,6 +10,7 @@ from torch import nn
 from translate.nets.layers import (
     NORMS,
     Norm,
+    ValueRange,
     check_choice,
     check_dropout,
     check_positive,
@@ -44,6 +45,10 @@ class UnetSpec:
     @property
     def size_multiple(self) -> int:
         return 2**self.num_downs  # every level halves H and W; inference pads up to this
+
+    @property
+    def value_range(self) -> ValueRange:
+        return "minus_one_one"  # ends in tanh
 
     @property
     def scale(self) -> int:
