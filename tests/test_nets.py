@@ -28,6 +28,9 @@ from translate.nets import (
 GENERATOR_PRESETS = [name for name, spec in PRESETS.items() if is_generator(spec)]
 DISCRIMINATOR_PRESETS = [name for name, spec in PRESETS.items() if not is_generator(spec)]
 CHANNEL_PAIRS = [(1, 2), (3, 3), (4, 1), (2, 4)]
+# Nets that add their upsampled input to the output, so in_channels must equal out_channels.
+SAME_CHANNELS = {"msrresnet_x4", "srvgg_general_x4v3", "srvgg_animevideo_v3"}
+VALUE_RANGES = {"minus_one_one": (-1.0, 1.0), "zero_one": (0.0, 1.0)}
 
 
 def generator_size(spec) -> int:
@@ -40,7 +43,10 @@ def discriminator_size(spec) -> int:
 
 def test_registries_cover_presets():
     assert {spec.kind for spec in PRESETS.values()} == set(GENERATORS) | set(DISCRIMINATORS)
-    assert set(GENERATOR_PRESETS) == {"unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks"}
+    assert set(GENERATOR_PRESETS) == {
+        "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "srresnet_x4", "msrresnet_x4",
+        "rrdbnet_x4", "rrdbnet_x4_anime", "rrdbnet_x2", "srvgg_general_x4v3", "srvgg_animevideo_v3",
+    }
     for name, spec in PRESETS.items():
         registry = GENERATORS if is_generator(spec) else DISCRIMINATORS
         spec_class, module_class = registry[spec.kind]
@@ -51,15 +57,21 @@ def test_registries_cover_presets():
 @pytest.mark.parametrize("in_channels,out_channels", CHANNEL_PAIRS)
 @pytest.mark.parametrize("name", GENERATOR_PRESETS)
 def test_generator_shape_and_range(name, in_channels, out_channels):
+    if in_channels != out_channels and name in SAME_CHANNELS:
+        with pytest.raises(ValueError, match="in_channels"):
+            preset(name, base_channels=4, in_channels=in_channels, out_channels=out_channels)
+        return
     spec = preset(name, base_channels=4, in_channels=in_channels, out_channels=out_channels)
     torch.manual_seed(0)
     net = build_net(spec)
     size = generator_size(spec)
-    x = torch.rand(2, in_channels, size, size) * 2 - 1
+    low, high = VALUE_RANGES[spec.value_range]
+    x = torch.rand(2, in_channels, size, size) * (high - low) + low
     y = net(x)
-    assert y.shape == (2, out_channels, size, size)
+    assert y.shape == (2, out_channels, size * spec.scale, size * spec.scale)
     assert torch.isfinite(y).all()
-    assert y.abs().max() <= 1.0
+    if spec.value_range == "minus_one_one":
+        assert y.abs().max() <= 1.0  # tanh; the [0, 1] nets are unbounded and clamped at inference
     assert y.std() > 0  # not a constant image
 
 
@@ -152,7 +164,7 @@ def test_dropout_only_acts_in_training():
 
 @pytest.mark.parametrize("name", GENERATOR_PRESETS)
 def test_state_dict_round_trip_gives_same_output(name):
-    spec = preset(name, base_channels=4, in_channels=1)
+    spec = preset(name, base_channels=4, in_channels=1, out_channels=1)
     torch.manual_seed(0)
     net = build_net(spec).eval()
     buffer = io.BytesIO()
@@ -172,7 +184,8 @@ def test_spec_dict_round_trip(name):
     assert json.loads(json.dumps(d)) == d  # plain primitives only
     assert spec_from_dict(d) == spec
     assert spec_from_dict(name) == spec
-    changed = preset(name, base_channels=8, in_channels=1)
+    channels = {"out_channels": 1} if is_generator(spec) else {}  # some SR nets need in == out
+    changed = preset(name, base_channels=8, in_channels=1, **channels)
     assert spec_from_dict(spec_to_dict(changed)) == changed != spec
 
 
@@ -193,6 +206,12 @@ def test_spec_from_dict_fills_defaults():
         (lambda: preset("resnet_9blocks", norm="group"), ["norm", "group", "instance"]),
         (lambda: preset("resnet_9blocks", padding="circular"), ["padding", "circular"]),
         (lambda: preset("resnet_9blocks", upscale=3), ["upscale", "3"]),
+        (lambda: preset("rrdbnet_x4", upscale=3), ["upscale", "3"]),
+        (lambda: preset("srresnet_x4", upscale=1), ["upscale", "1"]),
+        (lambda: preset("srresnet_x4", variant="edsr"), ["variant", "edsr", "msrresnet"]),
+        (lambda: preset("srvgg_general_x4v3", activation="gelu"), ["activation", "prelu"]),
+        (lambda: preset("srvgg_general_x4v3", num_feat=32), ["num_feat", "base_channels"]),
+        (lambda: preset("rrdbnet_x4", grow_channels=0), ["grow_channels"]),
         (lambda: preset("unet_256", dropout=1.0), ["dropout"]),
         (lambda: preset("unet_256", in_channels=0), ["in_channels"]),
         (lambda: preset("multiscale_patchgan", n_scales=0), ["n_scales"]),
