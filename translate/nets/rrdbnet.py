@@ -1,7 +1,8 @@
 """RRDBNet (ESRGAN, Real-ESRGAN), state-dict compatible with BasicSR's `RRDBNet`.
 
 Wang et al. 2018, "ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks", section 3.1.
-Real-ESRGAN (Wang et al. 2021) runs the same trunk at x2 and x1 by pixel-unshuffling the input first.
+Real-ESRGAN (Wang et al. 2021) runs the same trunk at x2 and x1 by pixel-unshuffling the input
+first.
 """
 from __future__ import annotations
 
@@ -64,13 +65,14 @@ class RrdbnetSpec:
 
 
 class ResidualDenseBlock(nn.Module):
-    """Five densely connected 3x3 convs: x + 0.2 * conv5(cat(x, x1, x2, x3, x4)) (ESRGAN eq. 3.1)."""
+    """Five densely connected 3x3 convs: x + 0.2 * conv5(cat(x, x1, ..., x4)) (ESRGAN fig. 4)."""
 
     def __init__(self, channels: int, grow_channels: int) -> None:
         super().__init__()
         for j in range(1, 6):
             out = channels if j == 5 else grow_channels
-            setattr(self, f"conv{j}", nn.Conv2d(channels + (j - 1) * grow_channels, out, 3, padding=1))
+            conv = nn.Conv2d(channels + (j - 1) * grow_channels, out, 3, padding=1)
+            setattr(self, f"conv{j}", conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = [x]

@@ -132,5 +132,5 @@ class SrresnetGenerator(nn.Module):
         if self.spec.variant == "srgan":
             return self.conv_last(out)
         out = self.conv_last(F.leaky_relu(self.conv_hr(out), 0.1))
-        base = F.interpolate(x, scale_factor=self.spec.upscale, mode="bilinear", align_corners=False)
-        return out + base
+        scale = self.spec.upscale
+        return out + F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)

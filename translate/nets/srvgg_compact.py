@@ -83,7 +83,7 @@ class SrvggCompactGenerator(nn.Module):
         super().__init__()
         self.spec = spec
         feat, act = spec.base_channels, spec.activation
-        # One flat ModuleList named `body` (conv, act, conv, act, ..., conv) so released weights load.
+        # One flat ModuleList `body` (conv, act, conv, act, ..., conv) so released weights load.
         layers: list[nn.Module] = [nn.Conv2d(spec.in_channels, feat, 3, padding=1)]
         layers.append(activation_layer(act, feat))
         for _ in range(spec.n_convs):
