@@ -74,8 +74,7 @@ def _clean_tensors(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 
 
 def unwrap_published(obj: Any) -> Any:
-    """The state dict inside a BasicSR / Real-ESRGAN file ({"params_ema": sd} before
-    {"params": sd}); anything else unchanged."""
+    """The state dict in a {"params_ema": sd} (preferred) or {"params": sd} file; else `obj`."""
     if isinstance(obj, Mapping):
         for key in _WRAPPERS:
             if isinstance(obj.get(key), Mapping):
@@ -96,8 +95,7 @@ def _rename(sd: dict[str, torch.Tensor], rules: list[tuple[str, str]]) -> dict[s
 
 
 def published_state_dict(obj: Any) -> dict[str, torch.Tensor]:
-    """A published generator file's tensors under our names: unwrapped, cleaned, and older
-    ESRGAN / mmsr key layouts mapped to BasicSR's."""
+    """A published file's tensors, unwrapped, cleaned, old ESRGAN / mmsr keys renamed to BasicSR's."""
     sd = _clean_tensors(unwrap_published(obj))
     for marker, rules in _OLD_LAYOUTS:
         if marker in sd:
