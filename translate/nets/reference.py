@@ -95,7 +95,7 @@ def _rename(sd: dict[str, torch.Tensor], rules: list[tuple[str, str]]) -> dict[s
 
 
 def published_state_dict(obj: Any) -> dict[str, torch.Tensor]:
-    """A published file's tensors, unwrapped, cleaned, old ESRGAN / mmsr keys renamed to BasicSR's."""
+    """A published file's tensors: unwrapped, cleaned, old ESRGAN/mmsr keys renamed to BasicSR's."""
     sd = _clean_tensors(unwrap_published(obj))
     for marker, rules in _OLD_LAYOUTS:
         if marker in sd:
