@@ -87,7 +87,7 @@ def test_prepare_refuses_to_overwrite(write_photos, tmp_path):
     src, out = write_photos(4), tmp_path / "out"
     prepare("sketch", src, out, synth=SYNTH, seed=0)
     before = _tree(out)
-    with pytest.raises(FileExistsError, match="already exists.*overwrite=True"):
+    with pytest.raises(DatasetError, match="already exists.*--overwrite"):
         prepare("sketch", src, out, synth=SynthConfig(line_thickness=3), seed=0)
     assert _tree(out) == before  # checked before writing anything
     prepare("sketch", src, out, synth=SynthConfig(line_thickness=3), seed=0, overwrite=True)

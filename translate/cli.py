@@ -9,10 +9,6 @@ from pathlib import Path
 log = logging.getLogger("translate")
 
 
-class UserError(Exception):
-    """Raised by command functions for a one-line message and exit code 2."""
-
-
 # ---------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired), or resume a run",
@@ -93,20 +89,21 @@ def _train_overrides(args: argparse.Namespace) -> list[dict]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from translate.errors import ConfigError
     from translate.training import resolve_config, train
 
     if args.resume:
         if args.method or args.data or args.out:
-            raise UserError("--resume RUN_DIR continues a run with its own config; drop the method, --data and --out")
+            raise ConfigError("--resume RUN_DIR continues a run with its own config; drop the method, --data and --out")
         # Only runtime choices may change on resume; the architecture and data come from the run.
         runtime = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device),
                                      ("amp", args.amp)) if v is not None}
         result = train(run_dir=Path(args.resume), resume=True, runtime_overrides=runtime)
     else:
         if not args.method:
-            raise UserError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
+            raise ConfigError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
         if not args.data or not args.out:
-            raise UserError("train: --data DATASET_ROOT and --out RUN_DIR are required")
+            raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
         config = resolve_config(args.method, task=args.task, config_file=args.config,
                                 flags=_train_overrides(args), assignments=args.set)
         result = train(config=config, run_dir=Path(args.out))
@@ -157,32 +154,28 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from translate.inference.translator import (
-        Translator, TranslatorError, convert_folder, parse_shard, shard_from_env,
-    )
+    from translate.errors import TranslatorError
+    from translate.inference.translator import Translator, convert_folder, parse_shard, shard_from_env
 
     for flag, value in (("--batch-size", args.batch_size), ("--workers", args.workers)):
         if value is not None and value < 1:
-            raise UserError(f"{flag}: must be at least 1, got {value}")
-    try:
-        shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
-        translator = Translator.load(
-            args.source, device=args.device, direction=args.direction, tile_size=args.tile_size,
-            overlap_px=args.overlap, precision=args.precision, arch=args.arch, mode=args.mode,
-            weights_dir=args.weights_dir,
-        )
-        with tqdm(unit="img", desc="convert", disable=None) as bar:
-            def progress(event) -> None:
-                bar.total = event.total
-                bar.update(1)
+            raise TranslatorError(f"{flag}: must be at least 1, got {value}")
+    shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
+    translator = Translator.load(
+        args.source, device=args.device, direction=args.direction, tile_size=args.tile_size,
+        overlap_px=args.overlap, precision=args.precision, arch=args.arch, mode=args.mode,
+        weights_dir=args.weights_dir,
+    )
+    with tqdm(unit="img", desc="convert", disable=None) as bar:
+        def progress(event) -> None:
+            bar.total = event.total
+            bar.update(1)
 
-            report = convert_folder(
-                translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
-                shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
-                mask_dir=args.mask_dir,
-            )
-    except TranslatorError as e:
-        raise UserError(str(e)) from None
+        report = convert_folder(
+            translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
+            shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
+            mask_dir=args.mask_dir,
+        )
     from translate.distributed import gather_from_ranks
 
     # Under torchrun (no --shard) each rank converts its shard; rank 0 reports for all of them.
@@ -231,10 +224,11 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from translate.inference.translator import Translator, TranslatorError
+    from translate.errors import ExportError
+    from translate.inference.translator import Translator
 
     try:
-        from translate.export import PARITY_TOLERANCE, ExportError, export_model, format_for
+        from translate.export import PARITY_TOLERANCE, export_model, format_for
 
         format_for(args.output)  # a wrong suffix or an existing file fails before the model loads
         if Path(args.output).exists() and not args.overwrite:
@@ -242,10 +236,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
         translator = Translator.load(args.source, device="cpu", precision="fp32", direction=args.direction,
                                      arch=args.arch, mode=args.mode, weights_dir=args.weights_dir)
         report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
-    except (TranslatorError, ExportError) as e:
-        raise UserError(str(e)) from None
     except ModuleNotFoundError as e:
-        raise UserError(f"export needs {e.name}: pip install 'translate[onnx]'") from None
+        raise ExportError(f"export needs {e.name}: pip install 'translate[onnx]'") from None
     print(f"exported {translator.describe()} to {report.path} ({report.format}, "
           f"{report.size_bytes / 2**20:.1f} MiB) in {report.seconds:.1f} s")
     if report.max_abs_diff is None:
@@ -289,12 +281,14 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from translate.inference.translator import TranslatorError
+    from translate.errors import TranslatorError
 
-    for flag, value in (("--port", args.port), ("--max-upload-mb", args.max_upload_mb),
-                        ("--max-megapixels", args.max_megapixels), ("--max-concurrent", args.max_concurrent)):
-        if value <= 0:
-            raise UserError(f"{flag}: must be positive, got {value}")
+    if not 0 < args.port < 2**16:
+        raise TranslatorError(f"--port: must be a TCP port from 1 to 65535, got {args.port}")
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels),
+                        ("--max-concurrent", args.max_concurrent)):
+        if not value > 0:  # `not >` also refuses nan
+            raise TranslatorError(f"{flag}: must be positive, got {value}")
     try:
         from translate.serve import create_app, is_loopback, load_translators, run_server
 
@@ -304,10 +298,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         )
         app = create_app(translators, max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent)
-    except TranslatorError as e:
-        raise UserError(str(e)) from None
     except ModuleNotFoundError as e:
-        raise UserError(f"serve needs {e.name}: pip install 'translate[serve]'") from None
+        raise TranslatorError(f"serve needs {e.name}: pip install 'translate[serve]'") from None
     for direction, translator in translators.items():
         print(f"{direction}: {translator.describe()}")
     if not is_loopback(args.host):
@@ -344,11 +336,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     flags = [{"synth": {"scale": args.scale}, "generator": {"upscale": args.scale}}] if args.scale else []
     config = resolve_config("pix2pix", task=args.task, flags=flags, assignments=args.set)
-    try:
-        report = prepare(args.task, args.src, args.out, synth=config.synth, seed=args.seed, val_fraction=args.val_fraction,
-                         test_fraction=args.test_fraction, max_side=args.max_side, overwrite=args.overwrite)
-    except FileExistsError as e:
-        raise UserError(f"{e} (use --overwrite to replace)") from e
+    report = prepare(args.task, args.src, args.out, synth=config.synth, seed=args.seed, val_fraction=args.val_fraction,
+                     test_fraction=args.test_fraction, max_side=args.max_side, overwrite=args.overwrite)
     print(report.summary())
     for path, reason in report.skipped:
         print(f"  skipped {path}: {reason}")
@@ -369,6 +358,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from translate.data.layouts import find_paired
+    from translate.errors import DatasetError
     from translate.evaluation import evaluate
     from translate.inference.translator import Translator
 
@@ -376,7 +366,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     samples = find_paired(args.data, args.split)
     pairs = [(s.a, s.b) for s in samples if s.b is not None]
     if not pairs:
-        raise UserError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
+        raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
     source = Path(args.source)
     out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
     report = evaluate(translator, pairs, out, task=translator.task, title=f"translate eval: {args.source}")
@@ -401,10 +391,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from translate.demo import run_demo
 
-    try:
-        result = run_demo(Path(args.out), steps=args.steps, seed=args.seed, device=args.device)
-    except FileExistsError as e:
-        raise UserError(str(e)) from e
+    result = run_demo(Path(args.out), steps=args.steps, seed=args.seed, device=args.device)
     margin = result.model_psnr - result.baseline_psnr
     print(f"demo: trained {result.steps} steps, converted {result.converted} held-out photo(s)")
     print(f"held-out PSNR: model {result.model_psnr:.2f} dB vs bicubic {result.baseline_psnr:.2f} dB "
@@ -462,20 +449,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Anything the user can fix prints one `error: ...` line and returns 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from translate.errors import TranslateError
 
-    expected = (UserError, TranslateError, FileNotFoundError)
     try:
-        return args.func(args)
-    except expected as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away (`translate info RUN | head`) shows up here
+        return code
+    except TranslateError as e:
+        return _fail(str(e))
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+    except OSError as e:  # the file system said no: permissions, a full disk, a file where a folder goes
+        return _fail(_os_error_line(e))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(message: str) -> int:
+    print("error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()), file=sys.stderr)
+    return 2
+
+
+def _os_error_line(error: OSError) -> str:
+    from translate.errors import first_line
+
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return first_line(error)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit does not hit the closed pipe again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured by a test, say)
+        pass
 
 
 if __name__ == "__main__":

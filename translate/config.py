@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class TrainConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
+        _check_ranges(self)
         if not is_generator(self.generator):
             raise ConfigError(f"generator: {self.generator.kind!r} is a discriminator, not a generator")
         if is_generator(self.discriminator):
@@ -154,14 +156,8 @@ class TrainConfig:
                 f"data.load_size: {self.data.load_size} is smaller than data.crop_size "
                 f"{self.data.crop_size}; set --load-size to at least the crop size"
             )
-        positive = {"optim.batch_size": self.optim.batch_size, "data.crop_size": self.data.crop_size}
-        for name, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"{name}: must be at least 1, got {value}")
         if self.optim.epochs < 0 or self.optim.epochs_decay < 0 or self.optim.epochs + self.optim.epochs_decay < 1:
             raise ConfigError("optim.epochs + optim.epochs_decay: must train at least one epoch")
-        if not 0.0 <= self.gan.label_smoothing < 0.5:
-            raise ConfigError(f"gan.label_smoothing: {self.gan.label_smoothing} must be in [0, 0.5)")
 
     @property
     def total_epochs(self) -> int:
@@ -176,6 +172,42 @@ class TrainConfig:
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _check_ranges(c: TrainConfig) -> None:
+    """Each field on its own (cross-field rules are in __post_init__): ConfigError naming the first bad one."""
+    o, d, g, p, cg = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan
+    rate, weight = "a finite number > 0", "a finite number >= 0"
+    checks = [
+        ("optim.lr_g", o.lr_g, math.isfinite(o.lr_g) and o.lr_g > 0, rate),
+        ("optim.lr_d", o.lr_d, math.isfinite(o.lr_d) and o.lr_d > 0, rate),
+        ("optim.beta1", o.beta1, 0 <= o.beta1 < 1, "in [0, 1)"),
+        ("optim.beta2", o.beta2, 0 <= o.beta2 < 1, "in [0, 1)"),
+        ("optim.grad_clip", o.grad_clip, math.isfinite(o.grad_clip) and o.grad_clip >= 0, f"{weight} (0 = off)"),
+        ("optim.batch_size", o.batch_size, o.batch_size >= 1, "at least 1"),
+        ("data.load_size", d.load_size, d.load_size >= 1, "at least 1 px"),
+        ("data.crop_size", d.crop_size, d.crop_size >= 1, "at least 1 px"),
+        ("data.workers", d.workers, d.workers >= 0, "0 or more (0 = decode in the training process)"),
+        ("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "in [0, 1)"),
+        ("data.max_val_images", d.max_val_images, d.max_val_images >= 0, "0 or more"),
+        ("data.samples_per_epoch", d.samples_per_epoch, d.samples_per_epoch >= 0, "0 or more (0 = the dataset size)"),
+        # 1 grey (sketch, L), 2 (colorize's ab), 3 RGB, 4 RGBA or RGB + mask (inpaint): what images hold.
+        ("generator.in_channels", g.in_channels, 1 <= g.in_channels <= 4, "1 to 4 (image channels)"),
+        ("generator.out_channels", g.out_channels, 1 <= g.out_channels <= 4, "1 to 4 (image channels)"),
+        ("init_gain", c.init_gain, math.isfinite(c.init_gain) and c.init_gain > 0, rate),
+        ("gan.label_smoothing", c.gan.label_smoothing, 0 <= c.gan.label_smoothing < 0.5, "in [0, 0.5)"),
+        ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
+        ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
+        ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),
+        ("cyclegan.lambda_a", cg.lambda_a, math.isfinite(cg.lambda_a) and cg.lambda_a >= 0, weight),
+        ("cyclegan.lambda_b", cg.lambda_b, math.isfinite(cg.lambda_b) and cg.lambda_b >= 0, weight),
+        ("cyclegan.lambda_identity", cg.lambda_identity,
+         math.isfinite(cg.lambda_identity) and cg.lambda_identity >= 0, weight),
+        ("cyclegan.pool_size", cg.pool_size, cg.pool_size >= 0, "0 or more (0 = off)"),
+    ]
+    for name, value, ok, want in checks:
+        if not ok:
+            raise ConfigError(f"{name}: must be {want}, got {value!r}")
 
 
 def default_config(method: Method) -> TrainConfig:
@@ -201,7 +233,10 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, str) and key in ("generator", "discriminator"):
             # A preset picks the architecture; channel counts already chosen (by a task recipe,
             # say) stay, since they describe the data rather than the net.
-            spec = spec_to_dict(spec_from_dict(value))
+            try:
+                spec = spec_to_dict(spec_from_dict(value))
+            except ValueError as e:
+                raise ConfigError(f"{key}: {e}") from None
             previous = out.get(key)
             if isinstance(previous, dict) and previous.get("kind") != "multiscale":
                 spec.update({k: previous[k] for k in ("in_channels", "out_channels") if k in previous and k in spec})
@@ -223,17 +258,33 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(raw) if raw else ""
+        node[leaf] = _parse_value(item, raw) if raw else ""
     return out
+
+
+def _parse_value(item: str, raw: str) -> Any:
+    """One `--set` value as a YAML scalar or list; tags such as !!python/object are refused, never run."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's short description ("could not determine a constructor for the tag ..."), no position dump."""
+    problem = getattr(error, "problem", None)
+    return problem if isinstance(problem, str) and problem else str(error).splitlines()[0]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); save the config as UTF-8 YAML") from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from e
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from e
     if data is None:
         return {}
     if not isinstance(data, dict):

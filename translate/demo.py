@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from translate.errors import TranslateError
+
 log = logging.getLogger(__name__)
 
 # Real photos that ship inside scikit-image. Test photos are chosen by prepare's seeded split.
@@ -47,7 +49,7 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
     from translate.training import resolve_config, train
 
     if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out}: already exists and is not empty; choose another --out or remove it")
+        raise TranslateError(f"{out}: already exists and is not empty; choose another --out or remove it")
     photos, data, run = out / "photos", out / "data", out / "run"
     for name in PHOTOS:
         write_image(photos / f"{name}.png", bundled_photo(name))

@@ -28,6 +28,7 @@ from translate.config import SynthConfig
 from translate.data.images import ImageError, read_image, to_channels, write_image
 from translate.data.layouts import DatasetError, find_photos
 from translate.data.synth import PAIR_MAKERS, bind_pair_maker, to_uint8
+from translate.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +62,12 @@ def split_photos(paths: list[Path], *, val_fraction: float = 0.1, test_fraction:
     """
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
-            raise ValueError(f"{name}: must be in [0, 1), got {value}")
+            raise ConfigError(f"{name}: must be in [0, 1), got {value}")
     paths = sorted(paths)
     n = len(paths)
     counts = [max(1, round(n * f)) if f > 0 else 0 for f in (val_fraction, test_fraction)]
     if n - sum(counts) < 1:
-        raise ValueError(
+        raise DatasetError(
             f"split: {n} photo(s) cannot fill val ({counts[0]}), test ({counts[1]}) and train (at least 1); "
             "add photos or lower val_fraction/test_fraction"
         )
@@ -85,12 +86,12 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     shrunk (INTER_AREA, never enlarged) so the longer side is at most max_side. Each photo's
     randomness is seeded by (seed, its path below src), so adding photos does not change the others.
     Unreadable or unusable photos are skipped and listed in the report; the batch carries on. Existing
-    output files raise FileExistsError before anything is written, unless overwrite=True.
+    output files raise DatasetError before anything is written, unless overwrite=True.
     """
     if task not in PAIR_MAKERS:
-        raise ValueError(f"task: {task!r} cannot be prepared; choose one of {', '.join(PAIR_MAKERS)}")
+        raise ConfigError(f"task: {task!r} cannot be prepared; choose one of {', '.join(PAIR_MAKERS)}")
     if max_side is not None and max_side < 1:
-        raise ValueError(f"max_side: must be at least 1 pixel, got {max_side}")
+        raise ConfigError(f"max_side: must be at least 1 pixel, got {max_side}")
     src, out = Path(src), Path(out)
     make_pair = bind_pair_maker(task, synth)
     photos = find_photos(src)
@@ -114,9 +115,9 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     if not overwrite:
         existing = [p for split, _, name in plan for p in _outputs(out, split, name) if p.exists()]
         if existing:
-            raise FileExistsError(
+            raise DatasetError(
                 f"{existing[0]}: already exists ({len(existing)} output file(s) of this run exist in {out}); "
-                "choose another output folder or pass overwrite=True"
+                "choose another output folder or pass --overwrite (overwrite=True) to replace them"
             )
 
     for split, photo, name in plan:

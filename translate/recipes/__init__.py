@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from translate.errors import ConfigError
+
 RECIPES: dict[str, str] = {
     "colorize": "grey -> colour: Lab lightness L (1 channel) in, chroma ab (2 channels) out",
     "sketch": "line drawing -> photo: Canny/XDoG sketches (1 channel) in, RGB out",
@@ -22,7 +24,7 @@ RECIPES: dict[str, str] = {
 def load_recipe(task: str) -> dict[str, Any]:
     """The recipe's overrides as a nested dict, read from the packaged `<task>.yaml`."""
     if task not in RECIPES:
-        raise ValueError(f"task: unknown recipe {task!r}; choose one of {', '.join(RECIPES)} (or custom)")
+        raise ConfigError(f"task: unknown recipe {task!r}; choose one of {', '.join(RECIPES)} (or custom)")
     name = f"{task}.yaml"
     text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
     data = yaml.safe_load(text)
