@@ -2,18 +2,18 @@
 from __future__ import annotations
 
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from translate.errors import CheckpointError
+from translate.errors import CheckpointError, first_line
 from translate.files import atomic_write
 
 FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
+_UNREADABLE = "not a readable checkpoint: truncated, corrupt, or not a file saved by PyTorch"
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -50,9 +50,24 @@ def load_file(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: empty file (0 bytes)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated, corrupt or unsafe): {reason[:200]}") from e
+    except pickle.UnpicklingError as e:
+        if "weights only" in str(e).lower():
+            raise CheckpointError(f"{path}: refused: it holds Python objects besides tensors and plain values, "
+                                  f"and loading those could run code ({_torch_cause(e)})") from e
+        raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
+    except Exception as e:  # noqa: BLE001 - whatever the bytes make torch's reader raise, the file is at fault
+        raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
+
+
+def _torch_cause(error: Exception) -> str:
+    """torch's reason in a few words: the first sentence of its first line; the rest is advice on
+    torch.load flags (such as turning the weights-only safety check off) that is wrong for our users."""
+    for line in str(error).splitlines():
+        if "WeightsUnpickler error:" in line:  # names the object the file would have made torch import
+            return line.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+    if isinstance(error, KeyError):  # the legacy reader's opcode lookup: the file is not a pickle at all
+        return "not a pickle or zip archive"
+    return first_line(error).split(". ")[0]
 
 
 def is_translate_checkpoint(obj: Any) -> bool:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from translate.errors import ExportError
+from translate.errors import ExportError, first_line
 from translate.inference import tiling
 from translate.inference.translator import _MIN_SIDE, Translator, reflect_pad
 
@@ -221,6 +221,9 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, An
     model.doc_string = _summary(contract)
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(contract, default=str)
+    written = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+    if written != opset:  # torch's version conversion failed and it kept its own opset
+        raise ExportError(f"opset: asked for {opset} but the exporter wrote {written}; use {DEFAULT_OPSET}")
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
@@ -244,13 +247,22 @@ def export_bytes(translator: Translator, format: str, *, opset: int = DEFAULT_OP
     """The exported generator ("onnx" or "pt2") as file contents, contract embedded."""
     if format not in FORMATS.values():
         raise ExportError(f"format: {format!r} must be one of {', '.join(FORMATS.values())}")
-    if format == "onnx" and opset < MIN_OPSET:
-        raise ExportError(f"opset: {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    if format == "onnx":
+        _check_opset(opset)
     contract = model_contract(translator) if contract is None else contract
     net, example = export_net(translator), _example_input(translator)
     if format == "onnx":
         return _onnx_bytes(net, example, contract, opset)
     return _pt2_bytes(net, example, contract)
+
+
+def _check_opset(opset: int) -> None:
+    """Refuse an opset the installed onnx cannot write: torch would log a traceback and write 18 instead."""
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ExportError(f"opset: {opset} cannot be written; use {MIN_OPSET} to {newest} (default {DEFAULT_OPSET})")
 
 
 def _summary(contract: Mapping[str, Any]) -> str:
@@ -304,7 +316,10 @@ def export_model(
         if not diff <= tolerance:
             raise ExportError(f"{path}: parity check failed: max abs diff {diff:.3g} > {tolerance:g} "
                               f"between the {format} export and PyTorch; nothing written")
-    atomic_write(path, data)
+    try:
+        atomic_write(path, data)
+    except OSError as e:  # a read-only folder, a full disk, a file where a folder should be
+        raise ExportError(f"{path}: cannot write the export ({first_line(e)})") from e
     return ExportReport(path, format, contract, diff, len(data), time.perf_counter() - start)
 
 

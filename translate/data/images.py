@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from translate.errors import ImageError
+from translate.errors import ImageError, first_line
 from translate.files import atomic_write
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"})
@@ -36,7 +36,10 @@ def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:
     # nor 16 bits, so decode JPEGs (found by magic bytes, not suffix) with flags that apply orientation.
     is_jpeg = data[:2].tobytes() == b"\xff\xd8"
     flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH if is_jpeg else cv2.IMREAD_UNCHANGED
-    image = cv2.imdecode(data, flags)
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error as e:  # OpenCV asserts, rather than returning None, on some files
+        raise ImageError(f"{path}: cannot decode image: {_opencv_reason(e)}") from None
     if image is None:
         raise ImageError(f"{path}: cannot decode image (corrupt or not an image)")
     if image.dtype not in _MAX:
@@ -48,6 +51,14 @@ def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
     raise ImageError(f"{path}: unsupported channel count {image.shape[2]} (expected 1, 3 or 4)")
+
+
+def _opencv_reason(error: cv2.error) -> str:
+    """Our words for an OpenCV assertion, whose text names C++ source lines rather than the problem."""
+    condition = first_line(error) if not getattr(error, "err", "") else error.err.strip().splitlines()[0]
+    if "MAX_IMAGE_PIXELS" in condition:
+        return "more pixels than OpenCV decodes (2^30 unless OPENCV_IO_MAX_IMAGE_PIXELS says otherwise)"
+    return f"OpenCV refused it ({condition})"
 
 
 def encode_image(image: np.ndarray, suffix: str, *, name: str = "image") -> bytes:
@@ -104,6 +115,8 @@ def to_channels(image: np.ndarray, channels: int, *, path: str | os.PathLike | N
     """Convert HWC to `channels`: 1->3 replicates; 3->1 and 4->1 take ITU-R 601 luma (as cv2);
     4->3 drops alpha without compositing (inference carries alpha separately); 3->4 adds opaque alpha.
     """
+    if image.dtype not in _MAX:  # checked here: OpenCV's colour conversions assert on other types
+        raise ImageError(f"{path or 'image'}: unsupported pixel type {image.dtype} (expected uint8 or uint16)")
     have = image.shape[2]
     if have == channels:
         return image
