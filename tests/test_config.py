@@ -1,6 +1,8 @@
 """Config: dict/YAML round trips, overrides, validation messages."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -70,4 +72,52 @@ def test_bad_yaml_file_is_named(tmp_path):
     file = tmp_path / "bad.yaml"
     file.write_text("optim: [1, 2\n")
     with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        resolve_config("pix2pix", config_file=file)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"optim": {"lr_g": -1.0}}, "optim.lr_g: must be a finite number > 0, got -1.0"),
+    ({"optim": {"lr_d": float("nan")}}, "optim.lr_d: must be a finite number > 0, got nan"),
+    ({"optim": {"lr_g": float("inf")}}, "optim.lr_g: must be a finite number > 0, got inf"),
+    ({"optim": {"beta1": 1.0}}, "optim.beta1: must be in [0, 1), got 1.0"),
+    ({"data": {"workers": -1}}, "data.workers: must be 0 or more"),
+    ({"data": {"val_fraction": 2}}, "data.val_fraction: must be in [0, 1), got 2.0"),
+    ({"data": {"crop_size": -64}}, "data.crop_size: must be at least 1 px, got -64"),
+    ({"generator": {"in_channels": 7}}, "generator.in_channels: must be 1 to 4 (image channels), got 7"),
+    ({"generator": {"out_channels": 5}}, "generator.out_channels: must be 1 to 4"),
+    ({"pix2pix": {"lambda_l1": -100}}, "pix2pix.lambda_l1: must be a finite number >= 0, got -100.0"),
+    ({"cyclegan": {"pool_size": -1}}, "cyclegan.pool_size: must be 0 or more"),
+])
+def test_out_of_range_values_are_named_by_dotted_path(values, message):
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(merge(default_config("pix2pix").to_dict(), values))
+    assert str(info.value).startswith(message)
+
+
+def test_every_value_at_its_boundary_is_accepted():
+    edges = {"data": {"workers": 0, "val_fraction": 0.0}, "pix2pix": {"lambda_l1": 0},
+             "generator": {"in_channels": 1, "out_channels": 4}, "optim": {"beta1": 0.0}}
+    config = TrainConfig.from_dict(merge(default_config("pix2pix").to_dict(), edges))
+    assert config.generator.in_channels == 1 and config.data.workers == 0
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("optim.lr_g=[1,", "--set 'optim.lr_g=[1,': the value is not valid YAML"),
+    ("optim.lr_g=!!python/object/apply:os.system ['true']", "could not determine a constructor for the tag"),
+])
+def test_set_values_that_are_not_safe_yaml_are_one_line(assignment, message):
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        parse_set([assignment])
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_preset_is_a_config_error():
+    with pytest.raises(ConfigError, match="generator: preset: unknown 'unet_32'"):
+        merge(default_config("pix2pix").to_dict(), {"generator": "unet_32"})
+
+
+def test_config_file_that_is_not_utf8_is_named(tmp_path):
+    file = tmp_path / "latin1.yaml"
+    file.write_bytes("optim: {lr_g: 0.0002}  # réglage\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.yaml: not a UTF-8 text file"):
         resolve_config("pix2pix", config_file=file)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from translate.data.datasets import PairedDataset, UnpairedDataset, split_aligned
 from translate.data.images import ImageError, to_channels, write_image
 from translate.data.layouts import DatasetError, Sample, find_paired, find_photos, find_unpaired
-from translate.data.transforms import paired_transform, single_transform
+from translate.data.transforms import paired_transform
 
 TRAIN = dict(load_size=40, crop_size=32, flip=True, train=True)
 EVAL = dict(load_size=40, crop_size=32, flip=True, train=False)
@@ -70,18 +70,18 @@ def test_eval_transform_resizes_to_crop_size_without_randomness(photo):
 def test_crop_preprocess_keeps_scale(photo):
     a = photo("rocket", (60, 90))
     for seed in range(5):
-        out = _seeded(single_transform(preprocess="crop", **TRAIN), seed, image=a)["image"]
+        out = _seeded(paired_transform(preprocess="crop", **TRAIN), seed, image=a)["image"]
         assert out.shape == (32, 32, 3)
         windows = np.lib.stride_tricks.sliding_window_view(a, (32, 32, 3))
         matches = [(windows == x).all(axis=(-3, -2, -1)).any() for x in (out, out[:, ::-1])]
         assert any(matches)  # a pixel-exact window of the original, possibly flipped
-    centre = single_transform(preprocess="crop", **EVAL)(image=a)["image"]
+    centre = paired_transform(preprocess="crop", **EVAL)(image=a)["image"]
     np.testing.assert_array_equal(centre, a[14:46, 29:61])
 
 
 def test_none_preprocess_keeps_the_image(photo):
     a = photo("cat", (36, 52))
-    out = single_transform(load_size=40, crop_size=32, flip=False, train=True, preprocess="none")(image=a)["image"]
+    out = paired_transform(load_size=40, crop_size=32, flip=False, train=True, preprocess="none")(image=a)["image"]
     np.testing.assert_array_equal(out, a)
 
 
@@ -89,7 +89,7 @@ def test_transform_arguments_are_checked():
     with pytest.raises(ValueError, match="crop_size: 64 is larger than load_size 32"):
         paired_transform(load_size=32, crop_size=64, flip=True, train=True)
     with pytest.raises(ValueError, match="preprocess: unknown 'scale_width'"):
-        single_transform(load_size=32, crop_size=32, flip=True, train=True, preprocess="scale_width")
+        paired_transform(load_size=32, crop_size=32, flip=True, train=True, preprocess="scale_width")
 
 
 def test_split_aligned_odd_width(photo):
@@ -246,7 +246,7 @@ def test_make_pair_contract(write_photos, write_paired):
 def _unpaired(root, *, serial=False, seed=0, channels_a=3):
     paths_a, paths_b = find_unpaired(root, "train")
     return UnpairedDataset(paths_a, paths_b, channels_a=channels_a, channels_b=3, serial=serial, seed=seed,
-                           transform_a=single_transform(**TRAIN), transform_b=single_transform(**TRAIN))
+                           transform_a=paired_transform(**TRAIN), transform_b=paired_transform(**TRAIN))
 
 
 def _b_names(dataset, epoch):
@@ -287,7 +287,7 @@ def test_unpaired_domains_augment_independently(write_unpaired):
 
 def test_unpaired_shared_transform_keeps_domains_independent(write_unpaired):
     root = write_unpaired("flat", n_a=1, n_b=1)
-    shared = single_transform(**TRAIN)
+    shared = paired_transform(**TRAIN)
     dataset = UnpairedDataset(*find_unpaired(root, "train"), channels_a=3, channels_b=3, transform_a=shared,
                               transform_b=shared)
     assert torch.equal(dataset[0]["a"], _unpaired(root)[0]["a"])  # B's seed does not leak into A

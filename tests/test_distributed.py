@@ -78,7 +78,6 @@ def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, pho
             with torch.no_grad():
                 y = net(x if name == "g_ab" else torch.cat([x, x], 1))
             outputs.append(y if name == "g_ab" else y[0])
-        print(name, (outputs[0] - outputs[1]).abs().max().item())
         torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-4, msg=name)
 
 

@@ -16,7 +16,8 @@ from translate.checkpoint import save_checkpoint
 from translate.cli import main
 from translate.data.images import read_image, write_image
 from translate.export import (
-    METADATA_KEY, PARITY_TOLERANCE, ExportError, check_parity, export_model, read_contract,
+    DEFAULT_OPSET, METADATA_KEY, MIN_OPSET, PARITY_TOLERANCE, ExportError, check_parity, export_model,
+    read_contract,
 )
 from translate.nets import build_net, preset, spec_to_dict
 
@@ -77,8 +78,6 @@ def test_export_matches_pytorch_on_photos_of_other_sizes(exported, arch, fmt, ph
     # Exported with a 64x64 example; photos at other (odd) sizes prove the dynamic H/W axes.
     images = [photo("rocket", (150, 97)), photo("motorcycle", (64, 200)), photo("camera", (41, 29))]
     diff = check_parity(path, translator, images)
-    print(f"{arch} {fmt}: max abs diff vs PyTorch {report.max_abs_diff:.2e} (export check), "
-          f"{diff:.2e} (other photos)")
     assert diff <= PARITY_TOLERANCE
 
 
@@ -130,6 +129,28 @@ def test_export_never_overwrites_unless_asked(exported, tmp_path):
         export_model(translator, tmp_path / "model.tflite")
 
 
+def test_opset_is_written_as_asked_or_refused(exported, tmp_path):
+    import onnx
+
+    _, translator, _ = exported["resnet", "onnx"]
+    newest = onnx.defs.onnx_opset_version()
+    for opset in (MIN_OPSET - 1, newest + 1, 99):  # torch alone would log a traceback and write 18
+        with pytest.raises(ExportError, match=f"opset: {opset} cannot be written; use {MIN_OPSET} to {newest}"):
+            export_model(translator, tmp_path / "model.onnx", opset=opset, check=False)
+    assert not list(tmp_path.iterdir())
+    path = export_model(translator, tmp_path / "model.onnx", opset=DEFAULT_OPSET + 2, check=False).path
+    assert {entry.version for entry in onnx.load(path).opset_import if entry.domain in ("", "ai.onnx")} == {
+        DEFAULT_OPSET + 2}
+
+
+def test_write_failure_is_an_export_error_naming_the_file(exported, tmp_path):
+    _, translator, _ = exported["resnet", "onnx"]
+    (tmp_path / "taken").write_text("a file where the output folder should be")
+    path = tmp_path / "taken" / "model.pt2"
+    with pytest.raises(ExportError, match=r"model.pt2: cannot write the export \(.*File exists"):
+        export_model(translator, path, check=False)
+
+
 def test_failed_parity_check_writes_nothing(exported, tmp_path, photo):
     _, translator, _ = exported["resnet", "onnx"]
     path = tmp_path / "model.onnx"
@@ -149,7 +170,6 @@ def test_paper_mode_bakes_in_per_image_batch_norm_and_live_dropout(tmp_path, pho
     onnx_path, pt2_path = tmp_path / "paper.onnx", tmp_path / "paper.pt2"
     reports = [export_model(paper, onnx_path), export_model(paper, pt2_path)]
     for report in reports:  # checked with every dropout unit kept on both sides
-        print(f"paper mode {report.format}: max abs diff {report.max_abs_diff:.2e}")
         assert report.max_abs_diff <= PARITY_TOLERANCE
         assert report.contract["mode"] == "paper" and report.contract["stochastic"] is True
     # Default ONNX Runtime options would delete an ONNX Dropout node; ours survives: outputs vary.

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import re
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -223,8 +225,40 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path, photo, monkeyp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
 
 
-def test_image_suffixes():
-    assert IMAGE_SUFFIXES == {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+# How each format's files begin: the suffix, in any case, must pick the encoder.
+MAGIC = {".png": (b"\x89PNG",), ".jpg": (b"\xff\xd8",), ".jpeg": (b"\xff\xd8",), ".webp": (b"RIFF",),
+         ".bmp": (b"BM",), ".tif": (b"II*\x00", b"MM\x00*"), ".tiff": (b"II*\x00", b"MM\x00*")}
+
+
+@pytest.mark.parametrize("suffix", sorted(IMAGE_SUFFIXES))
+def test_every_accepted_suffix_writes_its_own_format(tmp_path, photo, suffix):
+    path = tmp_path / f"photo{suffix.upper()}"
+    write_image(path, photo("coffee", (24, 40)))
+    assert path.read_bytes().startswith(MAGIC[suffix])
+    assert read_image(path).shape == (24, 40, 3)
+
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A small valid PNG whose header claims width x height (a decompression bomb's header)."""
+    data = bytearray(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR's CRC covers type + fields
+    return bytes(data)
+
+
+def test_opencv_refusal_is_our_own_one_line_sentence(tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_claiming(60000, 60000))
+    with pytest.raises(ImageError) as info:
+        read_image(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: cannot decode image: more pixels than OpenCV decodes")
+    assert "\n" not in message and "OpenCV(" not in message and ".cpp" not in message
+
+
+def test_to_channels_refuses_non_integer_pixels():
+    with pytest.raises(ImageError, match="x.tif: unsupported pixel type float64"):
+        to_channels(np.zeros((4, 4, 3)), 1, path="x.tif")
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])

@@ -1,6 +1,7 @@
 """Tests for the network zoo: every preset builds, runs and round-trips through plain dicts."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -158,14 +159,13 @@ def test_unet_depths(num_downs):
     assert sum(isinstance(m, nn.Dropout) for m in net.modules()) == max(0, num_downs - 5)
 
 
-def test_dropout_only_acts_in_training():
-    torch.manual_seed(0)
-    net = build_net(UnetSpec(num_downs=6, base_channels=2, norm="instance"))  # one dropout level
-    x = torch.randn(1, 3, 64, 64)
-    net.train()
-    assert not torch.equal(net(x), net(x))
-    net.eval()
-    assert torch.equal(net(x), net(x))
+@pytest.mark.parametrize("spec, layers", [(UnetSpec(num_downs=7, base_channels=2, dropout=0.3), 2),
+                                          (ResnetSpec(n_blocks=3, base_channels=2, dropout=0.3), 3)])
+def test_spec_dropout_is_the_rate_of_every_dropout_layer(spec, layers):
+    """U-Net: one layer per middle level (num_downs - 5); ResNet: one per block; dropout=0 builds none."""
+    rates = [m.p for m in build_net(spec).modules() if isinstance(m, nn.Dropout)]
+    assert rates == [0.3] * layers
+    assert not any(isinstance(m, nn.Dropout) for m in build_net(dataclasses.replace(spec, dropout=0.0)).modules())
 
 
 @pytest.mark.parametrize("name", GENERATOR_PRESETS)

@@ -1,6 +1,7 @@
 """The shared training loop: learning, schedule, exact resume (also after SIGKILL), run-dir safety."""
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -96,12 +97,10 @@ def test_every_gan_objective_and_discriminator_trains(tmp_path, write_paired, ga
         extra += ["--set", "discriminator.norm=none"]
     result = train(config=tiny_config(data, *extra), run_dir=tmp_path / "run")
     assert result.step == 2
-    import csv
-    import math
-
+    # Each term reaches the log (their values against a hand computation: test_pix2pix.py).
     rows = list(csv.DictReader((tmp_path / "run" / "log.csv").open()))
     expected = {"G_gan", "G_L1", "D"} | ({"D_gp"} if gan_loss == "wgangp" else set())
-    assert expected <= set(rows[-1]) and all(math.isfinite(float(rows[-1][k])) for k in expected)
+    assert expected <= {name for name, value in rows[-1].items() if value}
     spec = load_checkpoint(tmp_path / "run")["specs"]["d"]
     assert spec["kind"] == ("multiscale" if discriminator == "multiscale_patchgan" else "patchgan")
     assert spec["n_layers"] == (0 if discriminator == "pixelgan" else 3)

@@ -81,7 +81,6 @@ def test_tiled_output_matches_whole_image_for_instance_norm(photo):
     tiled_t = translator(RESNET, tile_size=192, overlap_px=48)  # 2 x 3 tiles
     tiled = tiled_t(image)
     value = psnr(tiled, whole)
-    print(f"resnet/instance tiled (192 px, 48 px overlap) vs whole: PSNR {value:.1f} dB")
     assert value >= 40.0
     # The whole-image statistics are what makes it work: per-tile statistics shift colours.
     context, tiled_t._norm_context = tiled_t._norm_context, None
@@ -107,7 +106,6 @@ def test_automatic_tiling_kicks_in_under_a_small_memory_budget(photo):
     assert small._tile_plan(200, 300, 1) is not None
     # The statistics now come from a downscaled pass: close to, not equal to, the whole image.
     value = psnr(small(image), whole)
-    print(f"auto-tiled with downscaled statistics vs whole: PSNR {value:.1f} dB")
     assert value >= 25.0
     assert translator(RESNET, memory_budget_bytes=budget * 10)._tile_plan(200, 300, 1) is None
 
@@ -137,7 +135,6 @@ def test_16_bit_in_gives_16_bit_out_computed_in_fp32(photo):
 def test_bf16_output_is_close_to_fp32(photo):
     image = photo("astronaut", (96, 96))
     value = psnr(translator(RESNET, precision="bf16")(image), translator(RESNET)(image))
-    print(f"bf16 vs fp32 PSNR {value:.1f} dB")
     assert value > 30.0
 
 

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import yaml
 
+from translate.direction import Direction
 from translate.errors import ConfigError
 from translate.nets import (
     DiscriminatorSpec,
@@ -23,7 +24,6 @@ from translate.nets import (
 
 Method = Literal["pix2pix", "cyclegan"]
 Task = Literal["custom", "colorize", "sketch", "inpaint", "superres"]
-Direction = Literal["a_to_b", "b_to_a"]
 GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
 
 

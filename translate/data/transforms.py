@@ -25,13 +25,6 @@ def paired_transform(
     return A.Compose(_steps(load_size, crop_size, flip, train, preprocess), additional_targets={"b": "image"})
 
 
-def single_transform(
-    *, load_size: int, crop_size: int, flip: bool, train: bool, preprocess: Preprocess = "resize_and_crop"
-) -> A.Compose:
-    """One image, called as `t(image=x)`; UnpairedDataset reseeds it per domain, so domains augment independently."""
-    return A.Compose(_steps(load_size, crop_size, flip, train, preprocess))
-
-
 def _steps(load_size: int, crop_size: int, flip: bool, train: bool, preprocess: str) -> list[A.BasicTransform]:
     if preprocess not in PREPROCESS:
         raise ValueError(f"preprocess: unknown {preprocess!r} (choose from {', '.join(PREPROCESS)})")

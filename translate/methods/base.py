@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from translate.config import TrainConfig
@@ -63,8 +62,3 @@ class GanMethod(nn.Module):
             losses[f"{label}_gp"] = gradient_penalty(
                 self.nets[name], real, fake, weight=self.config.gan.gp_weight)
         return losses
-
-    @torch.no_grad()
-    def translate(self, images: Tensor, *, direction: str) -> Tensor:
-        """(N, C, H, W) in [-1, 1] -> generator output, for validation and sample grids."""
-        return self.nets["g_ab" if direction == "a_to_b" else "g_ba"](images)
