@@ -41,6 +41,7 @@ ROWS = [
     ("workers-negative", TRAIN + " --workers -1", "workers"),
     ("val-fraction-2", TRAIN + " --set data.val_fraction=2", "val_fraction"),
     ("in-channels-7", TRAIN + " --in-channels 7", "in_channels"),
+    ("seed-negative", TRAIN + " --seed -1", "seed"),
     ("config-missing", TRAIN + " --config {tmp}/missing.yaml", "missing.yaml"),
     ("config-folder", TRAIN + " --config {tmp}", "cannot read"),
     ("config-not-utf8", TRAIN + " --config {latin1}", "UTF-8"),

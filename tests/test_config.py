@@ -87,6 +87,8 @@ def test_bad_yaml_file_is_named(tmp_path):
     ({"generator": {"out_channels": 5}}, "generator.out_channels: must be 1 to 4"),
     ({"pix2pix": {"lambda_l1": -100}}, "pix2pix.lambda_l1: must be a finite number >= 0, got -100.0"),
     ({"cyclegan": {"pool_size": -1}}, "cyclegan.pool_size: must be 0 or more"),
+    ({"runtime": {"seed": -1}}, "runtime.seed: must be 0 or more, got -1"),
+    ({"runtime": {"log_every_steps": 0}}, "runtime.log_every_steps: must be at least 1, got 0"),
 ])
 def test_out_of_range_values_are_named_by_dotted_path(values, message):
     with pytest.raises(ConfigError) as info:

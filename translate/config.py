@@ -176,7 +176,7 @@ class TrainConfig:
 
 def _check_ranges(c: TrainConfig) -> None:
     """Each field on its own (cross-field rules are in __post_init__): ConfigError naming the first bad one."""
-    o, d, g, p, cg = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan
+    o, d, g, p, cg, rt = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan, c.runtime
     rate, weight = "a finite number > 0", "a finite number >= 0"
     checks = [
         ("optim.lr_g", o.lr_g, math.isfinite(o.lr_g) and o.lr_g > 0, rate),
@@ -204,6 +204,10 @@ def _check_ranges(c: TrainConfig) -> None:
         ("cyclegan.lambda_identity", cg.lambda_identity,
          math.isfinite(cg.lambda_identity) and cg.lambda_identity >= 0, weight),
         ("cyclegan.pool_size", cg.pool_size, cg.pool_size >= 0, "0 or more (0 = off)"),
+        ("runtime.seed", rt.seed, rt.seed >= 0, "0 or more"),  # numpy's generators refuse negative seeds
+        ("runtime.log_every_steps", rt.log_every_steps, rt.log_every_steps >= 1, "at least 1"),
+        ("runtime.sample_every_steps", rt.sample_every_steps, rt.sample_every_steps >= 0, "0 or more (0 = off)"),
+        ("runtime.val_every_epochs", rt.val_every_epochs, rt.val_every_epochs >= 1, "at least 1"),
     ]
     for name, value, ok, want in checks:
         if not ok:
