@@ -30,7 +30,8 @@ import skimage.data
 import torch
 
 from translate.data.images import image_to_tensor, read_image, tensor_to_image, write_image
-from translate.inference.translator import Translator, convert_folder
+from translate.inference.folder import convert_folder
+from translate.inference.translator import Translator
 from translate.nets import PRESETS, build_net
 
 NETS = ("unet_256", "resnet_9blocks")
@@ -102,7 +103,7 @@ def folder_benchmark(n_images: int, rounds: int, tmp: Path) -> None:
     classic = {"resnet_9blocks": 1.66, "unet_256": 8.8}
     for name in NETS:
         net = make_net(name)
-        translators = {precision: Translator(make_net(name), PRESETS[name], device="cpu", precision=precision)
+        translators = {precision: Translator.from_net(make_net(name), PRESETS[name], device="cpu", precision=precision)
                        for precision in ("fp32", "auto")}
         for translator in translators.values():
             convert_folder(translator, src, tmp / f"warm_{name}", overwrite=True)  # warm-up
@@ -125,8 +126,8 @@ def accuracy(tmp: Path) -> None:
     for name in NETS:
         for size in (256, 1024):
             image = photo("coffee", size)
-            fp32 = Translator(make_net(name), PRESETS[name], device="cpu", precision="fp32")(image)
-            bf16 = Translator(make_net(name), PRESETS[name], device="cpu", precision="bf16")(image)
+            fp32 = Translator.from_net(make_net(name), PRESETS[name], device="cpu", precision="fp32")(image)
+            bf16 = Translator.from_net(make_net(name), PRESETS[name], device="cpu", precision="bf16")(image)
             print(f"{name:16s} {size:5d}px  PSNR {psnr(bf16, fp32):6.2f} dB  "
                   f"max |diff| {np.abs(bf16.astype(int) - fp32.astype(int)).max()} levels")
 
@@ -134,7 +135,7 @@ def accuracy(tmp: Path) -> None:
 def child(name: str, size: int, tmp: Path, precision: str, budget: int | None) -> None:
     """One measurement in a fresh process: convert an NxN photo file; print a JSON line."""
     src = tmp / f"photo_{size}.jpg"
-    translator = Translator(make_net(name), PRESETS[name], device="cpu", precision=precision,
+    translator = Translator.from_net(make_net(name), PRESETS[name], device="cpu", precision=precision,
                             memory_budget_bytes=budget)
     translator(photo("coffee", 64))  # warm-up: first-call allocations are not per-megapixel costs
     dst = tmp / f"out_{name}_{size}_{precision}.png"

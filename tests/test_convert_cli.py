@@ -11,14 +11,9 @@ import torch
 from translate.checkpoint import save_checkpoint
 from translate.cli import main
 from translate.data.images import read_image, write_image
-from translate.inference.translator import (
-    Translator,
-    TranslatorError,
-    convert_folder,
-    parse_shard,
-    plan_conversion,
-    shard_from_env,
-)
+from translate.errors import TranslatorError
+from translate.inference.folder import convert_folder, parse_shard, plan_conversion, shard_from_env
+from translate.inference.translator import Translator
 from translate.nets import ResnetSpec, build_net, spec_to_dict
 
 SPEC = ResnetSpec(base_channels=4, n_blocks=1)
@@ -106,7 +101,7 @@ def test_reference_state_dict_converts_without_architecture_flags(photo_folder, 
     torch.save(net.state_dict(), weights)
     out = tmp_path / "out"
     assert main(["convert", str(weights), str(photo_folder / "coffee.jpg"), str(out), *FAST]) == 0
-    expected = Translator(net, SPEC, device="cpu", precision="fp32")(read_image(photo_folder / "coffee.jpg"))
+    expected = Translator.from_net(net, SPEC, device="cpu", precision="fp32")(read_image(photo_folder / "coffee.jpg"))
     assert read_image(out / "coffee.jpg").shape == expected.shape
 
 

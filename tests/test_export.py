@@ -233,7 +233,7 @@ def test_onnx_plugin_without_torch_matches_translator(exported, tmp_path, photo)
     whole, tiled = tmp_path / "whole.png", tmp_path / "tiled.png"
     assert "custom a_to_b" in run_plugin(str(path), str(source), str(whole))
     run_plugin(str(path), str(source), str(tiled), "--tile-size", "64", "--overlap", "16")
-    checkpoint = translator.info["source"]
+    checkpoint = translator.model.source
     expected = {whole: translator(image), tiled: load(checkpoint, tile_size=64, overlap_px=16)(image)}
     for output, reference in expected.items():
         got = read_image(output)

@@ -18,6 +18,7 @@ from translate import Translator  # noqa: E402
 from translate.checkpoint import save_checkpoint  # noqa: E402
 from translate.inference import tasks  # noqa: E402
 from translate.nets import build_net, preset, spec_to_dict  # noqa: E402
+from translate.inference.translator import InferenceOptions  # noqa: E402
 from translate.serve import create_app, load_translators  # noqa: E402
 
 RESNET = preset("resnet_9blocks", n_blocks=2, base_channels=8)
@@ -212,7 +213,7 @@ def test_health_model_docs_and_editor(client):
 
 def test_cyclegan_checkpoint_serves_both_directions(tmp_path, photo):
     path = write_checkpoint(tmp_path / "cyclegan.pt", {"g_ab": RESNET, "g_ba": RESNET}, method="cyclegan")
-    translators = load_translators(path, device="cpu", precision="fp32")
+    translators = load_translators(path, InferenceOptions(device="cpu", precision="fp32"))
     assert list(translators) == ["a_to_b", "b_to_a"]
     client = TestClient(create_app(translators))
     image = photo("coffee", (48, 48))
@@ -221,4 +222,4 @@ def test_cyclegan_checkpoint_serves_both_directions(tmp_path, photo):
         assert response.headers["x-translate-direction"] == direction
         np.testing.assert_array_equal(decode(response.content), translator(image))
     assert client.get("/model").json()["directions"] == ["a_to_b", "b_to_a"]
-    assert list(load_translators(path, direction="b_to_a", device="cpu")) == ["b_to_a"]
+    assert list(load_translators(path, InferenceOptions(device="cpu"), direction="b_to_a")) == ["b_to_a"]

@@ -54,44 +54,12 @@ def test_tile_starts_rejects_bad_arguments():
         tiling.tile_starts(101, 12, 2, align=4)
 
 
-@pytest.mark.parametrize("height,width,tile,overlap,align", [(336, 520, 128, 32, 4), (64, 1024, 256, 64, 32),
-                                                              (100, 100, 256, 16, 1), (512, 768, 256, 0, 256)])
-def test_tile_grid_covers_every_pixel(height, width, tile, overlap, align):
-    tiles = tiling.tile_grid(height, width, tile, overlap, align=align)
-    covered = np.zeros((height, width), dtype=int)
-    for t in tiles:
-        assert t.top + t.height <= height and t.left + t.width <= width
-        assert t.height == min(tile, height) and t.width == min(tile, width)
-        covered[t.top : t.top + t.height, t.left : t.left + t.width] += 1
-    assert covered.min() >= 1
-
-
 def test_blend_ramp_is_positive_smooth_and_complementary():
     for n in (1, 2, 7, 32, 129):
         ramp = tiling.blend_ramp(n)
         assert ramp.shape == (n,) and ramp.dtype == np.float32
         assert (ramp > 0).all() and (ramp < 1).all() and (np.diff(ramp) > 0).all()
         np.testing.assert_allclose(ramp + ramp[::-1], 1.0, atol=1e-6)
-
-
-@pytest.mark.parametrize("scale", [1, 2])
-@pytest.mark.parametrize("height,width,tile,overlap,align", [(336, 520, 128, 32, 4), (1000, 700, 256, 64, 4),
-                                                              (520, 520, 512, 500, 4)])
-def test_window_weights_sum_to_one_after_normalisation(height, width, tile, overlap, align, scale):
-    tiles = tiling.tile_grid(height, width, tile, overlap, align=align)
-    total = np.zeros((height * scale, width * scale), dtype=np.float64)
-    windows = []
-    for t in tiles:
-        w = tiling.tile_window(t, tiles, scale=scale)
-        assert w.shape == (t.height * scale, t.width * scale) and (w > 0).all() and (w <= 1).all()
-        windows.append((t, w))
-        total[t.top * scale : (t.top + t.height) * scale, t.left * scale : (t.left + t.width) * scale] += w
-    assert total.min() > 0
-    normalised = np.zeros_like(total)
-    for t, w in windows:
-        region = np.s_[t.top * scale : (t.top + t.height) * scale, t.left * scale : (t.left + t.width) * scale]
-        normalised[region] += w / total[region]
-    np.testing.assert_allclose(normalised, 1.0, atol=1e-6)
 
 
 def test_window_is_partition_of_unity_for_regular_overlaps():

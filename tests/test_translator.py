@@ -3,17 +3,15 @@ from __future__ import annotations
 
 import threading
 import urllib.error
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from translate import Translator
-from translate.checkpoint import save_checkpoint
 from translate.inference import tasks
-from translate.inference.translator import TranslatorError, load_generator
-from translate.nets import ResnetSpec, UnetSpec, build_net, spec_to_dict
+from translate.errors import TranslatorError
+from translate.nets import ResnetSpec, UnetSpec, build_net
 
 RESNET = ResnetSpec(base_channels=8, n_blocks=2)  # instance norm, the CycleGAN default
 UNET = UnetSpec(base_channels=8, num_downs=5)  # batch norm + dropout, the pix2pix default
@@ -24,22 +22,10 @@ def make_net(spec, seed: int = 0) -> torch.nn.Module:
     return build_net(spec)
 
 
-def save_test_checkpoint(path: Path, nets: dict, *, config: dict | None = None) -> Path:
-    """A minimal translate checkpoint holding `nets` {name: (spec, module)}."""
-    save_checkpoint(path, {
-        "config": {"method": "pix2pix", "task": "custom", "direction": "a_to_b"} if config is None else config,
-        "specs": {name: spec_to_dict(spec) for name, (spec, _) in nets.items()},
-        "nets": {name: net.state_dict() for name, (_, net) in nets.items()},
-        "step": 0,
-        "epoch": 0,
-    })
-    return path
-
-
 def translator(spec, seed: int = 0, **kwargs) -> Translator:
     kwargs.setdefault("device", "cpu")
     kwargs.setdefault("precision", "fp32")
-    return Translator(make_net(spec, seed), spec, **kwargs)
+    return Translator.from_net(make_net(spec, seed), spec, **kwargs)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -184,52 +170,6 @@ def test_unsupported_task_is_a_clear_error():
         tasks.adapter_for("colorize", RESNET)
     with pytest.raises(ValueError, match="uint8 or uint16"):
         translator(RESNET)(np.zeros((8, 8, 3), np.float32))
-
-
-# ---------------------------------------------------------------- sources
-def test_checkpoint_run_dir_and_directions(tmp_path, photo):
-    image = photo("chelsea", (40, 56))
-    g_ab, g_ba = make_net(RESNET, 1), make_net(RESNET, 2)
-    run = tmp_path / "run"
-    save_test_checkpoint(run / "checkpoints" / "latest.pt", {"g_ab": (RESNET, g_ab), "g_ba": (RESNET, g_ba)},
-                         config={"method": "cyclegan"})  # other keys missing: defaults apply
-    want_ab = Translator(g_ab, RESNET, device="cpu", precision="fp32")(image)
-    want_ba = Translator(g_ba, RESNET, device="cpu", precision="fp32")(image)
-    np.testing.assert_array_equal(Translator.load(run, device="cpu", precision="fp32")(image), want_ab)
-    t_ba = Translator.load(run / "checkpoints" / "latest.pt", direction="b_to_a", device="cpu", precision="fp32")
-    np.testing.assert_array_equal(t_ba(image), want_ba)
-
-    only_ba = save_test_checkpoint(tmp_path / "p2p.pt", {"g_ba": (UNET, make_net(UNET))},
-                                   config={"method": "pix2pix", "task": "custom", "direction": "b_to_a"})
-    assert load_generator(only_ba).net_name == "g_ba"
-    with pytest.raises(TranslatorError, match="no a_to_b generator"):
-        load_generator(only_ba, direction="a_to_b")
-    with pytest.raises(TranslatorError, match="--arch is only for reference"):
-        load_generator(only_ba, arch="unet_256")
-
-
-def test_reference_state_dict_loads_without_flags(tmp_path, photo):
-    image = photo("rocket", (50, 70))
-    net = make_net(RESNET, 3)
-    torch.save(net.state_dict(), tmp_path / "latest_net_G.pth")
-    t = Translator.load(tmp_path / "latest_net_G.pth", device="cpu", precision="fp32")
-    assert t.spec == RESNET and t.info["method"] == "reference"
-    np.testing.assert_array_equal(t(image), Translator(net, RESNET, device="cpu", precision="fp32")(image))
-    torch.save({"foo.weight": torch.zeros(3, 3)}, tmp_path / "odd_net_G.pth")
-    with pytest.raises(TranslatorError, match="--arch PRESET"):
-        load_generator(tmp_path / "odd_net_G.pth")
-
-
-def test_published_names_resolve_in_the_weights_folder(tmp_path, photo):
-    from translate import weights
-
-    torch.save(make_net(RESNET).state_dict(), weights.local_path("horse2zebra", tmp_path))
-    t = Translator.load("horse2zebra", weights_dir=tmp_path, device="cpu", precision="fp32")
-    assert t(photo("coffee", (20, 24))).shape == (20, 24, 3)
-    with pytest.raises(TranslatorError, match="fetch_weights.py zebra2horse"):
-        load_generator("zebra2horse", weights_dir=tmp_path)
-    with pytest.raises(TranslatorError, match="no such file, run directory or published model"):
-        load_generator("no_such_model", weights_dir=tmp_path)
 
 
 def test_fetch_downloads_atomically_and_fails_in_one_line_offline(tmp_path, monkeypatch):

@@ -77,7 +77,11 @@ def is_translate_checkpoint(obj: Any) -> bool:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and validate one of our checkpoints (a run directory means its latest)."""
     path = resolve_checkpoint(path)
-    obj = load_file(path)
+    return validate_checkpoint(load_file(path), path)
+
+
+def validate_checkpoint(obj: Any, path: str | Path) -> dict[str, Any]:
+    """`obj` as one of our checkpoints, checked (stamp, version, entries); read from `path`."""
     if not is_translate_checkpoint(obj):
         raise CheckpointError(f"{path}: not a translate checkpoint (no '{FORMAT}' format stamp)")
     version = obj.get("format_version")

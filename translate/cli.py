@@ -131,7 +131,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
     p.add_argument("--tile-size", type=int, metavar="PX",
                    help="run larger images as overlapping tiles of PX (default: whole image when it fits in memory)")
-    p.add_argument("--overlap", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
+    p.add_argument("--overlap", dest="overlap_px", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; 16-bit images run fp32")
     p.add_argument("--mode", choices=["eval", "paper"], default="eval",
@@ -149,23 +149,30 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
+def _inference_options(args: argparse.Namespace, **fixed: object):
+    """The engine options a convert / serve / export command line asks for (`fixed` wins)."""
+    from translate.inference.translator import InferenceOptions
+
+    names = ("device", "precision", "tile_size", "overlap_px", "mode")
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return InferenceOptions(**{**given, **fixed})
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     import os
 
     from tqdm import tqdm
 
     from translate.errors import TranslatorError
-    from translate.inference.translator import Translator, convert_folder, parse_shard, shard_from_env
+    from translate.inference.folder import convert_folder, parse_shard, shard_from_env
+    from translate.inference.translator import Translator
 
     for flag, value in (("--batch-size", args.batch_size), ("--workers", args.workers)):
         if value is not None and value < 1:
             raise TranslatorError(f"{flag}: must be at least 1, got {value}")
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
-    translator = Translator.load(
-        args.source, device=args.device, direction=args.direction, tile_size=args.tile_size,
-        overlap_px=args.overlap, precision=args.precision, arch=args.arch, mode=args.mode,
-        weights_dir=args.weights_dir,
-    )
+    translator = Translator.load(args.source, _inference_options(args), direction=args.direction, arch=args.arch,
+                                 weights_dir=args.weights_dir)
     with tqdm(unit="img", desc="convert", disable=None) as bar:
         def progress(event) -> None:
             bar.total = event.total
@@ -233,8 +240,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         format_for(args.output)  # a wrong suffix or an existing file fails before the model loads
         if Path(args.output).exists() and not args.overwrite:
             raise ExportError(f"{args.output}: already exists; pass --overwrite to replace it")
-        translator = Translator.load(args.source, device="cpu", precision="fp32", direction=args.direction,
-                                     arch=args.arch, mode=args.mode, weights_dir=args.weights_dir)
+        options = _inference_options(args, device="cpu", precision="fp32")
+        translator = Translator.load(args.source, options, direction=args.direction, arch=args.arch,
+                                     weights_dir=args.weights_dir)
         report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
     except ModuleNotFoundError as e:
         raise ExportError(f"export needs {e.name}: pip install 'translate[onnx]'") from None
@@ -271,7 +279,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["eval", "paper"], default="eval",
                    help="eval: deterministic (default); paper: per-image batch-norm statistics and dropout on")
     p.add_argument("--tile-size", type=int, metavar="PX", help="run larger images as overlapping tiles of PX")
-    p.add_argument("--overlap", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
+    p.add_argument("--overlap", dest="overlap_px", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (20)")
     p.add_argument("--max-megapixels", type=float, default=25.0,
                    help="largest image in megapixels, checked from the header before decoding (25)")
@@ -292,10 +300,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from translate.serve import create_app, is_loopback, load_translators, run_server
 
-        translators = load_translators(
-            args.source, direction=args.direction, device=args.device, precision=args.precision, mode=args.mode,
-            tile_size=args.tile_size, overlap_px=args.overlap, arch=args.arch, weights_dir=args.weights_dir,
-        )
+        translators = load_translators(args.source, _inference_options(args), direction=args.direction,
+                                       arch=args.arch, weights_dir=args.weights_dir)
         app = create_app(translators, max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent)
     except ModuleNotFoundError as e:

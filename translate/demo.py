@@ -45,7 +45,9 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
     from translate.data.images import write_image
     from translate.data.prepare import prepare
     from translate.evaluation import evaluate
-    from translate.inference.translator import Translator, convert_folder, cpu_has_native_bf16
+    from translate.inference.device import cpu_has_native_bf16
+    from translate.inference.folder import convert_folder
+    from translate.inference.translator import Translator
     from translate.training import resolve_config, train
 
     if out.exists() and any(out.iterdir()):

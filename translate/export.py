@@ -50,7 +50,6 @@ PARITY_TOLERANCE = 1e-4
 PARITY_PHOTOS: tuple[tuple[str, tuple[int, int]], ...] = (
     ("astronaut", (83, 61)), ("coffee", (70, 101)), ("chelsea", (45, 77)),
 )
-_DIRECTIONS = {"g_ab": "a_to_b", "g_ba": "b_to_a"}
 
 
 @dataclass(frozen=True)
@@ -66,23 +65,6 @@ class ExportReport:
 
 
 # ---------------------------------------------------------------- the contract
-def direction_of(translator: Translator) -> str | None:
-    """The direction `translator` maps ("a_to_b" / "b_to_a"); None for reference weights."""
-    return _DIRECTIONS.get(str(translator.info.get("net", "")))
-
-
-def source_config(translator: Translator) -> dict[str, Any]:
-    """The training config embedded in the translator's checkpoint; {} for reference weights."""
-    from translate.checkpoint import is_translate_checkpoint, load_checkpoint, load_file
-
-    source = translator.info.get("source")
-    if not source:
-        return {}
-    path = Path(source)
-    checkpoint = load_checkpoint(path) if path.is_dir() else load_file(path)
-    return dict(checkpoint.get("config") or {}) if is_translate_checkpoint(checkpoint) else {}
-
-
 def model_contract(translator: Translator, *, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Everything a caller needs to run the bare net: tensor layout and range, padding rule,
     scale, task, direction, inference mode, architecture and training config (JSON-ready)."""
@@ -96,8 +78,8 @@ def model_contract(translator: Translator, *, config: Mapping[str, Any] | None =
         "format_version": EXPORT_FORMAT_VERSION,
         "translate_version": __version__,
         "task": translator.task,
-        "method": translator.info.get("method"),
-        "direction": direction_of(translator),
+        "method": translator.model.method,
+        "direction": translator.model.direction,
         "mode": translator.mode,  # "eval" (deterministic) or "paper" (per-image batch norm + dropout)
         "stochastic": stochastic,
         "input": {"name": "input", "layout": "NCHW", "dtype": "float32",
@@ -112,7 +94,7 @@ def model_contract(translator: Translator, *, config: Mapping[str, Any] | None =
         "scale": int(translator.scale),
         "pixel_scale": {"uint8": 255, "uint16": 65535},  # x = pixel * 2 / max - 1
         "spec": spec_to_dict(spec),
-        "config": dict(source_config(translator) if config is None else config),
+        "config": dict(translator.model.config if config is None else config),
     }
 
 

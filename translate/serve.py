@@ -26,7 +26,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from translate.data.images import ImageError, decode_image, encode_image, fit_to_format
-from translate.inference.translator import Translator, TranslatorError
+from translate.direction import DIRECTIONS
+from translate.errors import TranslatorError
+from translate.inference.loading import load_models
+from translate.inference.translator import InferenceOptions, Translator
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,6 @@ _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/
 OUTPUT_FORMATS: dict[str, tuple[str, str]] = {  # format field -> (content type, suffix for cv2)
     "png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp"),
 }
-_DIRECTIONS = ("a_to_b", "b_to_a")
 
 
 # The form fields of POST /translate. Module-level, so FastAPI can resolve the annotations.
@@ -66,24 +68,13 @@ class RequestError(Exception):
 
 
 # ---------------------------------------------------------------- models
-def load_translators(source: str | os.PathLike, *, direction: str | None = None,
-                     **kwargs: Any) -> dict[str, Translator]:
-    """direction -> Translator for every generator in `source` (both for CycleGAN), or only
-    `direction`; reference weights give one, under "a_to_b". kwargs go to `Translator.load`."""
-    from translate.export import direction_of
-
-    if direction is not None:
-        return {direction: Translator.load(source, direction=direction, **kwargs)}
-    first = Translator.load(source, **kwargs)
-    found = direction_of(first) or "a_to_b"
-    translators = {found: first}
-    if direction_of(first) is not None:
-        other = "b_to_a" if found == "a_to_b" else "a_to_b"
-        try:
-            translators[other] = Translator.load(source, direction=other, **kwargs)
-        except TranslatorError:
-            pass  # pix2pix: one generator
-    return translators
+def load_translators(source: str | os.PathLike, options: InferenceOptions | None = None, *,
+                     direction: str | None = None, arch: str | None = None,
+                     weights_dir: str | os.PathLike = "weights") -> dict[str, Translator]:
+    """direction -> Translator for every generator in `source` (both for CycleGAN), read once, or
+    only `direction`'s; reference weights give one, under "a_to_b"."""
+    models = load_models(source, direction=direction, arch=arch, weights_dir=weights_dir)
+    return {model.direction or "a_to_b": Translator(model, options) for model in models}
 
 
 # ---------------------------------------------------------------- images in and out
@@ -211,14 +202,14 @@ def create_app(
     entry is the default direction). Net passes run on worker threads, `max_concurrent` at once;
     decoding and encoding run on other worker threads, so requests proceed concurrently."""
     from translate import __version__
-    from translate.export import direction_of, model_contract
+    from translate.export import model_contract
 
     if isinstance(translator, Mapping):
         translators = dict(translator)
     else:
-        translators = {direction_of(translator) or "a_to_b": translator}
-    if not translators or any(d not in _DIRECTIONS for d in translators):
-        raise ValueError(f"translators: expected a mapping with keys among {_DIRECTIONS}, got {list(translators)}")
+        translators = {translator.model.direction or "a_to_b": translator}
+    if not translators or any(d not in DIRECTIONS for d in translators):
+        raise ValueError(f"translators: expected a mapping with keys among {DIRECTIONS}, got {list(translators)}")
     for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels),
                         ("max_concurrent", max_concurrent)):
         if value < 1:

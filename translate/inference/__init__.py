@@ -1,16 +1,21 @@
-"""Inference: convert images with a trained generator (Translator, convert_folder), tiling maths.
+"""Inference: load a generator (loading), run it on images of any size (Translator), convert
+folders (folder), with device/precision/memory choices (device) and tiling maths (tiling).
 
 Never imports training or augmentation code, so embedding a Translator stays light.
 """
 from __future__ import annotations
 
-__all__ = ["ConvertReport", "Translator", "convert_folder"]
+_EXPORTS = {
+    "Translator": "translator", "InferenceOptions": "translator", "LoadedModel": "loading",
+    "load_model": "loading", "load_models": "loading", "ConvertReport": "folder", "convert_folder": "folder",
+}
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
     # Lazy: `translate.inference.tiling` must stay importable without loading torch.
-    if name in __all__:
-        from translate.inference import translator
+    if name in _EXPORTS:
+        import importlib
 
-        return getattr(translator, name)
+        return getattr(importlib.import_module(f"translate.inference.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'translate.inference' has no attribute {name!r}")

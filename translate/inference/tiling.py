@@ -22,16 +22,6 @@ class Padding:
     right: int
 
 
-@dataclass(frozen=True)
-class Tile:
-    """One tile: its top-left corner and size, in padded-image pixels."""
-
-    top: int
-    left: int
-    height: int
-    width: int
-
-
 def round_up(value: int, multiple: int) -> int:
     """Smallest multiple of `multiple` that is >= `value`."""
     if multiple < 1:
@@ -83,17 +73,6 @@ def tile_starts(length: int, tile_size: int, overlap_px: int, *, align: int = 1)
     return [round(k * span_steps / gaps) * align for k in range(gaps + 1)]
 
 
-def tile_grid(height: int, width: int, tile_size: int, overlap_px: int, *, align: int = 1) -> list[Tile]:
-    """Row-major tiles covering a (padded) `height` x `width` image; see `tile_starts`.
-
-    A side shorter than `tile_size` is covered by one tile of that side's full length.
-    """
-    tops = tile_starts(height, tile_size, overlap_px, align=align)
-    lefts = tile_starts(width, tile_size, overlap_px, align=align)
-    tile_h, tile_w = min(tile_size, height), min(tile_size, width)
-    return [Tile(top=t, left=l, height=tile_h, width=tile_w) for t in tops for l in lefts]
-
-
 def blend_ramp(length: int) -> np.ndarray:
     """Rising half-cosine (sin^2) ramp of `length` values in (0, 1), float32.
 
@@ -123,18 +102,6 @@ def window_1d(start: int, size: int, starts: list[int]) -> np.ndarray:
         if ramp > 0:
             weights[size - ramp :] = blend_ramp(ramp)[::-1]
     return weights
-
-
-def tile_window(tile: Tile, tiles: list[Tile], *, scale: int = 1) -> np.ndarray:
-    """2-D blend weights (tile.height*scale, tile.width*scale), float32, for `tile` of `tiles`.
-
-    `scale` is the net's output/input size ratio: weights are built at output resolution.
-    """
-    tops = sorted({t.top * scale for t in tiles})
-    lefts = sorted({t.left * scale for t in tiles})
-    wy = window_1d(tile.top * scale, tile.height * scale, tops)
-    wx = window_1d(tile.left * scale, tile.width * scale, lefts)
-    return np.outer(wy, wx)
 
 
 def axis_weights(starts: list[int], size: int, *, scale: int = 1) -> list[np.ndarray]:

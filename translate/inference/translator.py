@@ -1,4 +1,4 @@
-"""Translator: a trained generator as a function on images of any size, and folder conversion.
+"""Translator: a trained generator as a function on images of any size.
 
 Data contract: images are HxW or HxWxC (C = 1, 3 or 4) uint8/uint16 numpy arrays, RGB(A) order;
 results have the input's dtype and height/width times the net's `scale`. Inside, nets see
@@ -6,16 +6,11 @@ results have the input's dtype and height/width times the net's `scale`. Inside,
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
-import glob
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,14 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.checkpoint import CheckpointError, is_translate_checkpoint, load_checkpoint, load_file
-from translate.data.images import IMAGE_SUFFIXES, fit_to_format, read_image, write_image
+from translate.data.images import fit_to_format, read_image, write_image
 from translate.errors import TranslatorError
 from translate.inference import normstats, tiling
-from translate.inference.device import (
-    PRECISIONS, auto_memory_budget, cpu_has_native_bf16, resolve_device, resolve_precision,
-)
-from translate.inference.tasks import Prepared, TaskAdapter, adapter_for, with_mask
+from translate.inference.device import auto_memory_budget, autocast, resolve_device, resolve_precision
+from translate.inference.loading import LoadedModel, load_model
+from translate.inference.tasks import Prepared, TaskAdapter, adapter_for
 
 log = logging.getLogger(__name__)
 
@@ -47,99 +40,38 @@ _MAX_BATCH = {"cpu": 8, "cuda": 32}
 _MIN_SIDE = 16
 
 
-# ---------------------------------------------------------------- loading generators
 @dataclass(frozen=True)
-class LoadedGenerator:
-    """A generator rebuilt from a checkpoint or weights file, with what inference needs to know."""
+class InferenceOptions:
+    """Runtime choices for a Translator (never architecture, which comes with the model).
 
-    net: nn.Module
-    spec: Any  # GeneratorSpec
-    task: str
-    method: str  # "pix2pix", "cyclegan" or "reference"
-    net_name: str  # "g_ab", "g_ba", or "G" for reference weights
-    source: Path
+    device: auto, cpu, cuda, cuda:1 ...; precision: auto (fp16 on CUDA, bf16 on CPUs with native
+    bf16, else fp32), fp32, bf16, fp16; tile_size / overlap_px: run images larger than tile_size
+    as overlapping tiles (default: whole when the image fits `memory_budget_bytes`, default from
+    the free memory); mode: eval (deterministic) or paper (the pix2pix paper's test-time batch
+    statistics and dropout); channels_last: None picks what is faster for the net and device.
+    """
 
+    device: str | torch.device = "auto"
+    precision: str = "auto"
+    tile_size: int | None = None
+    overlap_px: int | None = None
+    mode: str = "eval"
+    channels_last: bool | None = None
+    memory_budget_bytes: int | None = None
 
-def resolve_source(source: str | os.PathLike, weights_dir: str | os.PathLike = "weights") -> Path:
-    """A run directory, checkpoint or weights file as given; a bare NAME means weights_dir/NAME.pth."""
-    path = Path(source)
-    if path.exists():
-        return path
-    text = str(source)
-    if os.sep not in text and "/" not in text and not path.suffix:
-        from translate import weights
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise TranslatorError(f"mode: {self.mode!r} must be one of {', '.join(MODES)}")
+        if self.tile_size is not None and self.tile_size < 1:
+            raise TranslatorError(f"tile_size: must be at least 1, got {self.tile_size}")
+        if self.overlap_px is not None and self.overlap_px < 0:
+            raise TranslatorError(f"overlap_px: must be >= 0, got {self.overlap_px}")
+        if self.memory_budget_bytes is not None and self.memory_budget_bytes < 1:
+            raise TranslatorError(f"memory_budget_bytes: must be at least 1, got {self.memory_budget_bytes}")
 
-        try:
-            return weights.resolve(text, weights_dir)
-        except weights.WeightsError as e:
-            raise TranslatorError(str(e)) from None
-    raise TranslatorError(f"{source}: no such run directory, checkpoint or weights file")
-
-
-def _pick_generator(nets: Mapping[str, Any], method: str, direction: str | None, path: Path) -> str:
-    present = [name for name in ("g_ab", "g_ba") if name in nets]
-    if not present:
-        raise CheckpointError(f"{path}: checkpoint holds no generator (nets: {', '.join(nets) or 'none'})")
-    if direction is not None:
-        name = {"a_to_b": "g_ab", "b_to_a": "g_ba"}[direction]
-        if name not in present:
-            holds = ", ".join(f"{n} ({'a_to_b' if n == 'g_ab' else 'b_to_a'})" for n in present)
-            raise TranslatorError(
-                f"{path}: no {direction} generator in this {method} checkpoint (it holds {holds}); "
-                f"drop --direction or pass the other one"
-            )
-        return name
-    return present[0]  # CycleGAN: a_to_b by default; pix2pix: the one it trained
-
-
-def load_generator(
-    source: str | os.PathLike,
-    *,
-    direction: str | None = None,
-    arch: str | None = None,
-    weights_dir: str | os.PathLike = "weights",
-) -> LoadedGenerator:
-    """Rebuild a generator from a run directory, a translate checkpoint, a reference
-    `*_net_G.pth` state dict (architecture detected, or `arch` preset), or a published NAME."""
-    from translate.nets import build_net, is_generator, spec_from_dict
-
-    if direction is not None and direction not in ("a_to_b", "b_to_a"):
-        raise TranslatorError(f"direction: {direction!r} must be a_to_b or b_to_a")
-    path = resolve_source(source, weights_dir)
-    obj = None if path.is_dir() else load_file(path)
-    if path.is_dir() or is_translate_checkpoint(obj):
-        if arch is not None:
-            raise TranslatorError(f"{path}: --arch is only for reference weights; a translate "
-                                  "checkpoint carries its own architecture")
-        ckpt = load_checkpoint(path)
-        config = ckpt.get("config") or {}
-        method = str(config.get("method", "pix2pix"))
-        task = str(config.get("task", "custom"))
-        name = _pick_generator(ckpt["nets"], method, direction, path)
-        try:
-            spec = spec_from_dict(ckpt["specs"][name])
-            net = build_net(spec)
-            net.load_state_dict(ckpt["nets"][name], strict=True)
-        except KeyError:
-            raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec") from None
-        except (ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: cannot rebuild {name}: {str(e).splitlines()[0]}") from e
-        return LoadedGenerator(net.eval(), spec, task, method, name, path)
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise TranslatorError(f"{path}: neither a translate checkpoint nor a generator state dict")
-    if direction is not None:
-        raise TranslatorError(f"{path}: reference weights hold one generator; drop --direction")
-    from translate.nets.reference import detect_reference_generator, load_reference_generator
-
-    try:
-        spec = spec_from_dict(arch) if arch is not None else detect_reference_generator(obj)
-        if not is_generator(spec):
-            raise ValueError(f"--arch {arch}: a discriminator, not a generator")
-        net = load_reference_generator(obj, spec)
-    except ValueError as e:
-        hint = "" if arch else "; name the architecture with --arch PRESET (see `translate info presets`)"
-        raise TranslatorError(f"{path}: {e}{hint}") from e
-    return LoadedGenerator(net.eval(), spec, "custom", "reference", "G", path)
+    def replace(self, **changes: Any) -> InferenceOptions:
+        """A copy with `changes` (field names of this class)."""
+        return dataclasses.replace(self, **changes)
 
 
 def activation_bytes_per_px(spec: Any) -> float:
@@ -193,51 +125,38 @@ class Translator:
     with a smooth window, with instance-norm statistics taken once from the whole image.
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        spec: Any,
-        *,
-        task: str = "custom",
-        device: str | torch.device = "auto",
-        tile_size: int | None = None,
-        overlap_px: int | None = None,
-        precision: str = "auto",
-        mode: str = "eval",
-        channels_last: bool | None = None,
-        memory_budget_bytes: int | None = None,
-        info: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Take ownership of `net` (built from `spec`) and set it up for inference on `device`."""
-        if mode not in MODES:
-            raise TranslatorError(f"mode: {mode!r} must be one of {', '.join(MODES)}")
+    def __init__(self, model: LoadedModel, options: InferenceOptions | None = None) -> None:
+        """Take ownership of `model.net` and set it up for inference as `options` say."""
+        options = options or InferenceOptions()
+        net, spec = model.net, model.spec
+        self.model = model
+        self.options = options
         self.spec = spec
-        self.task = task
-        self.mode = mode
-        self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device)
-        self.auto_precision = precision == "auto"
+        self.task = model.task
+        self.mode = options.mode
+        self.device = resolve_device(options.device)
+        self.precision = resolve_precision(options.precision, self.device)
+        self.auto_precision = options.precision == "auto"
         self.scale = int(getattr(spec, "scale", 1))
         self.size_multiple = int(spec.size_multiple)
-        self.info = dict(info or {})
         try:
-            self.adapter: TaskAdapter = adapter_for(task, spec)
+            self.adapter: TaskAdapter = adapter_for(model.task, spec)
         except ValueError as e:
-            raise TranslatorError(f"{self.info.get('source', 'net')}: {e}") from None
-        if tile_size is not None:
-            if tile_size < self.size_multiple or tile_size % self.size_multiple:
-                suggestion = max(self.size_multiple, tile_size // self.size_multiple * self.size_multiple)
-                raise TranslatorError(
-                    f"tile_size: {tile_size} must be a multiple of {self.size_multiple} for this "
-                    f"{spec.kind} generator; use e.g. {suggestion}"
-                )
+            raise TranslatorError(f"{model.source or 'net'}: {e}") from None
+        tile_size = options.tile_size
+        if tile_size is not None and (tile_size < self.size_multiple or tile_size % self.size_multiple):
+            suggestion = max(self.size_multiple, tile_size // self.size_multiple * self.size_multiple)
+            raise TranslatorError(f"tile_size: {tile_size} must be a multiple of {self.size_multiple} for "
+                                  f"this {spec.kind} generator; use e.g. {suggestion}")
         self.tile_size = tile_size
-        self.overlap_px = overlap_px
-        if overlap_px is not None and overlap_px < 0:
-            raise TranslatorError(f"overlap_px: must be >= 0, got {overlap_px}")
-        self.memory_budget_bytes = int(memory_budget_bytes or auto_memory_budget(self.device))
+        self.overlap_px = options.overlap_px
+        self.memory_budget_bytes = int(options.memory_budget_bytes or auto_memory_budget(self.device))
         self.bytes_per_px = activation_bytes_per_px(spec)
+        self.net = self._set_up(net, options.channels_last)
 
+    def _set_up(self, net: nn.Module, channels_last: bool | None) -> nn.Module:
+        """Eval mode, no gradients, stats-aware norms, paper-mode dropout, device and layout."""
+        mode = self.mode
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
@@ -259,38 +178,34 @@ class Translator:
         net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.net = net
+        return net
 
     # ------------------------------------------------------------ construction
     @classmethod
     def load(
         cls,
-        path: str | os.PathLike,
+        source: str | os.PathLike,
+        options: InferenceOptions | None = None,
         *,
-        device: str | torch.device = "auto",
         direction: str | None = None,
-        tile_size: int | None = None,
-        overlap_px: int | None = None,
-        precision: str = "auto",
         arch: str | None = None,
-        mode: str = "eval",
         weights_dir: str | os.PathLike = "weights",
-        memory_budget_bytes: int | None = None,
+        **changes: Any,
     ) -> Translator:
         """Load a run directory, checkpoint, reference `*_net_G.pth` or published NAME (see
-        `load_generator`); the other arguments are runtime choices (see the class)."""
-        loaded = load_generator(path, direction=direction, arch=arch, weights_dir=weights_dir)
-        info = {"source": str(loaded.source), "method": loaded.method, "net": loaded.net_name}
-        translator = cls(
-            loaded.net, loaded.spec, task=loaded.task, device=device, tile_size=tile_size,
-            overlap_px=overlap_px, precision=precision, mode=mode,
-            memory_budget_bytes=memory_budget_bytes, info=info,
-        )
-        log.info("loaded %s (%s %s, %s) on %s, precision %s, mode %s", loaded.source, loaded.method,
-                 loaded.net_name, loaded.spec.kind, translator.device, translator.precision, mode)
+        `loading.load_models`). `changes` are InferenceOptions fields applied to `options`,
+        e.g. `Translator.load(path, device="cpu")`."""
+        options = (options or InferenceOptions()).replace(**changes)
+        model = load_model(source, direction=direction, arch=arch, weights_dir=weights_dir)
+        translator = cls(model, options)
+        log.info("loaded %s", translator.describe())
         return translator
 
-    from_checkpoint = load
+    @classmethod
+    def from_net(cls, net: nn.Module, spec: Any, options: InferenceOptions | None = None, *,
+                 task: str = "custom", **changes: Any) -> Translator:
+        """A Translator for a net built from `spec` (e.g. by `translate.nets.build_net`)."""
+        return cls(LoadedModel(net, spec, task=task), (options or InferenceOptions()).replace(**changes))
 
     # ------------------------------------------------------------ images
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -336,16 +251,10 @@ class Translator:
             limit = min(limit, int(self.param_bytes // max(per_image, 1.0)))
         return max(1, limit)
 
-    def _autocast(self, exact: bool) -> contextlib.AbstractContextManager:
-        if exact or self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
-
     def _forward(self, x: torch.Tensor, exact: bool) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with self._autocast(exact):
+        with autocast(self.device, "fp32" if exact else self.precision):
             return self.net(x).float()
 
     def _tile_plan(self, height: int, width: int, batch: int) -> tuple[int, int] | None:
@@ -415,297 +324,8 @@ class Translator:
 
     def describe(self) -> str:
         """One line: source, net, device, precision, mode."""
-        source = self.info.get("source", "net")
-        return (f"{source} [{self.info.get('method', '?')} {self.info.get('net', '')} {self.spec.kind}] "
+        model = self.model
+        return (f"{model.source or 'net'} [{model.method} {model.net_name} {self.spec.kind}] "
                 f"on {self.device}, {self.precision}, {self.mode} mode")
 
 
-# ---------------------------------------------------------------- folders
-@dataclass
-class ConvertReport:
-    """What `convert_folder` did; inputs are listed by their source path."""
-
-    converted: list[Path] = field(default_factory=list)
-    skipped_existing: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing failed (already-converted files count as done)."""
-        return not self.failed
-
-    @property
-    def images_per_s(self) -> float:
-        return len(self.converted) / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class ConvertEvent:
-    """One finished input, for progress callbacks. status: converted, skipped_existing or failed."""
-
-    path: Path
-    status: str
-    reason: str
-    done: int
-    total: int
-
-
-@dataclass(frozen=True)
-class ConvertJob:
-    src: Path
-    dst: Path
-    mask: Path | None = None  # inpainting: hole mask (white = hole) for this input
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """"i/N" -> (i, N), with 0 <= i < N: this process converts the i-th of every N inputs."""
-    index, sep, count = text.partition("/")
-    try:
-        shard = (int(index), int(count))
-    except ValueError:
-        shard = None
-    if not sep or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
-        raise TranslatorError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
-    return shard
-
-
-def shard_from_env(environ: Mapping[str, str]) -> tuple[int, int] | None:
-    """(RANK, WORLD_SIZE) as set by torchrun, or None when unset or a single process."""
-    if "RANK" not in environ or "WORLD_SIZE" not in environ:
-        return None
-    return parse_shard(f"{environ['RANK']}/{environ['WORLD_SIZE']}") if int(environ["WORLD_SIZE"]) > 1 else None
-
-
-def shard_items(items: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
-    """The i-th of every N items (items in a fixed order, e.g. sorted relative paths)."""
-    if shard is None:
-        return list(items)
-    index, count = shard
-    return list(items[index::count])
-
-
-def _output_suffix(format: str | None) -> str | None:
-    if format is None:
-        return None
-    suffix = "." + format.lower().lstrip(".")
-    if suffix not in IMAGE_SUFFIXES:
-        raise TranslatorError(f"format: {format!r} is not one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}")
-    return suffix
-
-
-def _walk(root: Path, skip: Path | None) -> Iterator[Path]:
-    """Files under `root`, hidden ones (and `skip`, an output folder inside it) left out."""
-    for folder, dirs, files in os.walk(root):
-        folder_path = Path(folder)
-        dirs[:] = [d for d in dirs if not d.startswith(".")
-                   and (skip is None or (folder_path / d).resolve() != skip)]
-        for name in files:
-            if not name.startswith("."):
-                yield folder_path / name
-
-
-def plan_conversion(
-    src: str | os.PathLike, dst: str | os.PathLike, *, format: str | None = None,
-    shard: tuple[int, int] | None = None,
-) -> tuple[list[ConvertJob], list[tuple[Path, str]]]:
-    """(jobs, failures) for converting `src` (a file, or a folder walked recursively) into `dst`.
-
-    The output tree mirrors the input tree and keeps file names (suffix replaced by `format`).
-    Inputs are sorted by relative path before sharding, so shards are disjoint and stable.
-    Files that are not images, and second inputs mapping to an output already taken, fail.
-    """
-    src, dst = Path(src), Path(dst)
-    suffix = _output_suffix(format)
-    if not src.exists():
-        raise TranslatorError(f"{src}: no such file or folder")
-    if src.is_dir():
-        if dst.exists() and not dst.is_dir():
-            raise TranslatorError(f"{dst}: is a file; the output of a folder must be a folder")
-        resolved_dst = dst.resolve()
-        skip = resolved_dst if resolved_dst != src.resolve() else None
-        files = sorted(_walk(src, skip), key=lambda p: p.relative_to(src).as_posix())
-        pairs = [(f, dst / f.relative_to(src)) for f in files]
-    else:
-        if dst.suffix.lower() in IMAGE_SUFFIXES and not dst.is_dir():
-            if suffix is not None and dst.suffix.lower() != suffix:
-                raise TranslatorError(f"{dst}: output suffix contradicts format {format!r}")
-            pairs = [(src, dst)]
-            suffix = None
-        else:
-            pairs = [(src, dst / src.name)]
-    jobs: list[ConvertJob] = []
-    failures: list[tuple[Path, str]] = []
-    taken: dict[Path, Path] = {}
-    for source, target in shard_items(pairs, shard):
-        if source.suffix.lower() not in IMAGE_SUFFIXES:
-            failures.append((source, f"not an image (suffix {source.suffix or '(none)'!r})"))
-            continue
-        if suffix is not None:
-            target = target.with_suffix(suffix)
-        key = Path(os.path.normcase(target.resolve()))
-        if key in taken:
-            failures.append((source, f"output {target} would also be written from {taken[key]}"))
-            continue
-        taken[key] = source
-        jobs.append(ConvertJob(source, target))
-    return jobs, failures
-
-
-def _reason(error: BaseException, path: Path) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    prefix = f"{path}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
-
-
-def _read(translator: Translator, job: ConvertJob) -> Prepared:
-    image = read_image(job.src)
-    if job.mask is not None:
-        image = with_mask(image, read_image(job.mask))
-    return translator.prepare(image)
-
-
-def _find_mask(mask_dir: Path, relative: Path) -> Path | None:
-    """The mask for an input: same relative path below `mask_dir`, any image suffix."""
-    folder = mask_dir / relative.parent
-    for candidate in sorted(folder.glob(f"{glob.escape(relative.stem)}.*")) if folder.is_dir() else []:
-        if candidate.suffix.lower() in IMAGE_SUFFIXES:
-            return candidate
-    return None
-
-
-def _write(translator: Translator, job: ConvertJob, output: torch.Tensor, prepared: Prepared,
-           overwrite: bool) -> str:
-    if job.dst.exists() and not overwrite:  # another process got there first
-        return "skipped_existing"
-    image = translator.finish(output, prepared)
-    write_image(job.dst, fit_to_format(image, job.dst.suffix))
-    return "converted"
-
-
-def convert_folder(
-    translator: Translator,
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
-    *,
-    overwrite: bool = False,
-    format: str | None = None,
-    shard: tuple[int, int] | None = None,
-    progress: Callable[[ConvertEvent], None] | None = None,
-    workers: int = 2,
-    max_batch: int | None = None,
-    mask_dir: str | os.PathLike | None = None,
-) -> ConvertReport:
-    """Convert an image file or a folder tree into `dst`, carrying on past bad files.
-
-    Every file in the tree is an input; hidden files and folders (names starting with ".",
-    such as our own temporary files) are left out, and so is `dst` when it lies inside `src`.
-    Files that are not images (by suffix), unreadable or corrupt fail with a reason and the rest
-    carry on. Existing outputs are kept (and count as done) unless `overwrite`, so a re-run resumes.
-    Outputs are written atomically. `format` (png, jpg, ...) replaces the input's format;
-    `shard=(i, N)` converts only the i-th of every N inputs. `workers` threads decode and encode
-    while the net runs; same-size images are batched (at most `max_batch`, default from the
-    memory budget). `progress` is called in this thread once per input. `mask_dir` (inpainting)
-    holds a hole mask per input under the same relative path and name (any image suffix).
-    """
-    start = time.perf_counter()
-    jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
-    report = ConvertReport()
-    total = len(jobs) + len(failures)
-
-    def record(path: Path, status: str, reason: str = "") -> None:
-        if status == "converted":
-            report.converted.append(path)
-        elif status == "skipped_existing":
-            report.skipped_existing.append(path)
-        else:
-            report.failed.append((path, reason))
-            log.warning("%s: %s", path, reason)
-        if progress is not None:
-            done = len(report.converted) + len(report.skipped_existing) + len(report.failed)
-            progress(ConvertEvent(path, status, reason, done, total))
-
-    for path, reason in failures:
-        record(path, "failed", reason)
-    todo = []
-    src_root = Path(src) if Path(src).is_dir() else Path(src).parent
-    for job in jobs:
-        if job.dst.exists() and not overwrite:
-            record(job.src, "skipped_existing")
-            continue
-        if mask_dir is not None:
-            job = dataclasses.replace(job, mask=_find_mask(Path(mask_dir), job.src.relative_to(src_root)))
-            if job.mask is None:
-                record(job.src, "failed", f"no mask for it in {mask_dir}")
-                continue
-        todo.append(job)
-    if todo:
-        _run_jobs(translator, todo, record, overwrite=overwrite, workers=max(1, workers), max_batch=max_batch)
-    report.seconds = time.perf_counter() - start
-    return report
-
-
-def _run_jobs(translator: Translator, jobs: list[ConvertJob], record: Callable[..., None], *,
-              overwrite: bool, workers: int, max_batch: int | None) -> None:
-    """Decode ahead on worker threads, batch same-size inputs through the net, encode behind."""
-    lookahead = workers + 2 * (max_batch or 4)
-    queue = iter(jobs)
-    reads: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
-    writes: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
-
-    def collect_writes(block: bool) -> None:
-        while writes and (block or writes[0][1].done()):
-            job, future = writes.popleft()
-            try:
-                record(job.src, future.result())
-            except Exception as e:  # carry on: report this file, convert the rest
-                log.debug("writing %s failed", job.dst, exc_info=True)
-                record(job.src, "failed", _reason(e, job.dst))
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="translate-io") as pool:
-
-        def fill() -> None:
-            while len(reads) < lookahead:
-                job = next(queue, None)
-                if job is None:
-                    return
-                reads.append((job, pool.submit(_read, translator, job)))
-
-        def flush(batch: list[tuple[ConvertJob, Prepared]], exact: bool) -> None:
-            try:
-                outputs = translator.run_net(torch.stack([p.tensor for _, p in batch]), exact=exact)
-            except Exception as e:
-                log.debug("translating a batch failed", exc_info=True)
-                for job, _ in batch:
-                    record(job.src, "failed", f"translation failed: {_reason(e, job.src)}")
-                return
-            for (job, prepared), output in zip(batch, outputs):
-                writes.append((job, pool.submit(_write, translator, job, output, prepared, overwrite)))
-            if len(writes) > lookahead:
-                collect_writes(block=True)
-
-        batch: list[tuple[ConvertJob, Prepared]] = []
-        batch_key: tuple = ()
-        fill()
-        while reads:
-            job, future = reads.popleft()
-            try:
-                prepared = future.result()
-            except Exception as e:
-                log.debug("reading %s failed", job.src, exc_info=True)
-                record(job.src, "failed", _reason(e, job.src))
-                fill()
-                continue
-            fill()
-            exact = translator.wants_exact(prepared)
-            key = (tuple(prepared.tensor.shape), exact)
-            height, width = prepared.tensor.shape[-2:]
-            limit = max_batch or translator.max_batch(height, width)
-            if batch and (key != batch_key or len(batch) >= limit):
-                flush(batch, batch_key[1])
-                batch = []
-            batch, batch_key = batch + [(job, prepared)], key
-            collect_writes(block=False)
-        if batch:
-            flush(batch, batch_key[1])
-        collect_writes(block=True)

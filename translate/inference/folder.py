@@ -1,0 +1,333 @@
+"""Folder conversion: plan (walk, mirror, shard, masks), then decode ahead, batch and encode behind."""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import enum
+import glob
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from translate.data.images import IMAGE_SUFFIXES, fit_to_format, read_image, write_image
+from translate.errors import TranslatorError, first_line
+from translate.files import walk_files
+from translate.inference.tasks import Prepared, with_mask
+from translate.inference.translator import Translator
+
+log = logging.getLogger(__name__)
+
+
+class Status(str, enum.Enum):
+    """What became of one input."""
+
+    CONVERTED = "converted"
+    SKIPPED_EXISTING = "skipped_existing"  # its output exists and overwrite is off: done before
+    FAILED = "failed"
+
+
+@dataclass
+class ConvertReport:
+    """What `convert_folder` did; inputs are listed by their source path."""
+
+    converted: list[Path] = field(default_factory=list)
+    skipped_existing: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed (already-converted files count as done)."""
+        return not self.failed
+
+    @property
+    def done(self) -> int:
+        return len(self.converted) + len(self.skipped_existing) + len(self.failed)
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.converted) / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, path: Path, status: Status, reason: str = "") -> None:
+        if status is Status.CONVERTED:
+            self.converted.append(path)
+        elif status is Status.SKIPPED_EXISTING:
+            self.skipped_existing.append(path)
+        else:
+            self.failed.append((path, reason))
+
+
+@dataclass(frozen=True)
+class ConvertEvent:
+    """One finished input, for progress callbacks."""
+
+    path: Path
+    status: Status
+    reason: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class ConvertJob:
+    src: Path
+    dst: Path
+    mask: Path | None = None  # inpainting: hole mask (white = hole) for this input
+
+
+# ---------------------------------------------------------------- planning
+def parse_shard(text: str) -> tuple[int, int]:
+    """"i/N" -> (i, N), with 0 <= i < N: this process converts the i-th of every N inputs."""
+    index, sep, count = text.partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+        raise TranslatorError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
+    return shard
+
+
+def shard_from_env(environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """(RANK, WORLD_SIZE) as set by torchrun, or None when unset or a single process."""
+    if "RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    return parse_shard(f"{environ['RANK']}/{environ['WORLD_SIZE']}") if int(environ["WORLD_SIZE"]) > 1 else None
+
+
+def shard_items(items: Sequence[Any], shard: tuple[int, int] | None) -> list[Any]:
+    """The i-th of every N items (items in a fixed order, e.g. sorted relative paths)."""
+    if shard is None:
+        return list(items)
+    index, count = shard
+    return list(items[index::count])
+
+
+def _output_suffix(format: str | None) -> str | None:
+    if format is None:
+        return None
+    suffix = "." + format.lower().lstrip(".")
+    if suffix not in IMAGE_SUFFIXES:
+        raise TranslatorError(f"format: {format!r} is not one of {', '.join(sorted(s[1:] for s in IMAGE_SUFFIXES))}")
+    return suffix
+
+
+def _pairs(src: Path, dst: Path, suffix: str | None) -> tuple[list[tuple[Path, Path]], str | None]:
+    """(input, output) pairs before sharding, and the suffix still to apply to outputs."""
+    if src.is_dir():
+        if dst.exists() and not dst.is_dir():
+            raise TranslatorError(f"{dst}: is a file; the output of a folder must be a folder")
+        files = sorted(walk_files(src, skip=dst), key=lambda p: p.relative_to(src).as_posix())
+        return [(f, dst / f.relative_to(src)) for f in files], suffix
+    if dst.suffix.lower() in IMAGE_SUFFIXES and not dst.is_dir():
+        if suffix is not None and dst.suffix.lower() != suffix:
+            raise TranslatorError(f"{dst}: output suffix contradicts format {suffix[1:]!r}")
+        return [(src, dst)], None
+    return [(src, dst / src.name)], suffix
+
+
+def plan_conversion(
+    src: str | os.PathLike, dst: str | os.PathLike, *, format: str | None = None,
+    shard: tuple[int, int] | None = None,
+) -> tuple[list[ConvertJob], list[tuple[Path, str]]]:
+    """(jobs, failures) for converting `src` (a file, or a folder walked recursively) into `dst`.
+
+    The output tree mirrors the input tree and keeps file names (suffix replaced by `format`).
+    Inputs are sorted by relative path before sharding, so shards are disjoint and stable.
+    Files that are not images, and second inputs mapping to an output already taken, fail.
+    """
+    src, dst = Path(src), Path(dst)
+    suffix = _output_suffix(format)
+    if not src.exists():
+        raise TranslatorError(f"{src}: no such file or folder")
+    pairs, suffix = _pairs(src, dst, suffix)
+    jobs: list[ConvertJob] = []
+    failures: list[tuple[Path, str]] = []
+    taken: dict[Path, Path] = {}
+    for source, target in shard_items(pairs, shard):
+        if source.suffix.lower() not in IMAGE_SUFFIXES:
+            failures.append((source, f"not an image (suffix {source.suffix or '(none)'!r})"))
+            continue
+        if suffix is not None:
+            target = target.with_suffix(suffix)
+        key = Path(os.path.normcase(target.resolve()))
+        if key in taken:
+            failures.append((source, f"output {target} would also be written from {taken[key]}"))
+            continue
+        taken[key] = source
+        jobs.append(ConvertJob(source, target))
+    return jobs, failures
+
+
+def find_mask(mask_dir: Path, relative: Path) -> Path | None:
+    """The mask for an input: same relative path below `mask_dir`, any image suffix."""
+    folder = mask_dir / relative.parent
+    for candidate in sorted(folder.glob(f"{glob.escape(relative.stem)}.*")) if folder.is_dir() else []:
+        if candidate.suffix.lower() in IMAGE_SUFFIXES:
+            return candidate
+    return None
+
+
+def _reason(error: BaseException, path: Path) -> str:
+    text = first_line(error)
+    prefix = f"{path}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+# ---------------------------------------------------------------- running
+class FolderConverter:
+    """Runs planned jobs through one Translator: worker threads decode ahead and encode behind
+    while this thread batches same-size inputs through the net; every input ends in a Status."""
+
+    def __init__(self, translator: Translator, *, overwrite: bool = False, workers: int = 2,
+                 max_batch: int | None = None, progress: Callable[[ConvertEvent], None] | None = None) -> None:
+        self.translator = translator
+        self.overwrite = overwrite
+        self.workers = max(1, workers)
+        self.max_batch = max_batch
+        self.progress = progress
+        self.report = ConvertReport()
+        self.total = 0
+        self._lookahead = self.workers + 2 * (max_batch or 4)
+        self._reads: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
+        self._writes: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def record(self, path: Path, status: Status, reason: str = "") -> None:
+        """Count one finished input and tell `progress`."""
+        self.report.add(path, status, reason)
+        if status is Status.FAILED:
+            log.warning("%s: %s", path, reason)
+        if self.progress is not None:
+            self.progress(ConvertEvent(path, status, reason, self.report.done, self.total))
+
+    def run(self, jobs: list[ConvertJob]) -> None:
+        """Convert `jobs` (outputs that exist are replaced only with `overwrite`)."""
+        queue = iter(jobs)
+        batch: list[tuple[ConvertJob, Prepared]] = []
+        batch_key: tuple = ()
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="translate-io") as pool:
+            self._pool = pool
+            self._fill(queue)
+            while self._reads:
+                job, future = self._reads.popleft()
+                try:
+                    prepared = future.result()
+                except Exception as e:  # carry on: report this file, convert the rest
+                    log.debug("reading %s failed", job.src, exc_info=True)
+                    self.record(job.src, Status.FAILED, _reason(e, job.src))
+                    self._fill(queue)
+                    continue
+                self._fill(queue)
+                exact = self.translator.wants_exact(prepared)
+                key = (tuple(prepared.tensor.shape), exact)
+                height, width = prepared.tensor.shape[-2:]
+                limit = self.max_batch or self.translator.max_batch(height, width)
+                if batch and (key != batch_key or len(batch) >= limit):
+                    self._flush(batch, batch_key[1])
+                    batch = []
+                batch, batch_key = batch + [(job, prepared)], key
+                self._collect_writes(block=False)
+            if batch:
+                self._flush(batch, batch_key[1])
+            self._collect_writes(block=True)
+        self._pool = None
+
+    def _fill(self, queue: collections.abc.Iterator[ConvertJob]) -> None:
+        while len(self._reads) < self._lookahead:
+            job = next(queue, None)
+            if job is None:
+                return
+            self._reads.append((job, self._pool.submit(self._read, job)))
+
+    def _read(self, job: ConvertJob) -> Prepared:
+        image = read_image(job.src)
+        if job.mask is not None:
+            image = with_mask(image, read_image(job.mask))
+        return self.translator.prepare(image)
+
+    def _flush(self, batch: list[tuple[ConvertJob, Prepared]], exact: bool) -> None:
+        try:
+            outputs = self.translator.run_net(torch.stack([p.tensor for _, p in batch]), exact=exact)
+        except Exception as e:
+            log.debug("translating a batch failed", exc_info=True)
+            for job, _ in batch:
+                self.record(job.src, Status.FAILED, f"translation failed: {_reason(e, job.src)}")
+            return
+        for (job, prepared), output in zip(batch, outputs):
+            self._writes.append((job, self._pool.submit(self._write, job, output, prepared)))
+        if len(self._writes) > self._lookahead:
+            self._collect_writes(block=True)
+
+    def _write(self, job: ConvertJob, output: torch.Tensor, prepared: Prepared) -> Status:
+        if job.dst.exists() and not self.overwrite:  # another process got there first
+            return Status.SKIPPED_EXISTING
+        image = self.translator.finish(output, prepared)
+        write_image(job.dst, fit_to_format(image, job.dst.suffix))
+        return Status.CONVERTED
+
+    def _collect_writes(self, block: bool) -> None:
+        while self._writes and (block or self._writes[0][1].done()):
+            job, future = self._writes.popleft()
+            try:
+                self.record(job.src, future.result())
+            except Exception as e:  # carry on: report this file, convert the rest
+                log.debug("writing %s failed", job.dst, exc_info=True)
+                self.record(job.src, Status.FAILED, _reason(e, job.dst))
+
+
+def convert_folder(
+    translator: Translator,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    format: str | None = None,
+    shard: tuple[int, int] | None = None,
+    progress: Callable[[ConvertEvent], None] | None = None,
+    workers: int = 2,
+    max_batch: int | None = None,
+    mask_dir: str | os.PathLike | None = None,
+) -> ConvertReport:
+    """Convert an image file or a folder tree into `dst`, carrying on past bad files.
+
+    Every file in the tree is an input; hidden files and folders (names starting with ".",
+    such as our own temporary files) are left out, and so is `dst` when it lies inside `src`.
+    Files that are not images (by suffix), unreadable or corrupt fail with a reason and the rest
+    carry on. Existing outputs are kept (and count as done) unless `overwrite`, so a re-run resumes.
+    Outputs are written atomically. `format` (png, jpg, ...) replaces the input's format;
+    `shard=(i, N)` converts only the i-th of every N inputs. `workers` threads decode and encode
+    while the net runs; same-size images are batched (at most `max_batch`, default from the
+    memory budget). `progress` is called in this thread once per input. `mask_dir` (inpainting)
+    holds a hole mask per input under the same relative path and name (any image suffix).
+    """
+    start = time.perf_counter()
+    jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
+    converter = FolderConverter(translator, overwrite=overwrite, workers=workers, max_batch=max_batch,
+                                progress=progress)
+    converter.total = len(jobs) + len(failures)
+    for path, reason in failures:
+        converter.record(path, Status.FAILED, reason)
+    todo = []
+    src_root = Path(src) if Path(src).is_dir() else Path(src).parent
+    for job in jobs:
+        if job.dst.exists() and not overwrite:
+            converter.record(job.src, Status.SKIPPED_EXISTING)
+            continue
+        if mask_dir is not None:
+            job = dataclasses.replace(job, mask=find_mask(Path(mask_dir), job.src.relative_to(src_root)))
+            if job.mask is None:
+                converter.record(job.src, Status.FAILED, f"no mask for it in {mask_dir}")
+                continue
+        todo.append(job)
+    if todo:
+        converter.run(todo)
+    converter.report.seconds = time.perf_counter() - start
+    return converter.report
