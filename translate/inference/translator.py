@@ -74,14 +74,14 @@ class InferenceOptions:
         return dataclasses.replace(self, **changes)
 
 
-def activation_bytes_per_px(spec: Any) -> float:
-    """Estimated peak activation bytes per input pixel of one forward pass of `spec`'s net.
+def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
+    """Estimated peak activation bytes per input pixel of one forward pass of `net` (built from `spec`).
 
-    Shapes come from a pass on the meta device (no memory, no compute): the largest leaf-module
-    output per input pixel, in fp32, times `_PEAK_OVER_LARGEST`.
+    The largest leaf-module output per input pixel of one small CPU pass, in fp32, times
+    `_PEAK_OVER_LARGEST`. A real pass rather than one on the meta device: meta kernels of
+    reflection padding and instance norm are Python decompositions that import torch._dynamo
+    and sympy, a second of start-up for every conversion.
     """
-    from translate.nets import build_net
-
     side = tiling.round_up(64, spec.size_multiple)
     largest = 0
 
@@ -90,13 +90,14 @@ def activation_bytes_per_px(spec: Any) -> float:
         if isinstance(output, torch.Tensor):
             largest = max(largest, output.numel())
 
-    with torch.device("meta"):
-        net = build_net(spec)
-    for module in net.modules():
-        if not any(True for _ in module.children()):
-            module.register_forward_hook(hook)
-    with torch.inference_mode():
-        net(torch.empty(1, spec.in_channels, side, side, device="meta"))
+    hooks = [module.register_forward_hook(hook) for module in net.modules()
+             if not any(True for _ in module.children())]
+    try:
+        with torch.inference_mode():
+            net(torch.zeros(1, spec.in_channels, side, side))
+    finally:
+        for handle in hooks:
+            handle.remove()
     return _PEAK_OVER_LARGEST * 4.0 * largest / (side * side)
 
 
@@ -151,7 +152,6 @@ class Translator:
         self.tile_size = tile_size
         self.overlap_px = options.overlap_px
         self.memory_budget_bytes = int(options.memory_budget_bytes or auto_memory_budget(self.device))
-        self.bytes_per_px = activation_bytes_per_px(spec)
         self.net = self._set_up(net, options.channels_last)
 
     def _set_up(self, net: nn.Module, channels_last: bool | None) -> nn.Module:
@@ -175,6 +175,7 @@ class Translator:
             channels_last = self.device.type == "cuda" or (self.device.type == "cpu" and not has_instance_norm)
         self.channels_last = channels_last
         self.param_bytes = sum(p.numel() * p.element_size() for p in net.parameters())
+        self.bytes_per_px = activation_bytes_per_px(net.to("cpu"), self.spec)
         net = net.to(self.device)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
