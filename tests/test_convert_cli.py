@@ -174,3 +174,26 @@ def test_clear_errors_exit_2(checkpoint, photo_folder, tmp_path, capsys):
     assert "--arch PRESET" in capsys.readouterr().err
     assert main(["convert", str(checkpoint), str(photo_folder), str(tmp_path / "o"), *FAST, "--format", "gif"]) == 2
     assert "format" in capsys.readouterr().err
+
+
+def test_output_that_is_the_input_is_refused_with_or_without_overwrite(checkpoint, photo_folder, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in photo_folder.rglob("*") if p.is_file()}
+    (tmp_path / "link").symlink_to(photo_folder, target_is_directory=True)
+    single = photo_folder / "chelsea.png"
+    cases = [
+        ([str(photo_folder), str(photo_folder)], "is the input folder itself"),
+        ([str(photo_folder), str(tmp_path / "link")], "is the input folder itself"),  # a symlink to it
+        ([str(single), str(single)], "is the input file"),  # a file onto itself
+        ([str(single), str(tmp_path / "link" / "chelsea.png")], "is the input file"),
+        ([str(single), str(photo_folder)], "is the input file"),  # into its own folder, same name
+        ([str(photo_folder / "sub"), str(tmp_path / "link" / "sub")], "is the input folder itself"),
+    ]
+    for paths, message in cases:
+        for extra in ([], ["--overwrite"]):
+            assert main(["convert", str(checkpoint), *paths, *FAST, *extra]) == 2, paths
+            err = capsys.readouterr().err.strip()
+            assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert {p: p.read_bytes() for p in photo_folder.rglob("*") if p.is_file()} == before
+    # A different format is a different file: allowed beside the input.
+    assert main(["convert", str(checkpoint), str(single), str(photo_folder), *FAST, "--format", "jpg"]) == 0
+    assert (photo_folder / "chelsea.jpg").is_file()

@@ -147,7 +147,13 @@ def plan_conversion(
     suffix = _output_suffix(format)
     if not src.exists():
         raise TranslatorError(f"{src}: no such file or folder")
+    if src.is_dir() and _same_path(src, dst):
+        raise TranslatorError(f"{dst}: is the input folder itself; converting into it would replace "
+                              "the photos, so choose another output folder (one inside it is fine)")
     pairs, suffix = _pairs(src, dst, suffix)
+    if suffix is not None:
+        pairs = [(source, target.with_suffix(suffix)) for source, target in pairs]
+    _refuse_inputs_as_outputs(pairs)
     jobs: list[ConvertJob] = []
     failures: list[tuple[Path, str]] = []
     taken: dict[Path, Path] = {}
@@ -155,15 +161,32 @@ def plan_conversion(
         if source.suffix.lower() not in IMAGE_SUFFIXES:
             failures.append((source, f"not an image (suffix {source.suffix or '(none)'!r})"))
             continue
-        if suffix is not None:
-            target = target.with_suffix(suffix)
-        key = Path(os.path.normcase(target.resolve()))
+        key = _path_key(target)
         if key in taken:
             failures.append((source, f"output {target} would also be written from {taken[key]}"))
             continue
         taken[key] = source
         jobs.append(ConvertJob(source, target))
     return jobs, failures
+
+
+def _path_key(path: Path) -> Path:
+    """What `path` really names: symlinks resolved, case folded where the file system folds it."""
+    return Path(os.path.normcase(path.resolve()))
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    return _path_key(a) == _path_key(b)
+
+
+def _refuse_inputs_as_outputs(pairs: list[tuple[Path, Path]]) -> None:
+    """Raise when an output would land on an input file (symlinks included), with or without
+    overwrite: a run must never replace the user's photos with their translations."""
+    inputs = {_path_key(source): source for source, _ in pairs}
+    for source, target in pairs:
+        if _path_key(target) in inputs:
+            raise TranslatorError(f"{target}: is the input file {inputs[_path_key(target)]}; converting onto "
+                                  "it would replace it, so choose an output folder or file elsewhere")
 
 
 def find_mask(mask_dir: Path, relative: Path) -> Path | None:
