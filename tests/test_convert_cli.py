@@ -197,3 +197,25 @@ def test_output_that_is_the_input_is_refused_with_or_without_overwrite(checkpoin
     # A different format is a different file: allowed beside the input.
     assert main(["convert", str(checkpoint), str(single), str(photo_folder), *FAST, "--format", "jpg"]) == 0
     assert (photo_folder / "chelsea.jpg").is_file()
+
+
+def test_rerun_removes_temp_files_a_killed_run_left(checkpoint, photo_folder, tmp_path):
+    out = tmp_path / "out"
+    (out / "sub").mkdir(parents=True)
+    stale = [out / ".coffee.jpg.0badc0de.tmp", out / "sub" / ".camera.tif.12345678.tmp"]
+    foreign = out / ".someone_else.png.abcdef12.tmp"  # not an output of this run: left alone
+    for path in [*stale, foreign]:
+        path.write_bytes(b"half a file")
+    assert main(["convert", str(checkpoint), str(photo_folder), str(out), *FAST]) == 0
+    assert not any(p.exists() for p in stale) and foreign.exists()
+    assert outputs(out) == [foreign.name, "chelsea.png", "coffee.jpg", "sub/astronaut.png", "sub/camera.tif"]
+
+
+def test_symlinked_folders_are_followed_once_without_looping(checkpoint, photo_folder, tmp_path, photo):
+    elsewhere = tmp_path / "elsewhere"
+    write_image(elsewhere / "rocket.png", photo("rocket", (40, 40)))
+    (photo_folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (photo_folder / "sub" / "loop").symlink_to(photo_folder, target_is_directory=True)  # back up the tree
+    out = tmp_path / "out"
+    assert main(["convert", str(checkpoint), str(photo_folder), str(out), *FAST]) == 0
+    assert outputs(out) == ["chelsea.png", "coffee.jpg", "linked/rocket.png", "sub/astronaut.png", "sub/camera.tif"]

@@ -18,7 +18,7 @@ import torch
 
 from translate.data.images import IMAGE_SUFFIXES, fit_to_format, read_image, write_image
 from translate.errors import TranslatorError, first_line
-from translate.files import walk_files
+from translate.files import remove_stale_temp_files, walk_files
 from translate.inference.tasks import Prepared, with_mask
 from translate.inference.translator import Translator
 
@@ -306,6 +306,17 @@ class FolderConverter:
                 self.record(job.src, Status.FAILED, _reason(e, job.dst))
 
 
+def _remove_stale_temp_files(jobs: list[ConvertJob]) -> None:
+    """Temp files a killed run left beside this run's outputs (only those: another shard may be
+    writing its own outputs into the same folders right now)."""
+    by_folder: dict[Path, set[str]] = collections.defaultdict(set)
+    for job in jobs:
+        by_folder[job.dst.parent].add(job.dst.name)
+    removed = [p for folder, names in by_folder.items() for p in remove_stale_temp_files(folder, names=names)]
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted conversion", len(removed))
+
+
 def convert_folder(
     translator: Translator,
     src: str | os.PathLike,
@@ -333,6 +344,7 @@ def convert_folder(
     """
     start = time.perf_counter()
     jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
+    _remove_stale_temp_files(jobs)
     converter = FolderConverter(translator, overwrite=overwrite, workers=workers, max_batch=max_batch,
                                 progress=progress)
     converter.total = len(jobs) + len(failures)
