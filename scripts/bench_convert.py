@@ -8,6 +8,11 @@
 2. Large images, one subprocess per measurement so peak RSS (VmHWM) is separate: wall time and
    peak RSS converting one NxN photo file to a PNG, and seconds per megapixel.
 3. Accuracy: PSNR of bf16 against fp32 output on a real photo.
+4. Start-up: whole-process wall time of `python -m translate convert` on one 256x256 photo
+   (resnet_9blocks), best and median of three runs (target: 3 s on a 2-core laptop).
+5. Safety: a folder holding a 20000x20000 PNG decompression bomb (about 1 MB) and ten photos (the
+   bomb is refused by its header, the rest convert), and one real 100-megapixel photo, each
+   through the CLI in its own process: wall time and peak RSS.
 
 Usage: python scripts/bench_convert.py [--images 24] [--sizes 512,1024,2048] [--full]
 (--full adds 4096x4096 for resnet_9blocks, several minutes on 2 cores).
@@ -18,10 +23,13 @@ import argparse
 import json
 import os
 import re
+import statistics
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -32,7 +40,8 @@ import torch
 from translate.data.images import image_to_tensor, read_image, tensor_to_image, write_image
 from translate.inference.folder import convert_folder
 from translate.inference.translator import Translator
-from translate.nets import PRESETS, build_net
+from translate.checkpoint import save_checkpoint
+from translate.nets import PRESETS, ResnetSpec, build_net, spec_to_dict
 
 NETS = ("unet_256", "resnet_9blocks")
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
@@ -170,6 +179,85 @@ def large_benchmark(sizes: list[int], full: bool, tmp: Path) -> None:
                   f"{r['peak_rss'] / 2**30:7.2f} GB  {tiles}", flush=True)
 
 
+def write_checkpoint(path: Path, spec) -> Path:
+    torch.manual_seed(0)
+    save_checkpoint(path, {"config": {"method": "pix2pix", "task": "custom"}, "specs": {"g_ab": spec_to_dict(spec)},
+                           "nets": {"g_ab": build_net(spec).state_dict()}, "step": 0, "epoch": 0})
+    return path
+
+
+def write_png_bomb(path: Path, width: int, height: int) -> None:
+    """A real width x height RGB PNG of zeros, compressed row by row (never held in memory)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row, parts = zlib.compressobj(9), bytes(1 + 3 * width), []
+    for _ in range(height):
+        parts.append(compressor.compress(row))
+    parts.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts))
+                     + chunk(b"IEND", b""))
+
+
+def convert_child(args: list[str]) -> None:
+    """`translate convert ARGS` in this fresh process; prints a JSON line with rc and peak RSS."""
+    from translate.cli import main as cli_main
+
+    start = time.perf_counter()
+    rc = cli_main(["convert", *args])
+    print(json.dumps({"rc": rc, "seconds": time.perf_counter() - start, "peak_rss": peak_rss_bytes()}))
+
+
+def run_convert(*args: str) -> dict:
+    cmd = [sys.executable, __file__, "--convert-child", *args]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    lines = result.stdout.strip().splitlines()
+    if not lines or not lines[-1].startswith("{"):
+        raise SystemExit(f"convert {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return {**json.loads(lines[-1]), "stdout": "\n".join(lines[:-1]), "stderr": result.stderr}
+
+
+def startup_benchmark(tmp: Path) -> None:
+    print("\n## Start-up: `python -m translate convert RUN photo.png OUT`, whole process, one 256x256 photo")
+    run = write_checkpoint(tmp / "startup_run" / "checkpoints" / "latest.pt", PRESETS["resnet_9blocks"]).parents[1]
+    write_image(tmp / "startup.png", photo("astronaut", 256))
+    times = []
+    for i in range(3):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "translate", "convert", str(run), str(tmp / "startup.png"),
+                        str(tmp / f"startup_out_{i}.png")], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    print(f"resnet_9blocks, auto precision: best {min(times):.2f} s, median {statistics.median(times):.2f} s "
+          f"(runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
+
+
+def safety_benchmark(tmp: Path) -> None:
+    # A small net: these measure the pipeline's memory and refusals, not the net's speed.
+    run = write_checkpoint(tmp / "small_run" / "checkpoints" / "latest.pt", ResnetSpec(base_channels=8, n_blocks=2))
+    folder = tmp / "bomb_folder"
+    folder.mkdir()
+    start = time.perf_counter()
+    write_png_bomb(folder / "bomb.png", 20000, 20000)
+    made = time.perf_counter() - start
+    for i in range(10):
+        write_image(folder / f"photo_{i}.jpg", photo(PHOTOS[i % len(PHOTOS)], 256 + 32 * i))
+    print(f"\n## Folder: 20000x20000 PNG bomb ({(folder / 'bomb.png').stat().st_size / 2**20:.2f} MB, made in "
+          f"{made:.1f} s) + ten photos, resnet base_channels=8 n_blocks=2, through the CLI")
+    r = run_convert(str(run), str(folder), str(tmp / "bomb_out"))
+    reported = [line for line in r["stderr"].splitlines() if line.startswith("failed:")]
+    print(f"rc {r['rc']}, {r['seconds']:.1f} s, peak RSS {r['peak_rss'] / 2**30:.2f} GB; {r['stdout'].strip()}")
+    for line in reported:
+        print(f"  {line}")
+    side = 10000
+    big = cv2.resize(skimage.data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
+    write_image(tmp / "photo_100mp.png", big)
+    del big
+    print(f"\n## One real {side}x{side} ({side * side / 1e6:.0f} MP) photo -> PNG, same net, through the CLI")
+    r = run_convert(str(run), str(tmp / "photo_100mp.png"), str(tmp / "out_100mp.png"))
+    print(f"rc {r['rc']}, {r['seconds']:.1f} s, peak RSS {r['peak_rss'] / 2**30:.2f} GB", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=24)
@@ -177,9 +265,14 @@ def main() -> None:
     parser.add_argument("--sizes", default="512,1024,2048,4096",
                         help="large-image sizes (4096 for unet_256 only unless --full)")
     parser.add_argument("--full", action="store_true", help="also resnet_9blocks at 4096x4096")
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: folder,accuracy,large")
+    parser.add_argument("--skip", default="",
+                        help="comma list of parts to skip: folder,accuracy,large,startup,safety")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--convert-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.convert_child:
+        convert_child(args.convert_child)
+        return
     if args.child:
         name, size, tmp, precision, budget = args.child
         child(name, int(size), Path(tmp), precision, int(budget) or None)
@@ -195,6 +288,10 @@ def main() -> None:
             accuracy(tmp)
         if "large" not in skip:
             large_benchmark([int(s) for s in args.sizes.split(",")], args.full, tmp)
+        if "startup" not in skip:
+            startup_benchmark(tmp)
+        if "safety" not in skip:
+            safety_benchmark(tmp)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f} (other processes skew timings)")
 
 

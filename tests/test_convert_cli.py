@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -219,3 +221,44 @@ def test_symlinked_folders_are_followed_once_without_looping(checkpoint, photo_f
     out = tmp_path / "out"
     assert main(["convert", str(checkpoint), str(photo_folder), str(out), *FAST]) == 0
     assert outputs(out) == ["chelsea.png", "coffee.jpg", "linked/rocket.png", "sub/astronaut.png", "sub/camera.tif"]
+
+
+def test_outputs_get_normal_permissions(checkpoint, photo_folder, tmp_path):
+    umask = os.umask(0o022)
+    try:
+        assert main(["convert", str(checkpoint), str(photo_folder), str(tmp_path / "out"), *FAST]) == 0
+    finally:
+        os.umask(umask)
+    modes = {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert modes == {oct(0o644)}
+
+
+def png_bomb_header(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header says width x height RGB but holds almost no data: decoding it would
+    allocate the full image, reading its header costs nothing."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(4096)))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_over_the_pixel_limit_are_refused_by_header_and_the_rest_convert(
+        checkpoint, photo_folder, tmp_path, capsys):
+    bomb = png_bomb_header(photo_folder / "bomb.png", 20000, 20000)
+    out = tmp_path / "out"
+    assert main(["convert", str(checkpoint), str(photo_folder), str(out), *FAST]) == 1
+    captured = capsys.readouterr()
+    assert "converted 4, already done 0, failed 1" in captured.out
+    assert (f"failed: {bomb}: 20000x20000 is 400 megapixels, over the limit of 200; raise it with "
+            "--max-megapixels") in captured.err
+    assert outputs(out) == ["chelsea.png", "coffee.jpg", "sub/astronaut.png", "sub/camera.tif"]
+    # A low limit refuses real photos the same way: 93x61 = 5673 pixels > 0.005 MP; 64x48 passes.
+    bomb.unlink()
+    assert main(["convert", str(checkpoint), str(photo_folder), str(tmp_path / "low"), *FAST,
+                 "--max-megapixels", "0.005"]) == 1
+    err = capsys.readouterr().err
+    assert f"{photo_folder / 'coffee.jpg'}: 93x61 is 0.005673 megapixels, over the limit of 0.005" in err
+    assert outputs(tmp_path / "low") == ["chelsea.png", "sub/astronaut.png", "sub/camera.tif"]

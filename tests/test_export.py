@@ -3,6 +3,8 @@ contract, overwrite safety, paper mode, the CLI, and the torch-free ONNX plugin 
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +34,9 @@ SPECS = {
 }
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
 CONFIG = {"method": "pix2pix", "task": "custom", "direction": "a_to_b"}
+# Where the trainer kept its data: must not travel inside exported files.
+PRIVATE = {"data": {"root": "/home/trainer/private_photos", "load_size": 286},
+           "runtime": {"device": "auto", "log_dir": "C:\\Users\\trainer\\logs"}}
 
 
 def write_checkpoint(path: Path, spec, *, seed: int = 0, config: dict | None = None) -> Path:
@@ -59,12 +64,16 @@ def exported(tmp_path_factory):
     """(arch, format) -> (path, translator, report): every generator exported once per format."""
     root = tmp_path_factory.mktemp("export")
     out = {}
-    for arch, spec in SPECS.items():
-        checkpoint = write_checkpoint(root / f"{arch}.pt", spec)
-        translator = load(checkpoint)
-        for fmt, suffix in SUFFIXES.items():
-            path = root / f"{arch}_model{suffix}"
-            out[arch, fmt] = (path, translator, export_model(translator, path))
+    umask = os.umask(0o022)  # the usual umask: exports must then be 0644 like any file
+    try:
+        for arch, spec in SPECS.items():
+            checkpoint = write_checkpoint(root / f"{arch}.pt", spec, config={**CONFIG, **PRIVATE})
+            translator = load(checkpoint)
+            for fmt, suffix in SUFFIXES.items():
+                path = root / f"{arch}_model{suffix}"
+                out[arch, fmt] = (path, translator, export_model(translator, path))
+    finally:
+        os.umask(umask)
     return out
 
 
@@ -107,7 +116,10 @@ def test_contract_round_trips_through_the_file(exported, fmt):
     assert (contract["task"], contract["direction"], contract["mode"]) == ("custom", "a_to_b", "eval")
     assert contract["stochastic"] is False
     assert contract["spec"] == spec_to_dict(SPECS["unet"])
-    assert contract["config"] == CONFIG
+    # The config travels without the trainer's file system (data.root, absolute paths).
+    assert contract["config"] == {**CONFIG, "data": {"load_size": 286}, "runtime": {"device": "auto"}}
+    assert b"trainer" not in path.read_bytes()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
     from translate import __version__
     assert contract["translate_version"] == __version__
     if fmt == "onnx":  # what a plugin reads, with nothing but onnxruntime

@@ -145,6 +145,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2, help="threads decoding and encoding images (2)")
     p.add_argument("--mask-dir", help="inpainting: folder of hole masks (white = hole) named like the inputs; "
                                       "without it, an RGBA input's transparent pixels are the holes")
+    p.add_argument("--max-megapixels", type=float, default=200.0,
+                   help="refuse inputs whose output would exceed this many megapixels, read from the file "
+                        "header before decoding (200; larger photos within it run tiled in bounded memory)")
     p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
     p.set_defaults(func=_cmd_convert)
 
@@ -181,7 +184,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         report = convert_folder(
             translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
             shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
-            mask_dir=args.mask_dir,
+            mask_dir=args.mask_dir, max_megapixels=args.max_megapixels,
         )
     from translate.distributed import gather_from_ranks
 

@@ -22,7 +22,7 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,8 @@ MIN_OPSET = 17
 PARITY_TOLERANCE = 1e-4
 # Real photos (bundled with scikit-image) at odd sizes, unlike the export's example input, so the
 # check also proves the dynamic height/width axes and the caller-side padding.
+# Config entries that locate the trainer's files; left out of exported contracts.
+_PRIVATE_KEYS = frozenset({"data.root"})
 PARITY_PHOTOS: tuple[tuple[str, tuple[int, int]], ...] = (
     ("astronaut", (83, 61)), ("coffee", (70, 101)), ("chelsea", (45, 77)),
 )
@@ -94,8 +96,28 @@ def model_contract(translator: Translator, *, config: Mapping[str, Any] | None =
         "scale": int(translator.scale),
         "pixel_scale": {"uint8": 255, "uint16": 65535},  # x = pixel * 2 / max - 1
         "spec": spec_to_dict(spec),
-        "config": dict(translator.model.config if config is None else config),
+        "config": public_config(translator.model.config if config is None else config),
     }
+
+
+def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The training config without the trainer's file system: no `data.root`, and no value that
+    is an absolute path. A contract says what a consumer needs, not where the data lived."""
+    def clean(value: Any, prefix: str) -> Any:
+        if isinstance(value, Mapping):
+            dotted = {k: f"{prefix}{k}" for k in value}
+            return {k: clean(v, dotted[k] + ".") for k, v in value.items()
+                    if dotted[k] not in _PRIVATE_KEYS and not _is_path(v)}
+        if isinstance(value, (list, tuple)):
+            return [clean(v, prefix) for v in value if not _is_path(v)]
+        return value
+
+    return clean(config, "")
+
+
+def _is_path(value: Any) -> bool:
+    """An absolute path on any system (the checkpoint may come from another one)."""
+    return isinstance(value, str) and (value.startswith(("/", "~")) or PureWindowsPath(value).is_absolute())
 
 
 def _has_live_dropout(translator: Translator) -> bool:

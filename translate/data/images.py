@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import cv2
@@ -15,6 +16,7 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".t
 SUFFIXES_16BIT = frozenset({".png", ".tif", ".tiff"})
 _SUFFIXES_ALPHA = frozenset({".png", ".tif", ".tiff", ".webp", ".bmp"})
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+_BAND_PIXELS = 1 << 20  # tensor_to_image converts about this many pixels at a time
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -26,6 +28,34 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
     return decode_image(data, name=str(path))
+
+
+# PIL's names for the formats of IMAGE_SUFFIXES, for reading their headers.
+_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(width, height) from the file's header, without decoding a pixel; None when no header is
+    recognised (decoding then says what is wrong).
+
+    Pillow's format readers are called directly: `Image.open` refuses images above its global
+    decompression-bomb limit (about 179 megapixels), and callers here apply their own limit.
+    """
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as f:
+        prefix = f.read(16)
+        for factory, accept in (Image.OPEN[name] for name in _PIL_FORMATS if name in Image.OPEN):
+            accepted = accept is None or accept(prefix)
+            if not accepted or isinstance(accepted, str):  # a str says why the format is unavailable
+                continue
+            f.seek(0)
+            try:
+                return factory(f, str(path)).size
+            except (SyntaxError, IndexError, TypeError, ValueError, OSError, struct.error):
+                return None
+    return None
 
 
 def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:
@@ -145,9 +175,19 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 def tensor_to_image(t: torch.Tensor, dtype: type | np.dtype = np.uint8) -> np.ndarray:
-    """(C, H, W) float in [-1, 1] -> HWC `dtype` (uint8 or uint16), clipped and rounded."""
+    """(C, H, W) float in [-1, 1] -> HWC `dtype` (uint8 or uint16), clipped and rounded.
+
+    Converted in bands of rows, so a large image needs its result plus one band of floats, not
+    several full-size float copies.
+    """
     dtype = np.dtype(dtype)
     if t.ndim != 3 or dtype not in _MAX:
         raise ValueError(f"tensor_to_image: expected (C, H, W) and uint8/uint16, got {tuple(t.shape)} {dtype}")
-    x = (t.detach().to("cpu", torch.float32).clamp(-1.0, 1.0) + 1.0) * (_MAX[dtype] / 2.0)
-    return x.round().permute(1, 2, 0).numpy().astype(dtype)
+    channels, height, width = t.shape
+    out = np.empty((height, width, channels), dtype=dtype)
+    band = max(1, _BAND_PIXELS // max(width, 1))
+    for top in range(0, height, band):
+        x = t[:, top : top + band].detach().to("cpu", torch.float32).clamp(-1.0, 1.0)
+        x = x.add_(1.0).mul_(_MAX[dtype] / 2.0).round_()
+        out[top : top + band] = x.permute(1, 2, 0).numpy()
+    return out

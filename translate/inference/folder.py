@@ -14,15 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from translate.data.images import IMAGE_SUFFIXES, fit_to_format, read_image, write_image
+from translate.data.images import IMAGE_SUFFIXES, fit_to_format, image_size, read_image, write_image
 from translate.errors import TranslatorError, first_line
 from translate.files import remove_stale_temp_files, walk_files
 from translate.inference.tasks import Prepared, with_mask
 from translate.inference.translator import Translator
 
 log = logging.getLogger(__name__)
+
+# Largest input converted by default: a 200-megapixel photo (beyond any camera a user has today,
+# medium-format backs included) runs tiled in about 3 GB; a 20000x20000 decompression bomb does not.
+DEFAULT_MAX_MEGAPIXELS = 200.0
+# Decoded inputs waiting for the net, in pixels: read-ahead keeps the CPU busy for small images
+# without holding many large ones (one input is always let through, whatever its size).
+_PIXELS_AHEAD = 64_000_000
 
 
 class Status(str, enum.Enum):
@@ -210,8 +218,12 @@ class FolderConverter:
     while this thread batches same-size inputs through the net; every input ends in a Status."""
 
     def __init__(self, translator: Translator, *, overwrite: bool = False, workers: int = 2,
-                 max_batch: int | None = None, progress: Callable[[ConvertEvent], None] | None = None) -> None:
+                 max_batch: int | None = None, progress: Callable[[ConvertEvent], None] | None = None,
+                 max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
+        if not max_megapixels > 0:
+            raise TranslatorError(f"--max-megapixels: must be positive, got {max_megapixels}")
         self.translator = translator
+        self.max_megapixels = max_megapixels
         self.overwrite = overwrite
         self.workers = max(1, workers)
         self.max_batch = max_batch
@@ -219,7 +231,7 @@ class FolderConverter:
         self.report = ConvertReport()
         self.total = 0
         self._lookahead = self.workers + 2 * (max_batch or 4)
-        self._reads: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
+        self._reads: collections.deque[tuple[ConvertJob, Future, int]] = collections.deque()
         self._writes: collections.deque[tuple[ConvertJob, Future]] = collections.deque()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -240,7 +252,7 @@ class FolderConverter:
             self._pool = pool
             self._fill(queue)
             while self._reads:
-                job, future = self._reads.popleft()
+                job, future, _ = self._reads.popleft()
                 try:
                     prepared = future.result()
                 except Exception as e:  # carry on: report this file, convert the rest
@@ -250,8 +262,8 @@ class FolderConverter:
                     continue
                 self._fill(queue)
                 exact = self.translator.wants_exact(prepared)
-                key = (tuple(prepared.tensor.shape), exact)
-                height, width = prepared.tensor.shape[-2:]
+                key = (prepared.pixels.shape, exact)
+                height, width = prepared.pixels.shape[:2]
                 limit = self.max_batch or self.translator.max_batch(height, width)
                 if batch and (key != batch_key or len(batch) >= limit):
                     self._flush(batch, batch_key[1])
@@ -264,19 +276,46 @@ class FolderConverter:
         self._pool = None
 
     def _fill(self, queue: collections.abc.Iterator[ConvertJob]) -> None:
-        while len(self._reads) < self._lookahead:
+        while len(self._reads) < self._lookahead and sum(r[2] for r in self._reads) < _PIXELS_AHEAD:
             job = next(queue, None)
             if job is None:
                 return
-            self._reads.append((job, self._pool.submit(self._read, job)))
+            try:
+                pixels = self._check_size(job.src) + (self._check_size(job.mask) if job.mask else 0)
+            except TranslatorError as e:
+                self.record(job.src, Status.FAILED, _reason(e, job.src))
+                continue
+            self._reads.append((job, self._pool.submit(self._read, job), pixels))
+
+    def _check_size(self, path: Path) -> int:
+        """Pixels of `path` by its header (0 when unknown: decoding then fails with the reason);
+        a TranslatorError when the output would exceed the megapixel limit."""
+        size = image_size(path)
+        if size is None:
+            return 0
+        width, height = size
+        scale = self.translator.scale
+        megapixels = width * height * scale**2 / 1e6
+        if megapixels > self.max_megapixels:
+            enlarged = f" (x{scale}: {width * scale}x{height * scale} out)" if scale > 1 else ""
+            raise TranslatorError(f"{path}: {width}x{height}{enlarged} is {megapixels:.4g} megapixels, over the "
+                                  f"limit of {self.max_megapixels:.4g}; raise it with --max-megapixels")
+        return width * height
 
     def _read(self, job: ConvertJob) -> Prepared:
         image = read_image(job.src)
         if job.mask is not None:
             image = with_mask(image, read_image(job.mask))
-        return self.translator.prepare(image)
+        prepared = self.translator.prepare(image)
+        if not self.translator.runs_tiled(*prepared.pixels.shape[:2]):
+            prepared.tensor  # noqa: B018 - make the float input here, on a worker thread
+        return prepared
 
     def _flush(self, batch: list[tuple[ConvertJob, Prepared]], exact: bool) -> None:
+        if len(batch) == 1 and self.translator.runs_tiled(*batch[0][1].pixels.shape[:2]):
+            self._collect_writes(block=True)  # finish pending writes before holding large buffers
+            self._convert_large(*batch[0])
+            return
         try:
             outputs = self.translator.run_net(torch.stack([p.tensor for _, p in batch]), exact=exact)
         except Exception as e:
@@ -285,14 +324,33 @@ class FolderConverter:
                 self.record(job.src, Status.FAILED, f"translation failed: {_reason(e, job.src)}")
             return
         for (job, prepared), output in zip(batch, outputs):
-            self._writes.append((job, self._pool.submit(self._write, job, output, prepared)))
+            self._writes.append((job, self._pool.submit(self._write, job, [output], prepared)))
         if len(self._writes) > self._lookahead:
             self._collect_writes(block=True)
 
-    def _write(self, job: ConvertJob, output: torch.Tensor, prepared: Prepared) -> Status:
+    def _convert_large(self, job: ConvertJob, prepared: Prepared) -> None:
+        """An input that runs tiled, converted here from start to end, so its full-size buffers
+        (integer pixels, float output, finished image) are dropped as soon as the next exists."""
+        try:
+            outputs = [self.translator.run_prepared(prepared)]
+        except Exception as e:
+            log.debug("translating %s failed", job.src, exc_info=True)
+            self.record(job.src, Status.FAILED, f"translation failed: {_reason(e, job.src)}")
+            return
+        # The net has read the pixels; `finish` needs only the context. An empty array, not a
+        # view: a view would keep the full-size array alive.
+        prepared.pixels = np.empty((0, 0, prepared.pixels.shape[2]), prepared.pixels.dtype)
+        try:
+            self.record(job.src, self._write(job, outputs, prepared))
+        except Exception as e:  # carry on: report this file, convert the rest
+            log.debug("writing %s failed", job.dst, exc_info=True)
+            self.record(job.src, Status.FAILED, _reason(e, job.dst))
+
+    def _write(self, job: ConvertJob, outputs: list[torch.Tensor], prepared: Prepared) -> Status:
+        """Finish and write one output; `outputs` holds it alone, so finishing frees it."""
         if job.dst.exists() and not self.overwrite:  # another process got there first
             return Status.SKIPPED_EXISTING
-        image = self.translator.finish(output, prepared)
+        image = self.translator.finish(outputs.pop(), prepared)
         write_image(job.dst, fit_to_format(image, job.dst.suffix))
         return Status.CONVERTED
 
@@ -329,6 +387,7 @@ def convert_folder(
     workers: int = 2,
     max_batch: int | None = None,
     mask_dir: str | os.PathLike | None = None,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
 ) -> ConvertReport:
     """Convert an image file or a folder tree into `dst`, carrying on past bad files.
 
@@ -341,12 +400,14 @@ def convert_folder(
     while the net runs; same-size images are batched (at most `max_batch`, default from the
     memory budget). `progress` is called in this thread once per input. `mask_dir` (inpainting)
     holds a hole mask per input under the same relative path and name (any image suffix).
+    An input whose output would exceed `max_megapixels` (read from its header, before decoding)
+    fails with the limit named; large inputs within it run tiled with bounded memory.
     """
     start = time.perf_counter()
     jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
     _remove_stale_temp_files(jobs)
     converter = FolderConverter(translator, overwrite=overwrite, workers=workers, max_batch=max_batch,
-                                progress=progress)
+                                progress=progress, max_megapixels=max_megapixels)
     converter.total = len(jobs) + len(failures)
     for path, reason in failures:
         converter.record(path, Status.FAILED, reason)

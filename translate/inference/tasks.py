@@ -8,6 +8,7 @@ full-resolution luminance; inpaint: add a mask channel) is one class plus one `T
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -19,11 +20,17 @@ from translate.data.images import image_to_tensor, tensor_to_image, to_channels
 
 @dataclass
 class Prepared:
-    """A net input (C_in, H, W) float32 in [-1, 1], the input's dtype, and notes for `finish`."""
+    """A net input as HxWxC_in uint8/uint16 `pixels` (kept as integers, so a large image is not
+    held as floats: tiles convert as they run), the input's dtype, and notes for `finish`."""
 
-    tensor: torch.Tensor
+    pixels: np.ndarray
     dtype: np.dtype
     context: Any
+
+    @functools.cached_property
+    def tensor(self) -> torch.Tensor:
+        """The whole net input, (C_in, H, W) float32 in [-1, 1]."""
+        return image_to_tensor(self.pixels)
 
 
 class TaskAdapter(Protocol):
@@ -74,8 +81,8 @@ class GenericAdapter:
         if channels in (2, 4) and self.in_channels != channels:
             alpha = image[:, :, -1:]
             image = image[:, :, :-1]
-        tensor = image_to_tensor(np.ascontiguousarray(to_channels(image, self.in_channels)))
-        return Prepared(tensor, image.dtype, _Generic(squeeze=squeeze, alpha=alpha))
+        pixels = to_channels(image, self.in_channels)
+        return Prepared(pixels, image.dtype, _Generic(squeeze=squeeze, alpha=alpha))
 
     def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
         note: _Generic = prepared.context
@@ -116,7 +123,7 @@ class ColorizeAdapter:
         alpha = image[:, :, -1:] if image.shape[2] in (2, 4) else None
         rgb = to_channels(image[:, :, :-1] if alpha is not None else image, 3)
         lightness = lab_split(to_uint8(rgb))[0]
-        return Prepared(image_to_tensor(lightness), image.dtype, _Colorize(lightness, alpha))
+        return Prepared(lightness, image.dtype, _Colorize(lightness, alpha))
 
     def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
         from translate.data.synth import lab_to_rgb
@@ -154,7 +161,7 @@ class InpaintAdapter:
                              "or a mask image (white = hole)")
         hole = mask_from_alpha(image)
         rgb = image[:, :, :3]
-        return Prepared(image_to_tensor(masked_input(rgb, hole)), image.dtype, _Inpaint(rgb, hole > 0))
+        return Prepared(masked_input(rgb, hole), image.dtype, _Inpaint(rgb, hole > 0))
 
     def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
         note: _Inpaint = prepared.context

@@ -50,6 +50,22 @@ def padding_for(height: int, width: int, multiple: int, *, minimum: int = 1) -> 
     return Padding(top=top, bottom=bottom, left=left, right=right)
 
 
+def padded_index(length: int, before: int, after: int) -> np.ndarray:
+    """Source index of every position of an axis of `length` padded by `before` / `after` with
+    reflection (no edge repeat), reflected again while a pad exceeds the axis; a 1-long axis can
+    only be replicated. Indexing an image with it pads it, or any window of the padded image."""
+    if length < 1:
+        raise ValueError(f"length: must be >= 1, got {length}")
+    index = np.arange(length)
+    while before or after:
+        if len(index) == 1:
+            return np.pad(index, (before, after), mode="edge")
+        b, a = min(before, len(index) - 1), min(after, len(index) - 1)
+        index = np.pad(index, (b, a), mode="reflect")
+        before, after = before - b, after - a
+    return index
+
+
 def tile_starts(length: int, tile_size: int, overlap_px: int, *, align: int = 1) -> list[int]:
     """Start offsets of tiles of `tile_size` covering [0, length) with at least `overlap_px` overlap.
 

@@ -12,14 +12,15 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from translate.data.images import fit_to_format, read_image, write_image
+from translate.data.images import fit_to_format, image_to_tensor, read_image, write_image
 from translate.errors import TranslatorError
 from translate.inference import normstats, tiling
 from translate.inference.device import auto_memory_budget, autocast, resolve_device, resolve_precision
@@ -102,18 +103,11 @@ def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
 
 
 def reflect_pad(x: torch.Tensor, pad: tiling.Padding) -> torch.Tensor:
-    """Reflect-pad (N, C, H, W) by `pad`, repeating the reflection when a pad exceeds the image
-    (reflect alone allows at most size - 1); a 1-pixel side can only be replicated."""
-    top, bottom, left, right = pad.top, pad.bottom, pad.left, pad.right
-    while top or bottom or left or right:
-        height, width = x.shape[-2:]
-        if height == 1 or width == 1:
-            return F.pad(x, (left, right, top, bottom), mode="replicate")
-        t, b = min(top, height - 1), min(bottom, height - 1)
-        l, r = min(left, width - 1), min(right, width - 1)
-        x = F.pad(x, (l, r, t, b), mode="reflect")
-        top, bottom, left, right = top - t, bottom - b, left - l, right - r
-    return x
+    """Reflect-pad (N, C, H, W) by `pad` as `tiling.padded_index` says (pads larger than the
+    image reflect again; a 1-pixel side is replicated)."""
+    rows = torch.from_numpy(tiling.padded_index(x.shape[-2], pad.top, pad.bottom)).to(x.device)
+    cols = torch.from_numpy(tiling.padded_index(x.shape[-1], pad.left, pad.right)).to(x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 # ---------------------------------------------------------------- the Translator
@@ -212,8 +206,7 @@ class Translator:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`."""
         prepared = self.prepare(image)
-        output = self.run_net(prepared.tensor[None], exact=self.wants_exact(prepared))[0]
-        return self.finish(output, prepared)
+        return self.finish(self.run_prepared(prepared), prepared)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The task adapter's net input for `image` (thread-safe, CPU only)."""
@@ -258,15 +251,23 @@ class Translator:
         with autocast(self.device, "fp32" if exact else self.precision):
             return self.net(x).float()
 
-    def _tile_plan(self, height: int, width: int, batch: int) -> tuple[int, int] | None:
+    def _activation_budget(self, reserve_bytes: int) -> int:
+        """Bytes activations may take while `reserve_bytes` of image buffers are held: on CPU both
+        share the memory the budget was made for (at least a quarter of it stays for tiles)."""
+        if self.device.type != "cpu":
+            return self.memory_budget_bytes
+        return max(self.memory_budget_bytes - reserve_bytes, self.memory_budget_bytes // 4)
+
+    def _tile_plan(self, height: int, width: int, batch: int, *, reserve_bytes: int = 0) -> tuple[int, int] | None:
         """(tile height, tile width) for a padded height x width image, or None to run it whole."""
         if self.tile_size is not None:
             if max(height, width) <= self.tile_size:
                 return None
             return min(self.tile_size, height), min(self.tile_size, width)
-        if batch * height * width * self.bytes_per_px <= self.memory_budget_bytes:
+        budget = self._activation_budget(reserve_bytes)
+        if batch * height * width * self.bytes_per_px <= budget:
             return None
-        max_pixels = self.memory_budget_bytes / self.bytes_per_px
+        max_pixels = budget / self.bytes_per_px
         overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(int(max_pixels**0.5))
         tile = tiling.plan_tiles(height, width, max_pixels=max_pixels, overlap_px=overlap,
                                  multiple=self.size_multiple)
@@ -285,14 +286,69 @@ class Translator:
             tile = self._tile_plan(padded.shape[-2], padded.shape[-1], n)
             if tile is None:
                 y = self._forward(padded, exact)
-            else:
-                y = torch.cat([self._run_tiled(padded[i : i + 1], tile, exact) for i in range(n)])
-            y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
-            return y.to("cpu", torch.float32)
+                y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
+                return y.to("cpu", torch.float32)
+            outputs = []
+            for i in range(n):
+                image = padded[i : i + 1]
+                outputs.append(self._run_tiled(lambda r0, r1, c0, c1: image[:, :, r0:r1, c0:c1],
+                                               lambda _: image, pad, (height, width), tile, exact))
+            return torch.cat(outputs)
 
-    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int], exact: bool) -> torch.Tensor:
-        """One padded image (1, C, Hp, Wp) as overlapping tiles; returns (1, C_out, s*Hp, s*Wp) on CPU."""
-        _, _, height, width = x.shape
+    def runs_tiled(self, height: int, width: int) -> bool:
+        """Whether a height x width input runs as tiles (from its integer pixels, see `run_prepared`)."""
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        padded = (height + pad.top + pad.bottom, width + pad.left + pad.right)
+        return self._tile_plan(*padded, 1, reserve_bytes=self._output_bytes(height, width)) is not None
+
+    def _output_bytes(self, height: int, width: int) -> int:
+        return 4 * self.spec.out_channels * height * width * self.scale**2
+
+    def run_prepared(self, prepared: Prepared) -> torch.Tensor:
+        """The net output (C_out, s*H, s*W) float32 on the CPU for one prepared input. A large
+        input runs tile by tile from its integer pixels: each tile becomes floats only while it
+        runs, and the blended output is the one full-size float buffer."""
+        exact = self.wants_exact(prepared)
+        pixels = prepared.pixels
+        height, width = pixels.shape[:2]
+        if not self.runs_tiled(height, width):
+            return self.run_net(prepared.tensor[None], exact=exact)[0]
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        rows = tiling.padded_index(height, pad.top, pad.bottom)
+        cols = tiling.padded_index(width, pad.left, pad.right)
+        tile = self._tile_plan(len(rows), len(cols), 1, reserve_bytes=self._output_bytes(height, width))
+
+        def read(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
+            return image_to_tensor(pixels[np.ix_(rows[r0:r1], cols[c0:c1])])[None].to(self.device)
+
+        def downscaled(max_pixels: float) -> torch.Tensor:
+            return self._downscaled_input(pixels, (len(rows), len(cols)), max_pixels, read)
+
+        with torch.inference_mode():
+            return self._run_tiled(read, downscaled, pad, (height, width), tile, exact)[0]
+
+    def _downscaled_input(self, pixels: np.ndarray, padded: tuple[int, int], max_pixels: float,
+                          read: Callable[..., torch.Tensor]) -> torch.Tensor:
+        """The padded image area-downscaled to at most `max_pixels` (for the statistics pass)."""
+        size = normstats.downscaled_size(*padded, max_pixels=max_pixels, multiple=self.size_multiple)
+        if size == padded:
+            return read(0, padded[0], 0, padded[1])
+        height, width = pixels.shape[:2]
+        small_h = max(1, min(size[0], round(height * size[0] / padded[0])))
+        small_w = max(1, min(size[1], round(width * size[1] / padded[1])))
+        small = cv2.resize(pixels, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        small = small.reshape(small_h, small_w, pixels.shape[2])
+        top, left = (size[0] - small_h) // 2, (size[1] - small_w) // 2
+        pad = tiling.Padding(top, size[0] - small_h - top, left, size[1] - small_w - left)
+        return reflect_pad(image_to_tensor(small)[None], pad).to(self.device)
+
+    def _run_tiled(self, read: Callable[[int, int, int, int], torch.Tensor],
+                   downscaled: Callable[[float], torch.Tensor], pad: tiling.Padding,
+                   size: tuple[int, int], tile: tuple[int, int], exact: bool) -> torch.Tensor:
+        """One image of `size` (H, W) as overlapping tiles of its padded self, whose windows
+        `read(top, bottom, left, right)` gives as (1, C, h, w) floats; `downscaled(max_pixels)` is
+        the padded image for the statistics pass. Returns (1, C_out, s*H, s*W) on the CPU."""
+        height, width = size[0] + pad.top + pad.bottom, size[1] + pad.left + pad.right
         tile_h, tile_w = tile
         overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(max(tile))
         # Aligned starts give every tile the stride-2 sampling grid of the whole image, so tiles
@@ -306,21 +362,24 @@ class Translator:
         if self._norm_context is not None:
             # One pass over the whole image (downscaled to fit the budget) measures every
             # instance-norm layer; all tiles then normalise alike, so no tile-to-tile colour shift.
-            stats = normstats.record_stats(
-                lambda z: self._forward(z, exact), self._norm_context, x,
-                max_pixels=self.memory_budget_bytes / self.bytes_per_px, multiple=self.size_multiple,
-            )
+            max_pixels = self._activation_budget(self._output_bytes(*size)) / self.bytes_per_px
+            stats = normstats.record_stats(lambda z: self._forward(z, exact), self._norm_context,
+                                           downscaled(max_pixels), max_pixels=max_pixels, multiple=m)
             stats_scope = self._norm_context.frozen(stats)
         log.debug("tiling %dx%d with %d tiles of %dx%d (overlap >= %d px)",
                   height, width, len(tops) * len(lefts), tile_h, tile_w, overlap)
-        out = torch.zeros(1, self.spec.out_channels, height * s, width * s, dtype=torch.float32)
+        # Only the cropped output is kept: tile parts over the padding are dropped as they come.
+        out = torch.zeros(1, self.spec.out_channels, size[0] * s, size[1] * s, dtype=torch.float32)
         with stats_scope:
             for top, wy in zip(tops, row_weights):
                 for left, wx in zip(lefts, col_weights):
-                    y = self._forward(x[:, :, top : top + tile_h, left : left + tile_w], exact)
-                    y = y.to("cpu", torch.float32)
+                    y = self._forward(read(top, top + tile_h, left, left + tile_w), exact).to("cpu", torch.float32)
                     y *= wy[:, None] * wx[None, :]
-                    out[:, :, top * s : (top + tile_h) * s, left * s : (left + tile_w) * s] += y
+                    r0, r1 = max(top, pad.top), min(top + tile_h, pad.top + size[0])
+                    c0, c1 = max(left, pad.left), min(left + tile_w, pad.left + size[1])
+                    if r0 < r1 and c0 < c1:
+                        out[:, :, (r0 - pad.top) * s : (r1 - pad.top) * s, (c0 - pad.left) * s : (c1 - pad.left) * s] += \
+                            y[:, :, (r0 - top) * s : (r1 - top) * s, (c0 - left) * s : (c1 - left) * s]
         return out
 
     def describe(self) -> str:
