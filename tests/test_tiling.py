@@ -136,3 +136,15 @@ def test_pad_amounts_minimum_side():
     assert tiling.pad_amounts(3, 4, minimum=16) == (6, 7)
     assert tiling.pad_amounts(20, 4, minimum=16) == (0, 0)
     assert tiling.pad_amounts(5, 256, minimum=16) == (125, 126)
+
+
+@pytest.mark.parametrize("length,before,after", [(10, 3, 4), (5, 0, 0), (3, 7, 2), (1, 2, 3), (2, 5, 5)])
+def test_padded_index_reflects_like_repeated_reflect_padding(length, before, after):
+    index = tiling.padded_index(length, before, after)
+    assert len(index) == length + before + after
+    assert (index[before : before + length] == np.arange(length)).all()
+    if before < length and after < length:
+        assert (index == np.pad(np.arange(length), (before, after), mode="reflect")).all()
+    if length == 1:
+        assert (index == 0).all()
+    assert index.min() >= 0 and index.max() < length

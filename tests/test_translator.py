@@ -209,3 +209,14 @@ def test_inference_stays_light_to_embed():
             "print(heavy)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_tiled_images_become_floats_one_tile_at_a_time(photo):
+    t = translator(RESNET, tile_size=64, overlap_px=32)
+    image = photo("coffee", (150, 200))
+    prepared = t.prepare(image)
+    out = t.run_prepared(prepared)
+    assert "tensor" not in vars(prepared)  # the whole input was never converted to floats
+    assert out.shape == (3, 150, 200) and out.dtype == torch.float32
+    via_tensor = t.run_net(t.prepare(image).tensor[None])[0]  # the same tiles, cut from a float tensor
+    torch.testing.assert_close(out, via_tensor, atol=1e-5, rtol=0)
