@@ -17,7 +17,6 @@ from translate.nets import ResnetSpec, build_net, spec_to_dict
 TRAIN = ("train pix2pix --data {paired} --out {tmp}/out --generator resnet_6blocks --discriminator patchgan_34 "
          "--base-channels 4 --crop-size 64 --load-size 64 --max-steps 1 --device cpu")
 FIX_TRAINER = "the trainer helper's fix (issue 11 item 9): merge it, then drop this mark"
-FIX_INFERENCE = "the inference helper's fix (issue 11 item 1): merge it, then drop this mark"
 
 # (id, arguments with {placeholders} for the fixture's paths, a word the error line must contain[,
 # why it is expected to fail until another helper's work is merged])
@@ -71,9 +70,8 @@ ROWS = [
     ("serve-port-70000", "serve {run} --port 70000", "--port"),
     ("serve-no-slots", "serve {run} --max-concurrent 0", "--max-concurrent"),
     ("max-steps-negative", TRAIN + " --max-steps -1", "max_steps", FIX_TRAINER),
-    ("convert-onto-input-folder", "convert {run} {two_photos} {two_photos} --overwrite --device cpu", "input",
-     FIX_INFERENCE),
-    ("convert-file-onto-itself", "convert {run} {one_photo} {one_photo} --device cpu", "input", FIX_INFERENCE),
+    ("convert-onto-input-folder", "convert {run} {two_photos} {two_photos} --overwrite --device cpu", "input"),
+    ("convert-file-onto-itself", "convert {run} {one_photo} {one_photo} --device cpu", "input"),
 ]
 CASES = [pytest.param(*row[:3], id=row[0], marks=[pytest.mark.xfail(strict=True, reason=r) for r in row[3:]])
          for row in ROWS]
