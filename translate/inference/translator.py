@@ -31,7 +31,7 @@ from translate.inference import normstats, tiling
 from translate.inference.device import (
     PRECISIONS, auto_memory_budget, cpu_has_native_bf16, resolve_device, resolve_precision,
 )
-from translate.inference.tasks import Prepared, TaskAdapter, adapter_for, with_mask
+from translate.tasks import Prepared, TaskAdapter, get_task
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ class Translator:
         self.size_multiple = int(spec.size_multiple)
         self.info = dict(info or {})
         try:
-            self.adapter: TaskAdapter = adapter_for(task, spec)
+            self.adapter: TaskAdapter = get_task(task).adapter(spec)
         except ValueError as e:
             raise TranslatorError(f"{self.info.get('source', 'net')}: {e}") from None
         if tile_size is not None:
@@ -561,7 +561,7 @@ def _reason(error: BaseException, path: Path) -> str:
 def _read(translator: Translator, job: ConvertJob) -> Prepared:
     image = read_image(job.src)
     if job.mask is not None:
-        image = with_mask(image, read_image(job.mask))
+        image = get_task(translator.task).with_mask(image, read_image(job.mask))
     return translator.prepare(image)
 
 
