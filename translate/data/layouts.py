@@ -143,14 +143,14 @@ def _split_dir(root: Path, split: str) -> Path:
 SPLITS = ("train", "val", "test")
 
 
-def seeded_split(items: list, *, val_fraction: float = 0.0, test_fraction: float = 0.0,
-                 seed: int = 0) -> dict[str, list]:
+def seeded_split(items: list, *, val_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 0,
+                 where: str | os.PathLike = "split") -> dict[str, list]:
     """The one train/val/test split: {"train", "val", "test"} lists, each in the order of `items`.
 
     A seeded permutation of len(items) takes round(n * fraction) items for val, then for test; a
     nonzero fraction always gets at least one item, and train must keep at least one. Pass items in
     a fixed (sorted) order: the same items, fractions and seed then give the same split everywhere
-    (training from a photo folder and `translate prepare` agree).
+    (training from a photo folder and `translate prepare` agree). `where` names the folder in errors.
     """
     for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not 0.0 <= value < 1.0:
@@ -159,7 +159,7 @@ def seeded_split(items: list, *, val_fraction: float = 0.0, test_fraction: float
     n_val, n_test = (max(1, round(n * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
     if n - n_val - n_test < 1:
         raise DatasetError(
-            f"split: {n} item(s) cannot fill val ({n_val}), test ({n_test}) and train (at least 1); "
+            f"{where}: {n} file(s) cannot fill val ({n_val}), test ({n_test}) and train (at least 1); "
             "add files or lower val_fraction/test_fraction"
         )
     order = np.random.default_rng(seed).permutation(n)
@@ -174,7 +174,7 @@ def _partition(items: list, root: Path, split: str, val_fraction: float, seed: i
             f"{root}: no {split!r} split: no split folders here "
             "(set val_fraction > 0 for 'val'; 'train' gets the rest)"
         )
-    return seeded_split(items, val_fraction=val_fraction, seed=seed)[split]
+    return seeded_split(items, val_fraction=val_fraction, seed=seed, where=root)[split]
 
 
 def _is_image(path: Path) -> bool:

@@ -74,7 +74,8 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
         photos = [p for p in photos if not p.resolve().is_relative_to(out.resolve())]
         if not photos:
             raise DatasetError(f"{src}: no photos outside the output folder {out}")
-    splits = seeded_split(sorted(photos), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    splits = seeded_split(sorted(photos), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                          where=src)
     report = PrepareReport(task=task, out=out)
 
     plan: list[tuple[str, Path, str]] = []  # (split, photo, output name)
