@@ -158,7 +158,7 @@ def test_mask_fills_holes_for_inpainting_and_must_match_the_size(tmp_path, photo
     rgba = np.concatenate([image, np.where(hole[:, :, None] > 0, 0, 255).astype(np.uint8)], axis=2)
     np.testing.assert_array_equal(decode(response.content), translator(rgba))
     assert_error(post(client, encode(image), mask=encode(hole[:60])), 422, "mask", "80x60", "80x64")
-    assert client.get("/model").json()["task"] == "inpaint"
+    assert client.get("/model").json()["task"] == "inpaint" and client.get("/model").json()["takes_mask"] is True
 
 
 def test_twenty_concurrent_requests_each_get_their_own_result(client, photo):
@@ -194,6 +194,7 @@ def test_health_model_docs_and_editor(client):
     assert model["input"]["channels"] == 3 and model["input"]["range"] == [-1.0, 1.0]
     assert model["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 160_000}
     assert model["directions"] == ["a_to_b"] and "png" in model["output_formats"]
+    assert model["takes_mask"] is False  # the editor hides its mask tools
     assert "/translate" in client.get("/openapi.json").json()["paths"]
     assert "swagger" in client.get("/docs").text.lower()
     page = client.get("/")

@@ -226,6 +226,7 @@ def create_app(
         "default_direction": default_direction,
         "output_formats": list(OUTPUT_FORMATS),
         "input_types": list(IMAGE_TYPES.values()),
+        "takes_mask": get_task(default.task).takes_mask,  # whether POST /translate accepts a mask
         # max_pixels bounds the output: input pixels times scale**2 for super-resolution nets.
         "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
         "device": str(default.device),
