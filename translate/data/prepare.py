@@ -77,17 +77,7 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     splits = seeded_split(sorted(photos), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                           where=src)
     report = PrepareReport(task=task, out=out)
-
-    plan: list[tuple[str, Path, str]] = []  # (split, photo, output name)
-    owner: dict[str, Path] = {}
-    for split in SPLITS:
-        for photo in splits[split]:
-            name = "__".join(photo.relative_to(src).with_suffix("").parts)
-            if name in owner:
-                report.skipped.append((photo, f"same output name {name!r} as {owner[name]}"))
-                continue
-            owner[name] = photo
-            plan.append((split, photo, name))
+    plan = _plan(splits, src, report)
     if not overwrite:
         existing = [p for split, _, name in plan for p in _outputs(out, split, name) if p.exists()]
         if existing:
@@ -116,6 +106,21 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
         report.written[split] += 1
     log.info("%s", report.summary())
     return report
+
+
+def _plan(splits: dict[str, list[Path]], src: Path, report: PrepareReport) -> list[tuple[str, Path, str]]:
+    """(split, photo, output name) per photo; photos whose name another already took are skipped."""
+    plan: list[tuple[str, Path, str]] = []
+    owner: dict[str, Path] = {}
+    for split in SPLITS:
+        for photo in splits[split]:
+            name = "__".join(photo.relative_to(src).with_suffix("").parts)
+            if name in owner:
+                report.skipped.append((photo, f"same output name {name!r} as {owner[name]}"))
+                continue
+            owner[name] = photo
+            plan.append((split, photo, name))
+    return plan
 
 
 def _outputs(out: Path, split: str, name: str) -> tuple[Path, Path]:
