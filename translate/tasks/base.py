@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
-import yaml
 
 from translate.data.images import image_to_tensor, tensor_to_image, to_channels, to_uint8
 from translate.errors import ConfigError, ImageError
@@ -123,6 +122,8 @@ class Task:
 
     def recipe(self) -> dict[str, Any]:
         """The recipe's config overrides, read from the packaged `tasks/<name>.yaml`."""
+        import yaml  # training only: conversion never reads a recipe
+
         name = f"{self.name}.yaml"
         text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
         data = yaml.safe_load(text)
