@@ -27,12 +27,14 @@ def test_registry_names_its_tasks_and_refuses_others():
         get_task("deblur")
 
 
-def test_train_with_an_unknown_task_is_one_line(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "pix2pix", "--task", "deblur", "--data", "nowhere", "--out", "run"])
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2 and "Traceback" not in err
-    assert "--task: invalid choice: 'deblur'" in err and "restore" in err
+@pytest.mark.parametrize("task, message", [
+    ("deblur", "error: task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore"),
+    ("custom", "error: task: 'custom' cannot be prepared from photos; choose one of colorize, sketch, inpaint, "
+               "superres, restore"),
+])
+def test_prepare_names_the_tasks_it_can_prepare(tmp_path, capsys, task, message):
+    assert main(["prepare", task, str(tmp_path), str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip() == message
 
 
 def test_mask_rule_is_max_over_colour_at_half_range():

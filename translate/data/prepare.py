@@ -28,7 +28,7 @@ from translate.config import SynthConfig
 from translate.data.images import ImageError, read_image, to_channels, to_uint8, write_image
 from translate.data.layouts import SPLITS, DatasetError, find_photos, seeded_split
 from translate.errors import ConfigError
-from translate.tasks import get_task, recipe_tasks
+from translate.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,8 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     Unreadable or unusable photos are skipped and listed in the report; the batch carries on. Existing
     output files raise DatasetError before anything is written, unless overwrite=True.
     """
-    definition = get_task(task)
+    definition = get_task(task, from_photos=True)
     make_pair = definition.pair_maker(synth)
-    if make_pair is None:
-        raise ConfigError(f"task: {task!r} cannot be prepared; choose one of {', '.join(recipe_tasks())}")
     if max_side is not None and max_side < 1:
         raise ConfigError(f"max_side: must be at least 1 pixel, got {max_side}")
     src, out = Path(src), Path(out)

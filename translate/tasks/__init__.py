@@ -28,11 +28,14 @@ TASKS: dict[str, Task] = {
 }
 
 
-def get_task(name: str) -> Task:
-    """The registered task called `name`; ConfigError naming the choices otherwise."""
+def get_task(name: str, *, from_photos: bool = False) -> Task:
+    """The registered task called `name`; ConfigError naming the choices otherwise. With
+    `from_photos`, only a task whose pairs are synthesised from photos (a recipe task) will do."""
     task = TASKS.get(name) if isinstance(name, str) else None
     if task is None:
         raise ConfigError(f"task: unknown {name!r}; choose one of {', '.join(TASKS)}")
+    if from_photos and not task.from_photos:
+        raise ConfigError(f"task: {name!r} cannot be prepared from photos; choose one of {', '.join(recipe_tasks())}")
     return task
 
 
