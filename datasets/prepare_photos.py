@@ -4,7 +4,7 @@
     python datasets/prepare_photos.py colorize ~/Pictures data/colorize --max-side 512
     python datasets/prepare_photos.py superres ~/Pictures data/sr2 --set synth.scale=2 --set synth.jpeg_quality_min=0
 
-The synthesis options are the recipe's `synth` section (translate/recipes/TASK.yaml) with any
+The synthesis options are the recipe's `synth` section (translate/tasks/TASK.yaml) with any
 `--set synth.KEY=VALUE` applied, so the pairs match what `translate train --task TASK` would draw
 on the fly. Writes OUT/{train,val,test}/{A,B}/<name>.png; skipped photos are listed at the end.
 """
@@ -18,13 +18,13 @@ from pathlib import Path
 from translate.config import ConfigError
 from translate.data.layouts import DatasetError
 from translate.data.prepare import prepare
-from translate.recipes import RECIPES
+from translate.tasks import recipe_tasks
 from translate.training import resolve_config
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=sorted(RECIPES))
+    parser.add_argument("task", choices=recipe_tasks())
     parser.add_argument("src", type=Path, help="folder of photos (searched recursively)")
     parser.add_argument("out", type=Path, help="output dataset root")
     parser.add_argument("--seed", type=int, default=0)

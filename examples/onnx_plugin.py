@@ -21,7 +21,7 @@ from PIL import Image, ImageOps
 METADATA_KEY = "translate.json"
 # Tasks whose net maps image to image. Others (colorize, inpaint) wrap the net in task-specific
 # steps that live in translate's task adapters; run those with translate itself.
-GENERIC_TASKS = ("custom", "sketch", "superres")
+GENERIC_TASKS = ("custom", "sketch", "superres", "restore")
 _MAX = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 

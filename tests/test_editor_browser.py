@@ -24,7 +24,6 @@ if CHROMIUM is None:
 from translate import Translator  # noqa: E402
 from translate.checkpoint import save_checkpoint  # noqa: E402
 from translate.data.images import write_image  # noqa: E402
-from translate.inference import tasks  # noqa: E402
 from translate.nets import build_net, preset, spec_to_dict  # noqa: E402
 from translate.serve import create_app  # noqa: E402
 
@@ -134,9 +133,7 @@ def stroke(page, y_fraction: float) -> None:
     page.mouse.up()
 
 
-def test_editor_inpaints_a_painted_mask(serve, browser, tmp_path, photo, monkeypatch):
-    if "inpaint" not in tasks.TASK_ADAPTERS:  # until the inpaint adapter lands (see test_serve.py)
-        monkeypatch.setitem(tasks.TASK_ADAPTERS, "inpaint", tasks.GenericAdapter)
+def test_editor_inpaints_a_painted_mask(serve, browser, tmp_path, photo):
     url, translator = serve(INPAINT, "inpaint")
     image = photo("astronaut", (160, 200))
     source = tmp_path / "astronaut.png"

@@ -17,6 +17,7 @@ from translate.data.layouts import (
     find_photos_split,
     find_unpaired,
     has_split,
+    seeded_split,
 )
 
 
@@ -94,6 +95,32 @@ def test_nosplit_missing_split(write_paired, split, val_fraction):
     root = write_paired("paired_nosplit")
     with pytest.raises(DatasetError, match=rf"^{re.escape(str(root))}: no '{split}' split: no split folders here"):
         find_paired(root, split, val_fraction=val_fraction)
+
+
+def test_seeded_split_is_one_deterministic_partition():
+    items = [f"p{i:02d}" for i in range(20)]
+    splits = seeded_split(items, val_fraction=0.1, test_fraction=0.2, seed=5)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [14, 2, 4]
+    assert sorted(sum(splits.values(), [])) == items  # every item exactly once
+    assert all(splits[s] == sorted(splits[s]) for s in splits)  # each keeps the items' order
+    assert splits == seeded_split(items, val_fraction=0.1, test_fraction=0.2, seed=5)
+    assert splits != seeded_split(items, val_fraction=0.1, test_fraction=0.2, seed=6)
+    # val is drawn first from the permutation, so adding a test split leaves val unchanged
+    assert seeded_split(items, val_fraction=0.1, seed=5)["val"] == splits["val"]
+    assert [len(v) for v in seeded_split(items[:3], val_fraction=0.01).values()] == [2, 1, 0]
+    with pytest.raises(DatasetError, match="^split: 2 file\\(s\\) cannot fill val \\(1\\), test \\(1\\)"):
+        seeded_split(items[:2], val_fraction=0.1, test_fraction=0.1)
+    with pytest.raises(ValueError, match="test_fraction: must be in"):
+        seeded_split(items, test_fraction=1.0)
+
+
+def test_nosplit_val_is_the_shared_seeded_split(write_paired):
+    """Training's A/B-without-splits partition and prepare's photo split are one function."""
+    root = write_paired("paired_nosplit", splits={"all": 10})
+    everything = find_paired(root, "train")
+    for split in ("train", "val"):
+        assert find_paired(root, split, val_fraction=0.3, seed=4) == seeded_split(
+            everything, val_fraction=0.3, seed=4)[split]
 
 
 def test_val_fraction_range(write_paired):

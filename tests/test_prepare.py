@@ -1,4 +1,4 @@
-"""prepare(): photo folder -> paired_folders dataset per task; deterministic photo splits; and the
+"""prepare(): photo folder -> paired_folders dataset per task, split as training splits; and the
 public-dataset helpers in datasets/ unpacking archives built here (tests never download)."""
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ import pytest
 from translate.config import SynthConfig
 from translate.data.images import read_image, write_image
 from translate.data.layouts import DatasetError, find_paired, find_photos_split
-from translate.data.prepare import PrepareReport, prepare, split_photos
-from translate.data.synth import lab_split, mask_from_alpha
+from translate.data.prepare import PrepareReport, prepare
+from translate.tasks.colorize import lab_split
+from translate.tasks.inpaint import mask_from_alpha
 
-SYNTH = SynthConfig(scale=4, blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70)
-INPUT_CHANNELS = {"colorize": 1, "sketch": 1, "inpaint": 4, "superres": 3}
+SYNTH = SynthConfig(scale=4, blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70, shot_noise_max=0.5)
+INPUT_CHANNELS = {"colorize": 1, "sketch": 1, "inpaint": 4, "superres": 3, "restore": 3}
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -114,23 +115,10 @@ def test_prepare_rejects_bad_arguments(write_photos, tmp_path):
     src = write_photos(2)
     with pytest.raises(ValueError, match="'custom' cannot be prepared"):
         prepare("custom", src, tmp_path / "out", synth=SYNTH)
-    with pytest.raises(ValueError, match="2 photo\\(s\\) cannot fill"):
+    with pytest.raises(ValueError, match="2 file\\(s\\) cannot fill"):
         prepare("sketch", src, tmp_path / "out", synth=SYNTH)  # val 1 + test 1 leaves no train
     with pytest.raises(DatasetError, match="not found"):
         prepare("sketch", tmp_path / "missing", tmp_path / "out", synth=SYNTH)
-
-
-def test_split_photos_is_a_seeded_partition():
-    paths = [Path(f"p{i:02d}.jpg") for i in range(20)]
-    splits = split_photos(paths[::-1], val_fraction=0.1, test_fraction=0.2, seed=5)
-    assert [len(splits[s]) for s in ("train", "val", "test")] == [14, 2, 4]
-    assert sorted(sum(splits.values(), [])) == paths
-    assert all(splits[s] == sorted(splits[s]) for s in splits)
-    assert splits == split_photos(paths, val_fraction=0.1, test_fraction=0.2, seed=5)  # order-independent
-    assert splits != split_photos(paths, val_fraction=0.1, test_fraction=0.2, seed=6)
-    assert [len(v) for v in split_photos(paths[:3], val_fraction=0.01, test_fraction=0.0).values()] == [2, 1, 0]
-    with pytest.raises(ValueError, match="val_fraction"):
-        split_photos(paths, val_fraction=1.0)
 
 
 def test_prepare_splits_like_training_from_the_photo_folder(write_photos, tmp_path):

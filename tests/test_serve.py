@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from translate import Translator  # noqa: E402
 from translate.checkpoint import save_checkpoint  # noqa: E402
-from translate.inference import tasks  # noqa: E402
 from translate.nets import build_net, preset, spec_to_dict  # noqa: E402
 from translate.inference.translator import InferenceOptions  # noqa: E402
 from translate.serve import create_app, load_translators  # noqa: E402
@@ -62,14 +61,6 @@ def client(translator):
     app = create_app(translator, max_upload_bytes=300_000, max_pixels=400 * 400)
     with TestClient(app) as c:
         yield c
-
-
-@pytest.fixture
-def inpaint_task(monkeypatch):
-    """Until the inpaint task adapter lands, the generic one (RGBA straight into a 4-channel net)
-    stands in: the service only needs the task name and an RGBA input with alpha 0 on holes."""
-    if "inpaint" not in tasks.TASK_ADAPTERS:
-        monkeypatch.setitem(tasks.TASK_ADAPTERS, "inpaint", tasks.GenericAdapter)
 
 
 def post(client, data: bytes, *, content_type: str = "image/png", mask: bytes | None = None, **fields):
@@ -156,7 +147,7 @@ def test_bad_options_and_missing_fields_are_422(client, photo):
     assert_error(post(client, data, mask=mask), 422, "mask", "inpaint")
 
 
-def test_mask_fills_holes_for_inpainting_and_must_match_the_size(tmp_path, photo, inpaint_task):
+def test_mask_fills_holes_for_inpainting_and_must_match_the_size(tmp_path, photo):
     path = write_checkpoint(tmp_path / "inpaint.pt", {"g_ab": INPAINT}, task="inpaint")
     translator = Translator.load(path, device="cpu", precision="fp32")
     client = TestClient(create_app(translator))
@@ -168,7 +159,7 @@ def test_mask_fills_holes_for_inpainting_and_must_match_the_size(tmp_path, photo
     rgba = np.concatenate([image, np.where(hole[:, :, None] > 0, 0, 255).astype(np.uint8)], axis=2)
     np.testing.assert_array_equal(decode(response.content), translator(rgba))
     assert_error(post(client, encode(image), mask=encode(hole[:60])), 422, "mask", "80x60", "80x64")
-    assert client.get("/model").json()["task"] == "inpaint"
+    assert client.get("/model").json()["task"] == "inpaint" and client.get("/model").json()["takes_mask"] is True
 
 
 def test_twenty_concurrent_requests_each_get_their_own_result(client, photo):
@@ -204,6 +195,7 @@ def test_health_model_docs_and_editor(client):
     assert model["input"]["channels"] == 3 and model["input"]["range"] == [-1.0, 1.0]
     assert model["limits"] == {"max_upload_bytes": 300_000, "max_pixels": 160_000}
     assert model["directions"] == ["a_to_b"] and "png" in model["output_formats"]
+    assert model["takes_mask"] is False  # the editor hides its mask tools
     assert "/translate" in client.get("/openapi.json").json()["paths"]
     assert "swagger" in client.get("/docs").text.lower()
     page = client.get("/")

@@ -1,5 +1,6 @@
 """Recipe synthesis on real photos: shapes and channel layouts, seeded randomness, mask coverage,
-full-resolution lightness for colorize, sparse sketch lines, the super-resolution degradation."""
+full-resolution lightness for colorize, sparse sketch lines, the super-resolution and restoration
+degradations."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,36 +10,29 @@ import numpy as np
 import pytest
 
 from translate.config import ConfigError, SynthConfig, TrainConfig
-from translate.data.synth import (
-    HOLE_FILL,
-    PAIR_MAKERS,
-    bicubic_upscale,
-    canny_lines,
-    lab_split,
-    lab_to_rgb,
-    mask_from_alpha,
-    masked_input,
-    pair_maker,
-    random_mask,
-    sketch_pair,
-    superres_pair,
-    to_uint8,
-    xdog_lines,
-)
+from translate.data import synth
+from translate.data.images import to_uint8
 from translate.nets import PRESETS
+from translate.tasks import TASKS, get_task, recipe_tasks
+from translate.tasks.colorize import lab_split, lab_to_rgb
+from translate.tasks.inpaint import HOLE_FILL, mask_from_alpha, masked_input, random_mask
+from translate.tasks.restore import restore_pair
+from translate.tasks.sketch import canny_lines, sketch_pair, xdog_lines
+from translate.tasks.superres import bicubic_upscale, superres_pair
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-# Every degradation switched on, so the superres pair depends on the generator too.
+# Every degradation switched on, so superres and restore pairs depend on all of their options.
 SR_OPTIONS = dict(scale=4, blur_sigma_max=1.5, noise_std_max=5.0, jpeg_quality_min=60)
-OPTIONS = {"superres": SR_OPTIONS}
+SYNTH = SynthConfig(**SR_OPTIONS, shot_noise_max=1.0)
+RECIPE_TASKS = recipe_tasks()
 
 
-def _make(task, image, seed):
-    return PAIR_MAKERS[task](image, np.random.default_rng(seed), **OPTIONS.get(task, {}))
+def _make(task, image, seed, rng=None):
+    return TASKS[task].pair_maker(SYNTH)(image, rng or np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("task, input_channels, target_channels", [
-    ("colorize", 1, 2), ("sketch", 1, 3), ("inpaint", 4, 3), ("superres", 3, 3),
+    ("colorize", 1, 2), ("sketch", 1, 3), ("inpaint", 4, 3), ("superres", 3, 3), ("restore", 3, 3),
 ])
 def test_pair_shapes_and_layout(photo, task, input_channels, target_channels):
     image = photo("astronaut", (72, 96))
@@ -52,7 +46,7 @@ def test_pair_shapes_and_layout(photo, task, input_channels, target_channels):
         assert net_input.shape[:2] == target.shape[:2] == (72, 96)
 
 
-@pytest.mark.parametrize("task", list(PAIR_MAKERS))
+@pytest.mark.parametrize("task", RECIPE_TASKS)
 def test_pairs_are_seeded_and_vary(photo, task):
     image = photo("coffee", 64)
     first, again = _make(task, image, 7), _make(task, image, 7)
@@ -62,11 +56,10 @@ def test_pairs_are_seeded_and_vary(photo, task):
     inputs = {_make(task, image, seed)[0].tobytes() for seed in range(6)}
     assert len(inputs) == 6
     rng = np.random.default_rng(3)  # one generator, two calls: fresh randomness each time
-    kw = OPTIONS.get(task, {})
-    assert not np.array_equal(PAIR_MAKERS[task](image, rng, **kw)[0], PAIR_MAKERS[task](image, rng, **kw)[0])
+    assert not np.array_equal(_make(task, image, 0, rng)[0], _make(task, image, 0, rng)[0])
 
 
-@pytest.mark.parametrize("task", list(PAIR_MAKERS))
+@pytest.mark.parametrize("task", RECIPE_TASKS)
 def test_uint16_photos_match_their_8_bit_version(photo, task):
     image = photo("chelsea", 48)
     wide = image.astype(np.uint16) * 257  # exact 8 -> 16 bit scaling
@@ -76,7 +69,7 @@ def test_uint16_photos_match_their_8_bit_version(photo, task):
 
 
 @pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3))])
-@pytest.mark.parametrize("task", list(PAIR_MAKERS))
+@pytest.mark.parametrize("task", RECIPE_TASKS)
 def test_pair_makers_reject_non_rgb(task, bad):
     with pytest.raises(ValueError, match="photo: expected HxWx3"):
         _make(task, bad, 0)
@@ -266,19 +259,19 @@ def test_bicubic_upscale_is_the_baseline(photo):
 
 # --- registry ---------------------------------------------------------------------------------
 
-def _config(task, **synth):
+def _config(task, **options):
     generator = PRESETS["unet_256"]
     if task == "superres":
         generator = dataclasses.replace(PRESETS["resnet_6blocks"], upscale=4)
-    return TrainConfig(task=task, generator=generator, synth=SynthConfig(**synth),
+    return TrainConfig(task=task, generator=generator, synth=SynthConfig(**options),
                        data=dataclasses.replace(TrainConfig().data, crop_size=256))
 
 
-@pytest.mark.parametrize("task", list(PAIR_MAKERS))
+@pytest.mark.parametrize("task", RECIPE_TASKS)
 def test_pair_maker_binds_the_config(photo, task):
     config = _config(task, sketch_style="canny", line_thickness=2, hole_area_min=0.3, hole_area_max=0.35,
-                     scale=4, jpeg_quality_min=50)
-    make = pair_maker(config)
+                     scale=4, jpeg_quality_min=50, noise_std_max=0.0)
+    make = get_task(task).pair_maker(config.synth)
     image = photo("astronaut", 64)
     net_input, _ = make(image, np.random.default_rng(0))
     if task == "sketch":
@@ -288,14 +281,58 @@ def test_pair_maker_binds_the_config(photo, task):
         assert 0.3 <= (net_input[:, :, 3] == 0).mean() <= 0.35
     if task == "superres":
         assert net_input.shape == (16, 16, 3)
+    if task == "restore":  # only the JPEG step is on: exactly what restore_pair makes of these options
+        expected = restore_pair(image, np.random.default_rng(0), blur_sigma_max=0, shot_noise_max=0,
+                                noise_std_max=0, jpeg_quality_min=50)[0]
+        assert np.array_equal(net_input, expected) and not np.array_equal(net_input, image)
 
 
-def test_pair_maker_rejects_custom_and_config_rejects_mismatched_superres():
-    with pytest.raises(ValueError, match="'custom' has no synthetic pairs"):
-        pair_maker(TrainConfig(task="custom"))
+def test_custom_has_no_pair_maker_and_config_rejects_mismatched_superres():
+    assert get_task("custom").pair_maker(SynthConfig()) is None
     with pytest.raises(ConfigError, match="synth.scale: 2 must equal the generator's upscale"):
         _config("superres", scale=2)
     generator = dataclasses.replace(PRESETS["resnet_6blocks"], upscale=4)
     with pytest.raises(ConfigError, match="data.crop_size: 136 is not a multiple of 16"):
         # a multiple of 4 (generator), not of 16 (scale x size multiple)
         TrainConfig(task="superres", generator=generator, data=dataclasses.replace(TrainConfig().data, crop_size=136))
+
+
+# --- restore ----------------------------------------------------------------------------------
+
+def test_restore_without_degradations_is_the_photo(photo):
+    image = photo("coffee", 48)
+    degraded, target = restore_pair(image, np.random.default_rng(0), blur_sigma_max=0, shot_noise_max=0,
+                                    noise_std_max=0, jpeg_quality_min=0)
+    assert np.array_equal(degraded, image) and np.array_equal(target, image)
+
+
+@pytest.mark.parametrize("name", PHOTOS)
+def test_restore_damage_stays_in_range_over_seeds(photo, name):
+    """The recipe's degradation over many seeds: always some damage, never more than a photo survives."""
+    image = photo(name, 96)
+    options = get_task("restore").recipe()["synth"]
+    scores = []
+    for seed in range(12):
+        degraded, target = restore_pair(image, np.random.default_rng(seed), **options)
+        assert degraded.shape == target.shape == image.shape and degraded.dtype == np.uint8
+        assert np.array_equal(target, image)
+        mse = np.mean((degraded.astype(float) - image) ** 2)
+        scores.append(10 * np.log10(255**2 / mse))
+    assert 18 < min(scores) and max(scores) < 40, scores  # in dB
+    assert max(scores) - min(scores) > 2  # strengths are drawn per call, not fixed
+
+
+def test_shot_noise_grows_with_brightness():
+    flat = np.concatenate([np.full((64, 64, 3), 30, np.uint8), np.full((64, 64, 3), 220, np.uint8)], axis=1)
+    noisy = synth.random_shot_noise(flat, np.random.default_rng(0), 4.0).astype(float)
+    dark, bright = noisy[:, :64].std(), noisy[:, 64:].std()
+    assert 0 < dark < bright  # Poisson: std ~ sqrt(s * value)
+    assert abs(noisy[:, 64:].mean() - 220) < 2  # unbiased
+
+
+def test_restore_rejects_bad_options(photo):
+    image = photo("coffee", 32)
+    with pytest.raises(ValueError, match="shot_noise_max"):
+        restore_pair(image, np.random.default_rng(0), shot_noise_max=-1)
+    with pytest.raises(ValueError, match="jpeg_quality_min"):
+        restore_pair(image, np.random.default_rng(0), jpeg_quality_min=99)

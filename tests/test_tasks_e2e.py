@@ -6,17 +6,20 @@ import json
 import numpy as np
 import pytest
 
+from translate import metrics
 from translate.cli import main
-from translate.data.images import read_image, write_image
-from translate.data.synth import lab_split
-from translate.inference.tasks import with_mask
+from translate.data.images import read_image, to_channels, to_uint8, write_image
 from translate.inference.translator import Translator
+from translate.tasks import get_task
+from translate.tasks.colorize import lab_split
+from translate.tasks.inpaint import with_mask
 
 TINY = {
     "colorize": ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8"],
     "sketch": ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8"],
     "inpaint": ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8"],
     "superres": ["--base-channels", "8", "--set", "generator.n_blocks=1"],
+    "restore": ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8"],
 }
 
 
@@ -33,18 +36,43 @@ def test_prepare_train_convert_eval(tmp_path, write_photos, task, capsys):
     inputs = sorted((data / "test" / "A").glob("*.png"))
     for path in inputs:
         source, output = read_image(path), read_image(converted / path.name)
-        scale = 4 if task == "superres" else 1
+        scale = 4 if task == "superres" else 1  # restore, like the others, keeps the size
         assert output.shape[:2] == (source.shape[0] * scale, source.shape[1] * scale)
         if task == "inpaint":  # known pixels come back untouched
             known = source[:, :, 3] >= 128
             assert np.array_equal(output[:, :, :3][known], source[:, :, :3][known])
     capsys.readouterr()
     assert main(["eval", str(run), str(data), "--split", "test"]) == 0
-    summary = json.loads((run / "eval_test" / "eval.json").read_text())
-    assert summary["images"] == len(inputs) and "model_psnr" in summary["mean"]
-    if task != "sketch":
-        assert "baseline_psnr" in summary["mean"]
-    assert (run / "eval_test" / "index.html").read_text().count("<img") >= 3 * len(inputs)
+    _check_eval_report(run / "eval_test", task, inputs, converted)
+
+
+def _rgb8(path):
+    return to_channels(to_uint8(read_image(path)), 3)
+
+
+def _check_eval_report(folder, task, inputs, converted):
+    """eval.json's scores are those of the images the page shows, the baseline is the task's, and
+    the model output is what `convert` wrote (colorize aside: eval feeds it the colour photo)."""
+    summary = json.loads((folder / "eval.json").read_text())
+    definition = get_task(task)
+    assert summary["images"] == len(inputs) and summary["baseline"] == definition.baseline_description
+    for index, (row, path) in enumerate(zip(summary["per_image"], inputs)):
+        assert row["name"] == path.stem
+        shown = {kind: folder / "images" / f"{index:03d}_{path.stem}_{kind}.png"
+                 for kind in ("output", "target", "baseline")}
+        target = _rgb8(shown["target"])
+        region = definition.eval_region(read_image(path))
+        assert row["model_psnr"] == pytest.approx(
+            metrics.psnr(_rgb8(shown["output"]), target, data_range=255, region=region), rel=1e-9)
+        if definition.baseline_description is None:
+            assert "baseline_psnr" not in row and not shown["baseline"].exists()
+        else:
+            assert row["baseline_psnr"] == pytest.approx(
+                metrics.psnr(_rgb8(shown["baseline"]), target, data_range=255, region=region), rel=1e-9)
+        if task != "colorize":
+            height, width = target.shape[:2]
+            assert np.array_equal(_rgb8(shown["output"]), _rgb8(converted / path.name)[:height, :width])
+    assert (folder / "index.html").read_text().count("<img") >= 3 * len(inputs)
 
 
 def _translator(tmp_path, write_photos, task: str) -> Translator:
@@ -76,7 +104,7 @@ def test_inpaint_takes_holes_from_alpha_or_a_mask(tmp_path, write_photos, photo)
     assert np.array_equal(out[mask == 0], image[mask == 0])
     with pytest.raises(ValueError, match="inpaint: needs holes"):
         translator(image)
-    with pytest.raises(ValueError, match="mask: size 32x32 differs"):
+    with pytest.raises(ValueError, match="mask: size 32x32 differs from the image's 64x64"):
         with_mask(image, mask[:32, :32])
 
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from translate import Translator
-from translate.inference import tasks
 from translate.errors import TranslatorError
 from translate.nets import ResnetSpec, UnetSpec, build_net
+from translate.tasks import get_task
 
 RESNET = ResnetSpec(base_channels=8, n_blocks=2)  # instance norm, the CycleGAN default
 UNET = UnetSpec(base_channels=8, num_downs=5)  # batch norm + dropout, the pix2pix default
@@ -167,7 +167,7 @@ def test_tile_size_must_suit_the_net():
 
 def test_unsupported_task_is_a_clear_error():
     with pytest.raises(ValueError, match="colorize"):
-        tasks.adapter_for("colorize", RESNET)
+        get_task("colorize").adapter(RESNET)
     with pytest.raises(ValueError, match="uint8 or uint16"):
         translator(RESNET)(np.zeros((8, 8, 3), np.float32))
 

@@ -18,7 +18,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
     p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
-    p.add_argument("--task", help="task recipe: colorize, sketch, inpaint, superres (default: custom pairs)")
+    # Task names are checked by translate.tasks.get_task (one `error:` line listing them), not by
+    # argparse choices: reading the registry here would import torch for every `--help`.
+    p.add_argument("--task", help="task recipe, e.g. superres or restore (default: custom, your own pairs; "
+                                  "an unknown name lists the tasks)")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--epochs", type=int, help="epochs at the initial learning rate")
     p.add_argument("--epochs-decay", type=int, help="epochs of linear learning-rate decay to zero")
@@ -321,12 +324,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- prepare / eval / demo
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
-    from translate.recipes import RECIPES
-
     p = sub.add_parser("prepare", help="synthesise a task's training pairs from a folder of photos",
-                       description="Write OUT/{train,val,test}/{A,B}/NAME.png: A = synthesised input, B = photo. "
-                                   "Tasks: " + "; ".join(f"{k}: {v}" for k, v in RECIPES.items()))
-    p.add_argument("task", choices=sorted(RECIPES))
+                       description="Write OUT/{train,val,test}/{A,B}/NAME.png: A = synthesised input, B = photo.")
+    p.add_argument("task", help="a recipe task, e.g. superres (an unknown name lists them)")
     p.add_argument("src", help="folder of photos (searched recursively)")
     p.add_argument("out", help="output dataset folder")
     p.add_argument("--scale", type=int, help="superres: 2 or 4 (default: the recipe's)")
@@ -341,8 +341,10 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from translate.data.prepare import prepare
+    from translate.tasks import get_task
     from translate.training import resolve_config
 
+    get_task(args.task, from_photos=True)  # before the recipe: custom has none to prepare
     flags = [{"synth": {"scale": args.scale}, "generator": {"upscale": args.scale}}] if args.scale else []
     config = resolve_config("pix2pix", task=args.task, flags=flags, assignments=args.set)
     report = prepare(args.task, args.src, args.out, synth=config.synth, seed=args.seed, val_fraction=args.val_fraction,

@@ -21,9 +21,9 @@ from translate.nets import (
     spec_from_dict,
     spec_to_dict,
 )
+from translate.tasks import get_task
 
 Method = Literal["pix2pix", "cyclegan"]
-Task = Literal["custom", "colorize", "sketch", "inpaint", "superres"]
 GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
 
 
@@ -82,9 +82,10 @@ class CycleGANConfig:
 class SynthConfig:
     """How task recipes synthesise inputs from photos (fresh randomness each epoch)."""
     scale: int = 4  # superres: output / input size
-    blur_sigma_max: float = 0.0  # superres: Gaussian blur sigma drawn from [0, max] before downscaling
-    noise_std_max: float = 0.0  # superres: Gaussian noise std (0-255 scale) drawn from [0, max]
-    jpeg_quality_min: int = 0  # superres: JPEG artefacts at quality in [min, 95]; 0 = none
+    blur_sigma_max: float = 0.0  # superres, restore: Gaussian blur sigma drawn from [0, max] (px)
+    noise_std_max: float = 0.0  # superres, restore: Gaussian noise std (0-255 scale) drawn from [0, max]
+    shot_noise_max: float = 0.0  # restore: Poisson noise of std sqrt(s * value), s drawn from [0, max]
+    jpeg_quality_min: int = 0  # superres, restore: JPEG artefacts at quality in [min, 95]; 0 = none
     sketch_style: Literal["canny", "xdog", "mixed"] = "mixed"
     line_thickness: int = 1  # sketch: line width in pixels
     hole_area_min: float = 0.05  # inpaint: share of the image covered by holes
@@ -110,7 +111,7 @@ class RuntimeConfig:
 @dataclass
 class TrainConfig:
     method: Method = "pix2pix"
-    task: Task = "custom"
+    task: str = "custom"  # a name in translate.tasks.TASKS
     direction: Direction = "a_to_b"
     # in/out channels live in the generator spec; the method derives discriminator in_channels.
     generator: GeneratorSpec = field(default_factory=lambda: PRESETS["unet_256"])
@@ -131,12 +132,7 @@ class TrainConfig:
             raise ConfigError(f"generator: {self.generator.kind!r} is a discriminator, not a generator")
         if is_generator(self.discriminator):
             raise ConfigError(f"discriminator: {self.discriminator.kind!r} is a generator")
-        if self.task != "custom" and (self.method != "pix2pix" or self.direction != "a_to_b"):
-            raise ConfigError(f"task: recipe {self.task!r} trains pix2pix a_to_b (input synthesised from "
-                              f"the target photo); drop --task for {self.method} / {self.direction}")
-        if self.task == "superres" and self.synth.scale != self.generator.scale:
-            raise ConfigError(f"synth.scale: {self.synth.scale} must equal the generator's upscale "
-                              f"({self.generator.scale}); set both, e.g. --set generator.upscale=2 --set synth.scale=2")
+        get_task(self.task).check_config(self)
         # The crop is the target; the net's input is crop / scale and must fit its size multiple.
         multiple = self.generator.size_multiple * self.generator.scale
         if self.data.crop_size % multiple:

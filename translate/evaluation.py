@@ -9,21 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import cv2
 import numpy as np
 
 from translate import metrics
+from translate.data.images import read_image, to_channels, to_uint8, write_image
 from translate.files import atomic_write
-from translate.data.images import read_image, to_channels, write_image
+from translate.tasks import get_task
 
 log = logging.getLogger(__name__)
-
-# What each task's output is compared with, besides the target (issue: "the task's classic baseline").
-BASELINES = {
-    "superres": "bicubic upscaling of the same low-resolution input",
-    "colorize": "the grey image (input lightness, no colour)",
-    "inpaint": "OpenCV Telea inpainting of the same holes",
-}
 
 
 @dataclass
@@ -38,19 +31,6 @@ class EvalReport:
         return {k: float(np.mean([row[k] for row in self.rows])) for k in keys}
 
 
-def _baseline(task: str, net_input: np.ndarray, target: np.ndarray) -> np.ndarray | None:
-    from translate.data import synth
-
-    if task == "superres":
-        return synth.bicubic_upscale(net_input, target.shape[0] // net_input.shape[0])
-    if task == "colorize":
-        return to_channels(to_channels(target, 1), 3)
-    if task == "inpaint":
-        hole = synth.mask_from_alpha(net_input)
-        return cv2.inpaint(np.ascontiguousarray(target[:, :, :3]), hole, 3, cv2.INPAINT_TELEA)
-    return None
-
-
 def _scores(output: np.ndarray, target: np.ndarray, region: np.ndarray | None = None) -> dict[str, float]:
     """PSNR (dB) and SSIM on 8-bit RGB; with `region` (HxW bool) PSNR counts only those pixels."""
     return {"psnr": metrics.psnr(output, target, data_range=255, region=region),
@@ -61,53 +41,65 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
              task: str, title: str = "translate eval") -> EvalReport:
     """Run the model on each (input, target) file pair and score it, and the task's baseline,
     against the target. Writes out_dir/eval.json, out_dir/index.html and the images it shows.
-    Bad pairs are skipped and listed. For colorize the model sees the target photo (it keeps only
-    its lightness); for inpaint the scores count only the holes."""
-    from translate.data import synth
-
+    Bad pairs are skipped and listed. What the model is fed, which pixels PSNR counts and what the
+    page shows as the input come from the task (see `translate.tasks.base.Task`)."""
     report = EvalReport(task=task)
-    images_dir = out_dir / "images"
+    definition = get_task(task)
     for index, (input_path, target_path) in enumerate(pairs):
         try:
-            target = to_channels(synth.to_uint8(read_image(target_path)), 3, path=target_path)
-            net_input = read_image(target_path if task == "colorize" else input_path)
-            output = translate_image(net_input)
+            target = _rgb8(read_image(target_path), target_path)
+            net_input = read_image(input_path)
+            model_input = definition.eval_input(net_input, target)
+            output = _rgb8(translate_image(model_input))[: target.shape[0], : target.shape[1]]
+            if output.shape != target.shape:
+                raise ValueError(f"output {output.shape} does not match target {target.shape}")
+            baseline = definition.baseline(net_input, target)
+            region = definition.eval_region(net_input)
         except (ValueError, OSError) as e:
             report.skipped.append((str(input_path), str(e)))
             log.warning("skipped %s: %s", input_path, e)
             continue
-        output = to_channels(synth.to_uint8(output), 3)[: target.shape[0], : target.shape[1]]
-        if output.shape != target.shape:
-            report.skipped.append((str(input_path), f"output {output.shape} does not match target {target.shape}"))
-            continue
-        region = synth.mask_from_alpha(net_input).astype(bool) if task == "inpaint" else None
-        row: dict[str, Any] = {"name": input_path.stem}
-        row.update({f"model_{k}": v for k, v in _scores(output, target, region).items()})
-        baseline = _baseline(task, net_input, target)
-        if baseline is not None:
-            row.update({f"baseline_{k}": v for k, v in _scores(baseline, target, region).items()})
-        stem = f"{index:03d}_{input_path.stem}"
-        shown = {"input": net_input, "output": output, "target": target, "baseline": baseline}
-        for kind, image in shown.items():
-            if image is not None:
-                write_image(images_dir / f"{stem}_{kind}.png", synth.to_uint8(image))
-        row["images"] = {kind: f"images/{stem}_{kind}.png" for kind, image in shown.items() if image is not None}
-        report.rows.append(row)
+        shown = {"input": definition.display_input(model_input), "output": output, "target": target,
+                 "baseline": None if baseline is None else _rgb8(baseline)}
+        report.rows.append(_row(input_path.stem, shown, region, out_dir, index))
     report.notes.append("FID/KID/LPIPS not computed: they need pretrained feature weights, which translate never "
                         "downloads; install them locally and compute them on the images in this folder.")
-    _write(report, out_dir, title)
+    _write(report, out_dir, title, definition.baseline_description)
     return report
 
 
-def _write(report: EvalReport, out_dir: Path, title: str) -> None:
-    summary = {"task": report.task, "baseline": BASELINES.get(report.task), "images": len(report.rows),
+def _rgb8(image: np.ndarray, path: Path | None = None) -> np.ndarray:
+    """Any HxW[xC] uint8/uint16 image as 8-bit RGB, the form every score is taken on."""
+    image = image[:, :, None] if image.ndim == 2 else image
+    return to_channels(to_uint8(image), 3, path=path)
+
+
+def _row(name: str, shown: dict[str, np.ndarray | None], region: np.ndarray | None, out_dir: Path,
+         index: int) -> dict[str, Any]:
+    """One report row: model (and baseline) scores against the target, and the images written for the page."""
+    target = shown["target"]
+    row: dict[str, Any] = {"name": name}
+    for kind in ("model", "baseline"):
+        image = shown["output" if kind == "model" else "baseline"]
+        if image is not None:
+            row.update({f"{kind}_{k}": v for k, v in _scores(image, target, region).items()})
+    stem = f"{index:03d}_{name}"
+    for kind, image in shown.items():
+        if image is not None:
+            write_image(out_dir / "images" / f"{stem}_{kind}.png", to_uint8(image))
+    row["images"] = {kind: f"images/{stem}_{kind}.png" for kind, image in shown.items() if image is not None}
+    return row
+
+
+def _write(report: EvalReport, out_dir: Path, title: str, baseline: str | None) -> None:
+    summary = {"task": report.task, "baseline": baseline, "images": len(report.rows),
                "mean": report.means(), "per_image": [{k: v for k, v in r.items() if k != "images"} for r in report.rows],
                "skipped": report.skipped, "notes": report.notes}
     atomic_write(out_dir / "eval.json", json.dumps(summary, indent=2).encode())
-    atomic_write(out_dir / "index.html", _html(report, title).encode())
+    atomic_write(out_dir / "index.html", _html(report, title, baseline or "none for this task").encode())
 
 
-def _html(report: EvalReport, title: str) -> str:
+def _html(report: EvalReport, title: str, baseline: str) -> str:
     means = report.means()
     columns = ["input", "output", "target", "baseline"]
     head = "".join(f"<th>{c}</th>" for c in columns)
@@ -118,7 +110,6 @@ def _html(report: EvalReport, title: str) -> str:
         scores = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
         lines.append(f"<tr><td>{html.escape(row['name'])}<br><small>{html.escape(scores)}</small></td>{cells}</tr>")
     mean_text = ", ".join(f"{k}: {v:.3f}" for k, v in means.items())
-    baseline = BASELINES.get(report.task, "none for this task")
     skipped = "".join(f"<li>{html.escape(p)}: {html.escape(r)}</li>" for p, r in report.skipped)
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in report.notes)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

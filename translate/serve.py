@@ -30,6 +30,7 @@ from translate.direction import DIRECTIONS
 from translate.errors import TranslatorError
 from translate.inference.loading import load_models
 from translate.inference.translator import InferenceOptions, Translator
+from translate.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -123,20 +124,13 @@ def decode_upload(data: bytes, *, field: str, content_type: str | None, max_pixe
         raise RequestError(422, f"{e} (this {kind.lower()} may be truncated)") from None
 
 
-def apply_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """RGBA inpainting input: `image`'s colours, alpha 0 where `mask` is white (>= half its
-    range: a hole) and full elsewhere, as the inpaint task reads it (see data/synth.py)."""
-    if mask.shape[:2] != image.shape[:2]:
-        raise RequestError(422, f"mask: {mask.shape[1]}x{mask.shape[0]} does not match the image's "
-                                f"{image.shape[1]}x{image.shape[0]}")
-    from translate.data.images import to_channels
-
-    gray = mask[:, :, :3].max(axis=2) if mask.shape[2] >= 3 else mask[:, :, 0]
-    hole = gray.astype(np.float32) >= np.iinfo(mask.dtype).max / 2
-    colour = image[:, :, :-1] if image.shape[2] in (2, 4) else image  # a mask replaces any alpha
-    rgb = to_channels(np.ascontiguousarray(colour), 3)
-    alpha = np.where(hole, 0, np.iinfo(image.dtype).max).astype(image.dtype)[:, :, None]
-    return np.concatenate([rgb, alpha], axis=2)
+def apply_mask(task: Task, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The model input for `image` plus an uploaded `mask`, by the task's one mask rule (the same
+    as `convert --mask-dir` and the Python API: see translate/tasks/inpaint.py)."""
+    try:
+        return task.with_mask(image, mask)
+    except ImageError as e:
+        raise RequestError(422, str(e)) from None
 
 
 def encode_result(image: np.ndarray, format: str) -> bytes:
@@ -223,6 +217,7 @@ def create_app(
         "default_direction": default_direction,
         "output_formats": list(OUTPUT_FORMATS),
         "input_types": list(IMAGE_TYPES.values()),
+        "takes_mask": get_task(default.task).takes_mask,  # whether POST /translate accepts a mask
         # max_pixels bounds the output: input pixels times scale**2 for super-resolution nets.
         "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
         "device": str(default.device),
@@ -299,12 +294,13 @@ def create_app(
                                          content_type=image.content_type, max_pixels=max_pixels,
                                          scale=chosen.scale)
         if mask is not None:
-            if chosen.task != "inpaint":
+            task = get_task(chosen.task)
+            if not task.takes_mask:
                 raise RequestError(422, f"mask: only inpainting models take a mask; this model's "
                                         f"task is {chosen.task}")
             mask_pixels = await run_in_threadpool(decode_upload, await mask.read(), field="mask",
                                                   content_type=mask.content_type, max_pixels=max_pixels)
-            pixels = apply_mask(pixels, mask_pixels)
+            pixels = apply_mask(task, pixels, mask_pixels)
         try:
             if not limiters:
                 limiters.append(anyio.CapacityLimiter(max_concurrent))

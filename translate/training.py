@@ -42,10 +42,10 @@ def resolve_config(method: str, *, task: str | None = None, config_file: str | P
                    flags: list[dict] | None = None, assignments: list[str] = ()) -> TrainConfig:
     """Defaults < task recipe < --config file < named flags < --set KEY=VALUE."""
     data = default_config(method).to_dict()  # type: ignore[arg-type]
-    if task and task != "custom":
-        from translate.recipes import load_recipe
+    if task:
+        from translate.tasks import get_task
 
-        data = merge(data, load_recipe(task))
+        data = merge(data, get_task(task).recipe())
     if config_file:
         data = merge(data, load_yaml(config_file))
     for override in flags or []:
@@ -161,11 +161,9 @@ def build_datasets(config: TrainConfig, method_cls: type) -> tuple[Dataset, Data
     train_tf = transforms.paired_transform(**kw, flip=d.flip, train=True)
     val_tf = transforms.paired_transform(**kw, flip=False, train=False)
     seed = config.runtime.seed
-    make_pair = None
-    if config.task != "custom":
-        from translate.data.synth import pair_maker
+    from translate.tasks import get_task
 
-        make_pair = pair_maker(config)
+    make_pair = get_task(config.task).pair_maker(config.synth)
     if config.method == "pix2pix":
         if make_pair is not None:
             # Recipes synthesise each input from its target photo with fresh randomness every epoch;

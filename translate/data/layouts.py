@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from translate.errors import DatasetError
+from translate.errors import ConfigError, DatasetError
 from translate.data.images import IMAGE_SUFFIXES
 
 LAYOUTS: dict[str, str] = {
@@ -140,21 +140,41 @@ def _split_dir(root: Path, split: str) -> Path:
     return root / split
 
 
+SPLITS = ("train", "val", "test")
+
+
+def seeded_split(items: list, *, val_fraction: float = 0.0, test_fraction: float = 0.0, seed: int = 0,
+                 where: str | os.PathLike = "split") -> dict[str, list]:
+    """The one train/val/test split: {"train", "val", "test"} lists, each in the order of `items`.
+
+    A seeded permutation of len(items) takes round(n * fraction) items for val, then for test; a
+    nonzero fraction always gets at least one item, and train must keep at least one. Pass items in
+    a fixed (sorted) order: the same items, fractions and seed then give the same split everywhere
+    (training from a photo folder and `translate prepare` agree). `where` names the folder in errors.
+    """
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{name}: must be in [0, 1), got {value}")
+    n = len(items)
+    n_val, n_test = (max(1, round(n * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
+    if n - n_val - n_test < 1:
+        raise DatasetError(
+            f"{where}: {n} file(s) cannot fill val ({n_val}), test ({n_test}) and train (at least 1); "
+            "add files or lower val_fraction/test_fraction"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    chosen = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    return {split: [items[i] for i in sorted(chosen[split])] for split in SPLITS}
+
+
 def _partition(items: list, root: Path, split: str, val_fraction: float, seed: int) -> list:
-    """A seeded shuffle puts val_fraction of `items` in "val" and the rest in "train"; order is kept."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction: must be in [0, 1), got {val_fraction}")
-    n_val = round(len(items) * val_fraction)
-    if val_fraction > 0:
-        n_val = min(max(n_val, 1), len(items) - 1)  # a nonzero fraction leaves both splits non-empty
-    if split not in ("train", "val") or (split == "val" and n_val == 0):
+    """`split` of a folder without split folders: seeded_split's train or val."""
+    if split not in ("train", "val") or (split == "val" and val_fraction == 0):
         raise DatasetError(
             f"{root}: no {split!r} split: no split folders here "
             "(set val_fraction > 0 for 'val'; 'train' gets the rest)"
         )
-    order = np.random.default_rng(seed).permutation(len(items))
-    chosen = order[:n_val] if split == "val" else order[n_val:]
-    return [items[i] for i in sorted(chosen)]
+    return seeded_split(items, val_fraction=val_fraction, seed=seed, where=root)[split]
 
 
 def _is_image(path: Path) -> bool:

@@ -25,7 +25,7 @@ from translate.errors import TranslatorError
 from translate.inference import normstats, tiling
 from translate.inference.device import auto_memory_budget, autocast, resolve_device, resolve_precision
 from translate.inference.loading import LoadedModel, load_model
-from translate.inference.tasks import Prepared, TaskAdapter, adapter_for
+from translate.tasks import Prepared, TaskAdapter, get_task
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ class Translator:
         self.scale = int(getattr(spec, "scale", 1))
         self.size_multiple = int(spec.size_multiple)
         try:
-            self.adapter: TaskAdapter = adapter_for(model.task, spec)
+            self.adapter: TaskAdapter = get_task(model.task).adapter(spec)
         except ValueError as e:
             raise TranslatorError(f"{model.source or 'net'}: {e}") from None
         tile_size = options.tile_size

@@ -1,0 +1,106 @@
+"""evaluate(): scores computed by hand (inpaint counts holes only), each task's baseline on a real
+photo, and the page's input column showing what the model saw."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from translate.data.images import read_image, write_image
+from translate.evaluation import evaluate
+from translate.tasks import TASKS, get_task
+from translate.tasks.colorize import lab_split
+from translate.tasks.inpaint import HOLE_FILL, masked_input
+from translate.tasks.restore import restore_pair
+from translate.tasks.superres import superres_pair
+
+
+def _psnr(output: np.ndarray, target: np.ndarray, region: np.ndarray) -> float:
+    mse = np.mean((output.astype(float)[region] - target.astype(float)[region]) ** 2)
+    return 10 * np.log10(255.0**2 / mse)
+
+
+def _hole(size: int) -> np.ndarray:
+    hole = np.zeros((size, size), bool)
+    hole[20:44, 12:40] = True
+    return hole
+
+
+def _write_pair(tmp_path, net_input, target, name="x"):
+    write_image(tmp_path / "A" / f"{name}.png", net_input)
+    write_image(tmp_path / "B" / f"{name}.png", target)
+    return [(tmp_path / "A" / f"{name}.png", tmp_path / "B" / f"{name}.png")]
+
+
+def test_inpaint_psnr_counts_only_the_holes(tmp_path, photo):
+    target = np.ascontiguousarray(photo("astronaut", 64))
+    hole = _hole(64)
+    pairs = _write_pair(tmp_path, masked_input(target, hole), target)
+
+    def fill(value: int, outside: int):
+        def model(rgba):
+            out = np.full_like(rgba[:, :, :3], outside)  # the known pixels: wrong on purpose
+            out[rgba[:, :, 3] == 0] = value
+            return out
+        return model
+
+    one = evaluate(fill(90, 0), pairs, tmp_path / "one", task="inpaint").rows[0]
+    two = evaluate(fill(90, 255), pairs, tmp_path / "two", task="inpaint").rows[0]
+    expected = _psnr(np.full_like(target, 90), target, hole)
+    assert one["model_psnr"] == pytest.approx(expected) == two["model_psnr"]
+    assert one["model_psnr"] > 0 and np.isfinite(one["model_psnr"])
+
+
+def test_inpaint_baseline_telea_beats_a_grey_fill_inside_the_holes(photo):
+    target = np.ascontiguousarray(photo("coffee", 64))
+    hole = _hole(64)
+    net_input = masked_input(target, hole)
+    baseline = get_task("inpaint").baseline(net_input, target)
+    assert np.array_equal(baseline[~hole], target[~hole])  # Telea only writes into the holes
+    grey = np.full_like(target, HOLE_FILL)
+    assert _psnr(baseline, target, hole) > _psnr(grey, target, hole) + 3
+    assert np.array_equal(get_task("inpaint").eval_region(net_input), hole)
+
+
+def test_superres_baseline_is_cv2_bicubic(photo):
+    small, target = superres_pair(photo("rocket", 64), np.random.default_rng(0), scale=4)
+    baseline = get_task("superres").baseline(small, target)
+    assert np.array_equal(baseline, cv2.resize(small, (64, 64), interpolation=cv2.INTER_CUBIC))
+
+
+def test_colorize_baseline_is_the_grey_photo(photo):
+    target = np.ascontiguousarray(photo("chelsea", 48))
+    baseline = get_task("colorize").baseline(lab_split(target)[0], target)
+    grey = cv2.cvtColor(target, cv2.COLOR_RGB2GRAY)
+    assert baseline.shape == target.shape and all(np.array_equal(baseline[:, :, c], grey) for c in range(3))
+
+
+def test_restore_baseline_denoises_a_real_photo(photo):
+    target = np.ascontiguousarray(photo("astronaut", 128))
+    noisy, _ = restore_pair(target, np.random.default_rng(0), blur_sigma_max=0, shot_noise_max=0,
+                            noise_std_max=20, jpeg_quality_min=0)
+    everywhere = np.ones(target.shape[:2], bool)
+    baseline = get_task("restore").baseline(noisy, target)
+    assert baseline.shape == target.shape and baseline.dtype == np.uint8
+    assert _psnr(baseline, target, everywhere) > _psnr(noisy, target, everywhere) + 1
+
+
+@pytest.mark.parametrize("task", ["sketch", "custom"])
+def test_tasks_without_a_baseline(tmp_path, photo, task):
+    image = np.ascontiguousarray(photo("coffee", 32))
+    assert TASKS[task].baseline(image, image) is None and TASKS[task].baseline_description is None
+    report = evaluate(lambda x: x, _write_pair(tmp_path, image, image), tmp_path / "eval", task=task)
+    assert "baseline_psnr" not in report.rows[0] and "baseline" not in report.rows[0]["images"]
+    assert json.loads((tmp_path / "eval" / "eval.json").read_text())["baseline"] is None
+
+
+def test_colorize_page_shows_the_grey_image_the_model_saw(tmp_path, photo):
+    target = np.ascontiguousarray(photo("astronaut", 48))
+    pairs = _write_pair(tmp_path, lab_split(target)[0], target)
+    seen = []
+    report = evaluate(lambda x: seen.append(x) or x, pairs, tmp_path / "eval", task="colorize")
+    shown = read_image(tmp_path / "eval" / report.rows[0]["images"]["input"])
+    assert np.array_equal(seen[0], target)  # the model gets the photo and keeps only its lightness
+    assert shown.shape[2] == 1 and np.array_equal(shown, lab_split(target)[0])

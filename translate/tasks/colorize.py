@@ -1,0 +1,111 @@
+"""colorize: grey photo -> colour photo. The net sees the Lab lightness L and predicts the chroma ab
+(Zhang et al. 2016; pix2pix's colorization); conversion puts the predicted ab back on the input's
+own full-resolution L, so no detail is lost.
+
+Lab is OpenCV's 8-bit encoding (L* scaled to 0..255, a* and b* offset by 128), so it stays uint8.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from translate.data.images import tensor_to_image, to_channels, to_uint8
+from translate.errors import ImageError, TranslatorError
+from translate.tasks.base import PairMaker, Prepared, Task, check_image, rgb8
+
+
+def lab_split(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HxWx3 RGB -> (L HxWx1, ab HxWx2), OpenCV 8-bit Lab (sRGB, D65). A grey RGB (r=g=b) has
+    ab = 128; note L is not the grey value itself (grey 100 has L = 108), so convert grey inputs too."""
+    lab = cv2.cvtColor(rgb8(rgb), cv2.COLOR_RGB2LAB)
+    return np.ascontiguousarray(lab[:, :, :1]), np.ascontiguousarray(lab[:, :, 1:])
+
+
+def lab_to_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """(L HxW[x1], ab hxwx2) uint8 -> HxWx3 uint8 RGB. ab may be smaller (a net run on a downscaled
+    copy): it is resized bicubically to L's size, while L keeps every pixel of its detail."""
+    if lightness.ndim == 3:
+        lightness = lightness[:, :, 0]
+    if lightness.ndim != 2 or ab.ndim != 3 or ab.shape[2] != 2:
+        raise ValueError(f"lab_to_rgb: expected L HxW[x1] and ab hxwx2, got {lightness.shape} and {ab.shape}")
+    lightness, ab = to_uint8(lightness), to_uint8(ab)
+    height, width = lightness.shape
+    if ab.shape[:2] != (height, width):
+        ab = cv2.resize(ab, (width, height), interpolation=cv2.INTER_CUBIC)  # saturates to 0..255
+    lab = np.concatenate([lightness[:, :, None], ab], axis=2)
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
+def colorize_pair(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(L HxWx1, ab HxWx2): predict chroma from lightness. Deterministic: rng is only there for the
+    common pair-maker signature."""
+    return lab_split(photo)
+
+
+@dataclass(frozen=True)
+class _Colorize:
+    lightness: np.ndarray  # HxWx1 uint8 Lab L of the input, full resolution
+    alpha: np.ndarray | None
+
+
+def _lightness(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """HxWxC (C in 1..4) -> (the Lab L the net sees, HxWx1 uint8; the alpha channel or None)."""
+    alpha = image[:, :, -1:] if image.shape[2] in (2, 4) else None
+    rgb = to_channels(image[:, :, :-1] if alpha is not None else image, 3)
+    return lab_split(to_uint8(rgb))[0], alpha
+
+
+class ColorizeAdapter:
+    """Grey (or colour) photo -> colour photo: predicted ab on the input's own full-resolution L.
+    Alpha passes through; 16-bit input gives 16-bit output (the colour itself is 8-bit Lab precision)."""
+
+    def __init__(self, spec: Any) -> None:
+        if (spec.in_channels, spec.out_channels) != (1, 2):
+            raise TranslatorError(f"colorize: the generator must map 1 channel (L) to 2 (ab), not "
+                                  f"{spec.in_channels} -> {spec.out_channels}")
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        image = check_image(image)
+        lightness, alpha = _lightness(image)
+        return Prepared(lightness, image.dtype, _Colorize(lightness, alpha))
+
+    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+        note: _Colorize = prepared.context
+        rgb = lab_to_rgb(note.lightness, tensor_to_image(output, np.uint8))
+        if prepared.dtype == np.uint16:
+            rgb = rgb.astype(np.uint16) * 257
+        return rgb if note.alpha is None else np.concatenate([rgb, note.alpha.astype(rgb.dtype)], axis=2)
+
+
+class Colorize(Task):
+    name = "colorize"
+    description = "grey -> colour: Lab lightness L (1 channel) in, chroma ab (2 channels) out"
+    baseline_description = "the grey image (input lightness, no colour)"
+
+    def pair_maker(self, synth: Any) -> PairMaker:
+        return colorize_pair
+
+    def prepared_files(self, photo: np.ndarray, net_input: np.ndarray,
+                       target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # B stays the RGB photo (PNG cannot hold 2-channel ab); training recomputes ab from it.
+        if np.all(photo == photo[:, :, :1]):
+            raise ImageError("grey image, no colour to learn from")
+        return net_input, photo
+
+    def adapter(self, spec: Any) -> ColorizeAdapter:
+        return ColorizeAdapter(spec)
+
+    def eval_input(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
+        # The adapter takes L from whatever it is given; a prepared L file read as grey would be
+        # converted again (grey 100 has L 108), so the model gets the colour photo and keeps its L.
+        return target
+
+    def display_input(self, net_input: np.ndarray) -> np.ndarray:
+        return _lightness(check_image(net_input))[0]  # the grey image the net sees, not the colour photo
+
+    def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
+        return to_channels(to_channels(to_uint8(target), 1), 3)
