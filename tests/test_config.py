@@ -6,9 +6,8 @@ import re
 import pytest
 import yaml
 
-from translate.config import ConfigError, TrainConfig, default_config, merge, parse_set
+from translate.config import ConfigError, TrainConfig, default_config, merge, parse_set, resolve_config
 from translate.nets import PRESETS
-from translate.training import resolve_config
 
 
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
@@ -55,7 +54,7 @@ def test_precedence_recipe_file_flags_set(tmp_path):
     file = tmp_path / "c.yaml"
     file.write_text("optim: {batch_size: 4, epochs: 7}\ndata: {crop_size: 128, load_size: 128}\n"
                     "generator: unet_128\n")
-    config = resolve_config("pix2pix", config_file=file, flags=[{"optim": {"epochs": 3}}],
+    config = resolve_config("pix2pix", config_file=file, overrides={"optim.epochs": 3},
                             assignments=["optim.epochs=5"])
     assert config.optim.batch_size == 4  # from the file
     assert config.optim.epochs == 5  # --set beats flags beats file

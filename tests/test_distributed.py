@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from translate.checkpoint import load_checkpoint
-from translate.training import resolve_config, train
+from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
+from translate.training import train
 
 TINY_P2P = ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8",
             "--set", "discriminator.base_channels=8", "--crop-size", "64", "--load-size", "64",
@@ -57,12 +58,12 @@ def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, pho
     common = [*TINY_P2P, "--norm", "instance", "--set", "generator.dropout=0", "--set", "discriminator.norm=instance",
               "--gan-loss", "lsgan", "--set", "data.flip=false", "--max-steps", "3"]
     torchrun("train", "pix2pix", "--data", str(data), "--out", str(tmp_path / "ddp"), *common, "--batch-size", "1")
-    from translate.cli import _train_overrides, build_parser
+    from translate.cli import build_parser
 
     args = build_parser().parse_args(["train", "pix2pix", "--data", str(data), "--out", "x", *common,
                                       "--batch-size", "2"])
-    train(config=resolve_config("pix2pix", flags=_train_overrides(args), assignments=args.set),
-          run_dir=tmp_path / "single")
+    named = named_overrides(**{name: getattr(args, name) for name in NAMED_SETTINGS})
+    train(config=resolve_config("pix2pix", overrides=named, assignments=args.set), run_dir=tmp_path / "single")
     ddp, single = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "single")
     # Compare what the nets compute, not raw weights: a conv bias right before instance norm gets
     # a structurally-zero gradient, which Adam turns into arbitrary (and harmless) rounding noise.

@@ -1,7 +1,9 @@
-"""Image files <-> HWC RGB(A) arrays <-> (C, H, W) tensors in [-1, 1]; imports only numpy, cv2, torch."""
+"""Image files <-> HWC RGB(A) arrays <-> (C, H, W) tensors in [-1, 1]; imports numpy, cv2, torch
+(and PIL, for headers, inside the one function that reads them)."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -26,6 +28,27 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise ImageError(f"{path}: empty file (0 bytes)")
     return decode_image(data, name=str(path))
+
+
+def read_header(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) from the file's header alone, without decoding any pixel (so a 389 KB PNG
+    that claims 20000 x 20000 pixels costs nothing); ImageError naming `path` when it is unreadable."""
+    # PIL parses headers without decoding; cv2 cannot read a size without decoding everything.
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # callers set their own limits
+            with Image.open(path) as header:
+                width, height = header.size
+    except Image.DecompressionBombError:  # PIL's own ceiling, 2 x MAX_IMAGE_PIXELS (about 179 MP)
+        raise ImageError(f"{path}: its header promises more than {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} "
+                         f"megapixels, too many to decode") from None
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for missing, unknown and broken files
+        raise ImageError(f"{path}: not a readable image ({first_line(e)})") from None
+    if width < 1 or height < 1:
+        raise ImageError(f"{path}: the header gives no size ({width}x{height})")
+    return height, width
 
 
 def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Task recipes: YAML overrides on top of a method's defaults, one packaged file per task.
 
-Precedence (see `translate.training.resolve_config`): method defaults < recipe < --config file <
+Precedence (see `translate.config.resolve_config`): method defaults < recipe < --config file <
 named flags < --set. Each recipe sets `task`, which makes training synthesise its pairs from
 plain photos with `translate.data.synth.pair_maker`.
 """
