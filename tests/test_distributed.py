@@ -21,10 +21,10 @@ TINY_CYC = ["--set", "generator.n_blocks=1", "--base-channels", "8", "--set", "d
             "--crop-size", "64", "--load-size", "64", "--pool-size", "2", "--set", "runtime.log_every_steps=1"]
 
 
-def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
            "--standalone", "-m", "translate", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -51,6 +51,21 @@ def test_two_ranks_stay_in_sync_and_resume(tmp_path, write_paired, write_unpaire
     ckpt = load_checkpoint(run)
     assert ckpt["step"] == 5 and ckpt["replica_checksums"][0] == ckpt["replica_checksums"][1]
     assert _log_steps(run) == [1, 2, 3, 4, 5]
+
+
+def test_batch_norm_with_validation_finishes_in_sync(tmp_path, write_paired):
+    """The reported hang: validation ran on rank 0 alone through the DDP replicas, whose forward
+    broadcasts batch-norm buffers, a collective that rank 1 (already training) never joined."""
+    data = write_paired("aligned", splits={"train": 4, "val": 2})
+    run = tmp_path / "run"
+    torchrun("train", "pix2pix", "--data", str(data), "--out", str(run), "--generator", "unet_128",
+             "--norm", "batch", "--crop-size", "64", "--load-size", "64", "--epochs", "2", "--epochs-decay", "0",
+             "--set", "generator.num_downs=5", "--base-channels", "4", "--set", "discriminator.base_channels=4",
+             timeout=240)
+    ckpt = load_checkpoint(run)
+    assert ckpt["epoch"] == 2 and [row["epoch"] for row in ckpt["val_history"]] == [1, 2]
+    sums = ckpt["replica_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
 
 
 def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, photo):
@@ -82,16 +97,24 @@ def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, pho
         torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-4, msg=name)
 
 
-def test_ranks_with_different_data_fail_clearly(tmp_path, write_paired):
-    """Each rank reads its own folder (as on two machines): the listing differs, so both stop."""
-    first = write_paired("aligned", root=tmp_path / "d0", splits={"train": 4})
-    write_paired("aligned", root=tmp_path / "d1", splits={"train": 3})
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+def test_ranks_with_different_data_fail_clearly(tmp_path, write_paired, write_unpaired, method):
+    """Each rank reads its own folder (as on two machines): the listing differs, so both stop. For
+    CycleGAN the folders hold as many files, one under another name: the names are compared."""
+    if method == "pix2pix":
+        first = write_paired("aligned", root=tmp_path / "d0", splits={"train": 4})
+        write_paired("aligned", root=tmp_path / "d1", splits={"train": 3})
+    else:
+        first = write_unpaired("split", root=tmp_path / "d0", n_a=3, n_b=3, n_test=0)
+        other = write_unpaired("split", root=tmp_path / "d1", n_a=3, n_b=3, n_test=0)
+        (other / "trainB" / "trainB_002.png").rename(other / "trainB" / "trainB_other.png")
     script = tmp_path / "launch.py"
+    tiny = TINY_P2P if method == "pix2pix" else TINY_CYC
     script.write_text(
         "import os, sys\n"
         "from translate.cli import main\n"
         f"data = {str(tmp_path)!r} + '/d' + os.environ['RANK']\n"
-        f"sys.exit(main(['train', 'pix2pix', '--data', data, '--out', {str(tmp_path / 'run')!r}, *{TINY_P2P!r}]))\n")
+        f"sys.exit(main(['train', {method!r}, '--data', data, '--out', {str(tmp_path / 'run')!r}, *{tiny!r}, '--max-steps', '2']))\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone", str(script)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
