@@ -155,3 +155,97 @@ def test_long_epochs_draw_fresh_crops_of_the_same_files(write_photos):
                                                        preprocess="crop"))
     first, again = dataset[0], dataset[2]  # the same file, first and second pass
     assert first["path"] == again["path"] and not torch.equal(first["b"], again["b"])
+
+
+def test_until_max_steps_trains_at_a_constant_rate_with_one_bar(tmp_path, write_paired, capsys, caplog):
+    data = write_paired("aligned", splits={"train": 3})
+    caplog.set_level("INFO", logger="translate")  # the bar shows at INFO, as on the command line
+    result = train(config=tiny_config(data, epochs=0, epochs_decay=0, max_steps=7), run_dir=tmp_path / "run")
+    assert (result.step, result.epoch) == (7, 2)  # epochs of 3 steps: two whole ones and one step
+    rates = {line.split(",")[2] for line in (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]}
+    assert rates == {"0.0002"}
+    err = capsys.readouterr().err
+    assert "epoch 3/3" in err and "7/7" in err and "/1000000" not in err  # overall progress to the last step
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with no pixel data worth the name."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def test_bad_files_are_named_before_the_first_step(tmp_path, write_paired, capsys):
+    from translate.data.layouts import DatasetError
+
+    data = write_paired("aligned", splits={"train": 3, "val": 1})
+    (data / "train" / "zz_bomb.png").write_bytes(_png_header(60000, 60000))
+    run = tmp_path / "run"
+    assert main(["train", "pix2pix", "--data", str(data), "--out", str(run), *TINY_ARGS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "zz_bomb.png" in err and "megapixels" in err and "\n" not in err
+    assert not (run / "checkpoints" / "latest.pt").exists() and not (run / "log.csv").exists()
+    (data / "train" / "zz_bomb.png").unlink()
+    val_file = next((data / "val").iterdir())
+    val_file.write_bytes(b"not an image")
+    with pytest.raises(DatasetError, match=f"{val_file.name}: not a readable image"):
+        train(config=tiny_config(data), run_dir=run)
+    with pytest.raises(DatasetError, match=r"pixels is more than data.max_megapixels \(0.001\)"):
+        train(config=tiny_config(data, {"data.max_megapixels": 0.001}), run_dir=run)
+
+
+def test_a_validation_failure_keeps_the_epochs_steps(tmp_path, write_paired):
+    """Issue: validation ran before the epoch's checkpoint, so a file that fails there lost the epoch."""
+    from translate.errors import ImageError
+
+    data = write_paired("aligned", splits={"train": 3, "val": 1})
+    val_file = next((data / "val").iterdir())
+    val_file.write_bytes(val_file.read_bytes()[:120])  # intact header, truncated pixels
+    run = tmp_path / "run"
+    with pytest.raises(ImageError, match=val_file.name):
+        train(config=tiny_config(data, epochs=2, epochs_decay=0), run_dir=run)
+    assert load_checkpoint(run)["step"] == 3  # the first epoch's three steps survive
+
+
+def test_resume_refuses_architecture_and_data_flags(tmp_path, write_paired, capsys):
+    data = write_paired("aligned", splits={"train": 2})
+    run = tmp_path / "run"
+    assert main(["train", "pix2pix", "--data", str(data), "--out", str(run), *TINY_ARGS, "--max-steps", "-1"]) == 2
+    assert "runtime.max_steps: must be 0 or more" in capsys.readouterr().err
+    assert main(["train", "pix2pix", "--data", str(data), "--out", str(run), *TINY_ARGS, "--max-steps", "1"]) == 0
+    for flags, named in [(["--generator", "unet_256"], "generator"), (["--norm", "instance"], "generator.norm"),
+                         (["--set", "data.crop_size=32"], "data.crop_size"), (["--task", "colorize"], "--task")]:
+        capsys.readouterr()
+        assert main(["train", "--resume", str(run), "--max-steps", "2", *flags]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"error: {named}") and "cannot" in err and "resume" in err and "\n" not in err
+    assert load_checkpoint(run)["step"] == 1
+
+
+def test_methods_choose_the_update_order(tmp_path, write_paired, monkeypatch):
+    """A method that updates D before G (as CUT does) gets that order from the loop."""
+    from translate.methods import METHODS
+    from translate.methods.pix2pix import Pix2Pix
+
+    calls = []
+
+    class DiscriminatorFirst(Pix2Pix):
+        update_order = ("discriminator", "generator")
+
+        def generator_losses(self, out):
+            calls.append("G")
+            return super().generator_losses(out)
+
+        def discriminator_losses(self, out):
+            calls.append("D")
+            return super().discriminator_losses(out)
+
+    monkeypatch.setitem(METHODS, "pix2pix", DiscriminatorFirst)
+    data = write_paired("aligned", splits={"train": 2})
+    assert train(config=tiny_config(data, max_steps=2), run_dir=tmp_path / "run").step == 2
+    assert calls == ["D", "G", "D", "G"]

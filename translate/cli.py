@@ -63,8 +63,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("method", args.method), ("--data", args.data), ("--out", args.out),
                                           ("--task", args.task), ("--config", args.config)) if value]
         if given:
-            raise ConfigError(f"train --resume: {given[0]} cannot be given; the run continues with its own "
-                              f"method, data and config (only runtime flags such as --max-steps may change)")
+            raise ConfigError(f"{given[0]}: cannot change on resume; the run continues with its own method, "
+                              f"data and config (only runtime flags such as --max-steps, --device, --amp may)")
         # Runtime flags may change; resume_config refuses the rest (architecture, data, schedule) by name.
         result = train(run_dir=Path(args.resume), resume=True, overrides=named_overrides(**named),
                        assignments=args.set)
