@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from translate.data.images import tensor_to_image, write_image
 
-log = logging.getLogger("translate.training")
+log = logging.getLogger(__name__)
 
 
 def to_display(image: Tensor) -> Tensor:
