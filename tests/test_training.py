@@ -212,6 +212,18 @@ def test_a_validation_failure_keeps_the_epochs_steps(tmp_path, write_paired):
     assert load_checkpoint(run)["step"] == 3  # the first epoch's three steps survive
 
 
+def test_a_file_failing_mid_epoch_keeps_the_steps_before_it(tmp_path, write_paired):
+    from translate.errors import ImageError
+
+    data = write_paired("aligned", splits={"train": 3})
+    good = (data / "train" / "000_astronaut.png").read_bytes()
+    (data / "train" / "zz_bad.png").write_bytes(good[:120])  # passes the header check, fails to decode
+    run = tmp_path / "run"
+    with pytest.raises(ImageError, match="zz_bad.png"):
+        train(config=tiny_config(data), run_dir=run)  # seed 0 draws it third
+    assert load_checkpoint(run)["step"] == 2
+
+
 def test_resume_refuses_architecture_and_data_flags(tmp_path, write_paired, capsys):
     data = write_paired("aligned", splits={"train": 2})
     run = tmp_path / "run"
