@@ -114,7 +114,8 @@ def test_ranks_with_different_data_fail_clearly(tmp_path, write_paired, write_un
         "import os, sys\n"
         "from translate.cli import main\n"
         f"data = {str(tmp_path)!r} + '/d' + os.environ['RANK']\n"
-        f"sys.exit(main(['train', {method!r}, '--data', data, '--out', {str(tmp_path / 'run')!r}, *{tiny!r}, '--max-steps', '2']))\n")
+        f"args = ['train', {method!r}, '--data', data, '--out', {str(tmp_path / 'run')!r}, *{tiny!r}]\n"
+        "sys.exit(main([*args, '--max-steps', '2']))\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone", str(script)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

@@ -113,7 +113,8 @@ def test_cli_train_then_resume(tmp_path, write_paired, capsys):
     assert load_checkpoint(run)["step"] == 4
     assert "trained 4 steps" in capsys.readouterr().out
     # wrong usage is one line on stderr and exit code 2
-    assert main(["train", "pix2pix", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r2"), *TINY_ARGS]) == 2
+    missing = tmp_path / "missing"
+    assert main(["train", "pix2pix", "--data", str(missing), "--out", str(tmp_path / "r2"), *TINY_ARGS]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "missing" in err and "\n" not in err
 

@@ -17,8 +17,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"], help="training method (omit with --resume)")
     p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
     p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint (only runtime "
-                                                         "flags such as --max-steps, --device, --amp may change)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its latest checkpoint (only runtime flags such as "
+                        "--max-steps, --device may change)")
     p.add_argument("--task", help="task recipe: colorize, sketch, inpaint, superres (default: custom pairs)")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--epochs", type=int, help="epochs at the initial learning rate (0 with --epochs-decay 0: "

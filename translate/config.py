@@ -369,8 +369,8 @@ def _nested(path: str, value: Any) -> dict[str, Any]:
 
 def _leaf_paths(nested: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted paths of a nested override's values (a net spec counts as one value)."""
-    return [leaf for key, value in nested.items() for leaf in (
-        _leaf_paths(value, f"{prefix}{key}.") if isinstance(value, dict) and "kind" not in value else [f"{prefix}{key}"])]
+    return [leaf for key, value in nested.items() for leaf in (_leaf_paths(value, f"{prefix}{key}.")
+            if isinstance(value, dict) and "kind" not in value else [f"{prefix}{key}"])]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -48,7 +48,8 @@ class Pix2Pix(GanMethod):
 
         def find(split: str) -> list[layouts.Sample]:
             if make_pair is not None:
-                return [layouts.Sample(p) for p in layouts.find_targets(root, split, val_fraction=d.val_fraction, seed=seed)]
+                targets = layouts.find_targets(root, split, val_fraction=d.val_fraction, seed=seed)
+                return [layouts.Sample(p) for p in targets]
             return layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)
 
         def make(samples: list[layouts.Sample], tf: object) -> Dataset:
