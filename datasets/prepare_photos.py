@@ -15,11 +15,10 @@ import logging
 import sys
 from pathlib import Path
 
-from translate.config import ConfigError
+from translate.config import ConfigError, resolve_config
 from translate.data.layouts import DatasetError
 from translate.data.prepare import prepare
 from translate.tasks import recipe_tasks
-from translate.training import resolve_config
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,16 +48,17 @@ def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
     """Runs in a subprocess: build the real Trainer and time its train_step."""
     import torch
 
-    from translate.training import Trainer, resolve_config
+    from translate.config import resolve_config
+    from translate.training import Trainer
 
     generator, discriminator = NETS[method]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         _make_data(root, method, size)
         runtime = {**VARIANTS[variant], "device": "cpu"}
-        config = resolve_config(method, flags=[
-            {"generator": generator, "discriminator": discriminator},
-            {"data": {"root": str(root), "crop_size": size, "load_size": size}, "runtime": runtime}])
+        config = resolve_config(method, overrides={
+            "generator": generator, "discriminator": discriminator,
+            "data": {"root": str(root), "crop_size": size, "load_size": size}, "runtime": runtime})
         trainer = Trainer(config, Path(tmp) / "run")
         batch = trainer._to_device(next(iter(trainer._loader())))
         for _ in range(2):  # warm-up: allocator, oneDNN primitive caches
@@ -73,7 +74,8 @@ def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
 
 def _learning_parity(steps: int) -> dict:
     """Same seed, same data, small pix2pix: final validation L1 with fp32 vs bf16 autocast."""
-    from translate.training import resolve_config, train
+    from translate.config import resolve_config
+    from translate.training import train
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,13 +85,13 @@ def _learning_parity(steps: int) -> dict:
         for p in sorted((root / "train").glob("*.png"))[-2:]:
             p.rename(root / "val" / p.name)
         for amp in ("off", "bf16"):
-            config = resolve_config("pix2pix", flags=[
-                {"generator": "unet_128"},
-                {"generator": {"num_downs": 6, "base_channels": 16, "norm": "instance", "dropout": 0.0},
-                 "discriminator": {"base_channels": 16},
-                 "data": {"root": str(root), "crop_size": 64, "load_size": 64},
-                 "optim": {"epochs": steps // 4, "epochs_decay": 0, "lr_g": 5e-4, "lr_d": 5e-4},
-                 "runtime": {"amp": amp, "device": "cpu", "log_every_steps": 1000}}])
+            config = resolve_config("pix2pix", overrides={
+                "generator": "unet_128",
+                "generator.num_downs": 6, "generator.base_channels": 16, "generator.norm": "instance",
+                "generator.dropout": 0.0, "discriminator.base_channels": 16,
+                "data": {"root": str(root), "crop_size": 64, "load_size": 64},
+                "optim": {"epochs": steps // 4, "epochs_decay": 0, "lr_g": 5e-4, "lr_d": 5e-4},
+                "runtime": {"amp": amp, "device": "cpu", "log_every_steps": 1000}})
             result = train(config=config, run_dir=Path(tmp) / f"run_{amp}")
             out[amp] = {"first_val_l1": result.val_history[0]["l1"], "final_val_l1": result.val_history[-1]["l1"],
                         "final_val_psnr": result.val_history[-1]["psnr"]}

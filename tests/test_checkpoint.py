@@ -1,12 +1,19 @@
-"""Checkpoint files: every unreadable one is refused in one sentence of ours naming the file."""
+"""Checkpoint files: every unreadable one is refused in one sentence of ours naming the file; numbered
+checkpoints are slim (inference only) and pruned, while latest.pt keeps the full training state."""
 from __future__ import annotations
 
 import collections
+import logging
 
+import numpy as np
 import pytest
 import torch
 
-from translate.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from translate.checkpoint import (
+    CheckpointError, load_checkpoint, numbered_checkpoints, numbered_path, prune_checkpoints, save_checkpoint,
+)
+from translate.config import resolve_config
+from translate.training import Trainer, train
 
 
 class Payload:
@@ -69,3 +76,72 @@ def test_foreign_and_newer_checkpoints_are_named(tmp_path):
     save_checkpoint(newer, {"format_version": 99, "config": {}, "specs": {}, "nets": {}})
     with pytest.raises(CheckpointError, match="newer.pt: checkpoint format version 99 is newer"):
         load_checkpoint(newer)
+
+
+TINY = {"generator": "unet_128", "generator.num_downs": 5, "generator.base_channels": 4,
+        "discriminator.base_channels": 4, "data.crop_size": 64, "data.load_size": 64}
+
+
+def test_prune_keeps_the_newest_and_the_protected(tmp_path):
+    for step in (3, 20, 100, 7, 1000):
+        numbered_path(tmp_path, step).write_bytes(b"x")
+    (tmp_path / "latest.pt").write_bytes(b"x")
+    best = numbered_path(tmp_path, 3)
+    removed = prune_checkpoints(tmp_path, keep=2, protected={best})
+    assert sorted(p.name for p in removed) == ["step_0000007.pt", "step_0000020.pt"]
+    assert [p.name for p in numbered_checkpoints(tmp_path)] == ["step_0000003.pt", "step_0000100.pt",
+                                                               "step_0001000.pt"]
+    assert (tmp_path / "latest.pt").exists()
+    assert prune_checkpoints(tmp_path, keep=0) == []  # 0 keeps all
+
+
+def test_numbered_checkpoints_are_slim_pruned_and_convert(tmp_path, write_paired, photo, caplog):
+    from translate.inference.translator import Translator
+
+    data = write_paired("aligned", splits={"train": 3})
+    run = tmp_path / "run"
+    config = resolve_config("pix2pix", overrides={
+        **TINY, "data.root": str(data), "runtime.max_steps": 5, "runtime.checkpoint_every_steps": 1,
+        "runtime.checkpoint_every_epochs": 0, "runtime.keep_checkpoints": 2})
+    with caplog.at_level(logging.INFO, logger="translate.training"):
+        train(config=config, run_dir=run)
+    assert "checkpoints use" in caplog.text
+    folder = run / "checkpoints"
+    assert [p.name for p in numbered_checkpoints(folder)] == ["step_0000004.pt", "step_0000005.pt"]
+    slim, full = load_checkpoint(folder / "step_0000005.pt"), load_checkpoint(run)
+    assert set(slim["nets"]) == set(slim["specs"]) == {"g_ab"} and "optimizers" not in slim
+    assert {"optimizers", "rng", "method_state"} <= set(full) and set(full["nets"]) == {"g_ab", "d"}
+    assert (folder / "step_0000005.pt").stat().st_size < 0.5 * (folder / "latest.pt").stat().st_size
+    image = np.ascontiguousarray(photo("astronaut", 64))
+    outputs = [Translator.load(source, device="cpu", precision="fp32")(image)
+               for source in (folder / "step_0000005.pt", run)]
+    assert np.array_equal(outputs[0], outputs[1])  # same weights at step 5
+
+
+def test_checkpoint_cadence_by_steps_epochs_and_minutes(tmp_path, write_paired, monkeypatch):
+    data = write_paired("aligned", splits={"train": 2})
+    config = resolve_config("pix2pix", overrides={
+        **TINY, "data.root": str(data), "runtime.checkpoint_every_steps": 4, "runtime.checkpoint_every_epochs": 3,
+        "runtime.checkpoint_every_minutes": 10})
+    trainer = Trainer(config, tmp_path / "run")
+    clock = [1000.0]
+    monkeypatch.setattr("translate.training.time.monotonic", lambda: clock[0])
+    trainer.last_numbered = clock[0]
+    trainer.step, trainer.epoch = 5, 2
+    assert not trainer._numbered_due() and not trainer._numbered_due(epoch_end=True)
+    trainer.step = 8
+    assert trainer._numbered_due()
+    trainer.step, trainer.epoch = 9, 3
+    assert trainer._numbered_due(epoch_end=True) and not trainer._numbered_due()
+    clock[0] += 10 * 60
+    assert trainer._numbered_due()
+
+
+def test_epoch_cadence_writes_numbered_checkpoints(tmp_path, write_paired):
+    data = write_paired("aligned", splits={"train": 2})
+    config = resolve_config("pix2pix", overrides={
+        **TINY, "data.root": str(data), "optim.epochs": 4, "optim.epochs_decay": 0,
+        "runtime.checkpoint_every_epochs": 2, "runtime.keep_checkpoints": 1})
+    train(config=config, run_dir=tmp_path / "run")
+    # epochs of 2 steps: numbered at epochs 2 and 4 (steps 4 and 8), of which the newest is kept
+    assert [p.name for p in numbered_checkpoints(tmp_path / "run" / "checkpoints")] == ["step_0000008.pt"]

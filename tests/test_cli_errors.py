@@ -16,7 +16,6 @@ from translate.nets import ResnetSpec, build_net, spec_to_dict
 # A tiny pix2pix run that fails (or, for a missed row, trains one step) in seconds.
 TRAIN = ("train pix2pix --data {paired} --out {tmp}/out --generator resnet_6blocks --discriminator patchgan_34 "
          "--base-channels 4 --crop-size 64 --load-size 64 --max-steps 1 --device cpu")
-FIX_TRAINER = "the trainer helper's fix (issue 11 item 9): merge it, then drop this mark"
 
 # (id, arguments with {placeholders} for the fixture's paths, a word the error line must contain[,
 # why it is expected to fail until another helper's work is merged])
@@ -69,7 +68,8 @@ ROWS = [
     ("export-unwritable-path", "export {run} {a_file}/model.onnx --no-check", "cannot write"),
     ("serve-port-70000", "serve {run} --port 70000", "--port"),
     ("serve-no-slots", "serve {run} --max-concurrent 0", "--max-concurrent"),
-    ("max-steps-negative", TRAIN + " --max-steps -1", "max_steps", FIX_TRAINER),
+    ("max-steps-negative", TRAIN + " --max-steps -1", "max_steps"),
+    ("resume-architecture-flag", "train --resume {run} --generator unet_256", "cannot change on resume"),
     ("convert-onto-input-folder", "convert {run} {two_photos} {two_photos} --overwrite --device cpu", "input"),
     ("convert-file-onto-itself", "convert {run} {one_photo} {one_photo} --device cpu", "input"),
 ]

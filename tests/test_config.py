@@ -6,9 +6,10 @@ import re
 import pytest
 import yaml
 
-from translate.config import ConfigError, TrainConfig, default_config, merge, parse_set
+from translate.config import (
+    ConfigError, TrainConfig, default_config, merge, named_overrides, parse_set, resolve_config, resume_config,
+)
 from translate.nets import PRESETS
-from translate.training import resolve_config
 
 
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
@@ -55,7 +56,7 @@ def test_precedence_recipe_file_flags_set(tmp_path):
     file = tmp_path / "c.yaml"
     file.write_text("optim: {batch_size: 4, epochs: 7}\ndata: {crop_size: 128, load_size: 128}\n"
                     "generator: unet_128\n")
-    config = resolve_config("pix2pix", config_file=file, flags=[{"optim": {"epochs": 3}}],
+    config = resolve_config("pix2pix", config_file=file, overrides={"optim.epochs": 3},
                             assignments=["optim.epochs=5"])
     assert config.optim.batch_size == 4  # from the file
     assert config.optim.epochs == 5  # --set beats flags beats file
@@ -123,3 +124,47 @@ def test_config_file_that_is_not_utf8_is_named(tmp_path):
     file.write_bytes("optim: {lr_g: 0.0002}  # réglage\n".encode("latin-1"))
     with pytest.raises(ConfigError, match="latin1.yaml: not a UTF-8 text file"):
         resolve_config("pix2pix", config_file=file)
+
+
+def test_named_settings_set_their_fields():
+    overrides = named_overrides(lr=1e-4, lambda_cycle=5.0, norm="instance", generator="unet_128", seed=None)
+    assert overrides == {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "cyclegan.lambda_a": 5.0,
+                         "cyclegan.lambda_b": 5.0, "generator.norm": "instance", "generator": "unet_128"}
+    config = resolve_config("pix2pix", overrides=overrides)
+    # the preset applies first, whatever the order given, so --norm refines it
+    assert config.generator.num_downs == 7 and config.generator.norm == "instance"
+    with pytest.raises(ConfigError, match="learning_rate: not a named setting"):
+        named_overrides(learning_rate=1)
+
+
+def test_set_assignments_apply_in_order():
+    config = resolve_config("pix2pix", assignments=["generator=unet_128", "generator.num_downs=5"])
+    assert config.generator.kind == "unet" and config.generator.num_downs == 5
+
+
+@pytest.mark.parametrize("path,value", [("runtime.max_steps", -1), ("runtime.checkpoint_every_steps", -5),
+                                        ("runtime.checkpoint_every_minutes", float("nan")),
+                                        ("runtime.keep_checkpoints", -1), ("runtime.log_every_steps", 0),
+                                        ("data.max_megapixels", 0)])
+def test_negative_counts_are_refused(path, value):
+    with pytest.raises(ConfigError, match=path.replace(".", r"\.")):
+        resolve_config("pix2pix", overrides={path: value})
+
+
+def test_epochs_zero_means_until_max_steps():
+    config = resolve_config("pix2pix", overrides={"optim.epochs": 0, "optim.epochs_decay": 0, "runtime.max_steps": 9})
+    assert config.until_max_steps
+    with pytest.raises(ConfigError, match="until runtime.max_steps, which is not set"):
+        resolve_config("pix2pix", overrides={"optim.epochs": 0, "optim.epochs_decay": 0})
+
+
+def test_resume_changes_runtime_settings_only():
+    saved = default_config("pix2pix").to_dict()
+    config = resume_config(saved, overrides={"runtime.max_steps": 7, "runtime.device": "cpu", "data.workers": 2})
+    assert (config.runtime.max_steps, config.runtime.device, config.data.workers) == (7, "cpu", 2)
+    for overrides, assignments, path in [({"generator": "unet_128"}, (), "generator"),
+                                         ({"generator.norm": "instance"}, (), r"generator\.norm"),
+                                         ({}, ["data.load_size=300"], r"data\.load_size"),
+                                         ({"runtime.seed": 3}, (), r"runtime\.seed")]:
+        with pytest.raises(ConfigError, match=f"^{path}: cannot change on resume"):
+            resume_config(saved, overrides=overrides, assignments=assignments)

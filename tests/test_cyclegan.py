@@ -13,16 +13,15 @@ from translate.config import TrainConfig
 from translate.data.images import write_image
 from translate.methods.cyclegan import CycleGAN, identity_loss_applies
 from translate.methods.image_pool import ImagePool
-from translate.training import resolve_config, train
+from translate.config import resolve_config
+from translate.training import train
 
-TINY = [{"generator": {"n_blocks": 1, "base_channels": 8}},
-        {"discriminator": {"base_channels": 8}},
-        {"data": {"crop_size": 64, "load_size": 64}},
-        {"runtime": {"log_every_steps": 1}}]
+TINY = {"generator.n_blocks": 1, "generator.base_channels": 8, "discriminator.base_channels": 8,
+        "data.crop_size": 64, "data.load_size": 64, "runtime.log_every_steps": 1}
 
 
-def tiny(data: Path, *overrides: dict) -> TrainConfig:
-    return resolve_config("cyclegan", flags=[{"data": {"root": str(data)}}, *TINY, *overrides])
+def tiny(data: Path, overrides: dict | None = None) -> TrainConfig:
+    return resolve_config("cyclegan", overrides={**TINY, "data.root": str(data), **(overrides or {})})
 
 
 def images(n: int, value: float) -> torch.Tensor:
@@ -109,12 +108,12 @@ def test_cyclegan_cycle_loss_falls_and_writes_grids(tmp_path, two_domains):
 
 
 def test_cyclegan_resume_keeps_pool_and_schedule(tmp_path, two_domains):
-    schedule = {"optim": {"epochs": 1, "epochs_decay": 2}, "cyclegan": {"pool_size": 3}}
+    schedule = {"optim.epochs": 1, "optim.epochs_decay": 2, "cyclegan.pool_size": 3}
     straight = train(config=tiny(two_domains, schedule), run_dir=tmp_path / "straight")
-    train(config=tiny(two_domains, schedule, {"runtime": {"max_steps": 8}}), run_dir=tmp_path / "resumed")
+    train(config=tiny(two_domains, {**schedule, "runtime.max_steps": 8}), run_dir=tmp_path / "resumed")
     pool = load_checkpoint(tmp_path / "resumed")["method_state"]["pool_a"]
     assert pool["images"].shape[0] == 3
-    resumed = train(run_dir=tmp_path / "resumed", resume=True, runtime_overrides={"max_steps": 0})
+    resumed = train(run_dir=tmp_path / "resumed", resume=True, overrides={"runtime.max_steps": 0})
     assert resumed.step == straight.step == 18
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "resumed")
     for net in a["nets"]:
@@ -131,6 +130,6 @@ def test_cyclegan_sigkill_then_resume(tmp_path, two_domains, train_then_kill):
     step_at_kill = train_then_kill(args, run, min_step=5)
     saved = load_checkpoint(run)["method_state"]["pool_a"]["images"]
     assert saved.shape[0] == 4
-    result = train(run_dir=run, resume=True, runtime_overrides={"max_steps": step_at_kill + 2})
+    result = train(run_dir=run, resume=True, overrides={"runtime.max_steps": step_at_kill + 2})
     assert result.step == step_at_kill + 2 and result.epoch == (step_at_kill + 2) // 6
     assert not list(run.glob("**/*.tmp"))

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from translate.checkpoint import load_checkpoint
-from translate.training import resolve_config, train
+from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
+from translate.training import train
 
 TINY_P2P = ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8",
             "--set", "discriminator.base_channels=8", "--crop-size", "64", "--load-size", "64",
@@ -20,10 +21,10 @@ TINY_CYC = ["--set", "generator.n_blocks=1", "--base-channels", "8", "--set", "d
             "--crop-size", "64", "--load-size", "64", "--pool-size", "2", "--set", "runtime.log_every_steps=1"]
 
 
-def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
            "--standalone", "-m", "translate", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -52,17 +53,32 @@ def test_two_ranks_stay_in_sync_and_resume(tmp_path, write_paired, write_unpaire
     assert _log_steps(run) == [1, 2, 3, 4, 5]
 
 
+def test_batch_norm_with_validation_finishes_in_sync(tmp_path, write_paired):
+    """The reported hang: validation ran on rank 0 alone through the DDP replicas, whose forward
+    broadcasts batch-norm buffers, a collective that rank 1 (already training) never joined."""
+    data = write_paired("aligned", splits={"train": 4, "val": 2})
+    run = tmp_path / "run"
+    torchrun("train", "pix2pix", "--data", str(data), "--out", str(run), "--generator", "unet_128",
+             "--norm", "batch", "--crop-size", "64", "--load-size", "64", "--epochs", "2", "--epochs-decay", "0",
+             "--set", "generator.num_downs=5", "--base-channels", "4", "--set", "discriminator.base_channels=4",
+             timeout=240)
+    ckpt = load_checkpoint(run)
+    assert ckpt["epoch"] == 2 and [row["epoch"] for row in ckpt["val_history"]] == [1, 2]
+    sums = ckpt["replica_checksums"]
+    assert len(sums) == 2 and sums[0] == sums[1]
+
+
 def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, photo):
     data = write_paired("aligned", splits={"train": 4})
     common = [*TINY_P2P, "--norm", "instance", "--set", "generator.dropout=0", "--set", "discriminator.norm=instance",
               "--gan-loss", "lsgan", "--set", "data.flip=false", "--max-steps", "3"]
     torchrun("train", "pix2pix", "--data", str(data), "--out", str(tmp_path / "ddp"), *common, "--batch-size", "1")
-    from translate.cli import _train_overrides, build_parser
+    from translate.cli import build_parser
 
     args = build_parser().parse_args(["train", "pix2pix", "--data", str(data), "--out", "x", *common,
                                       "--batch-size", "2"])
-    train(config=resolve_config("pix2pix", flags=_train_overrides(args), assignments=args.set),
-          run_dir=tmp_path / "single")
+    named = named_overrides(**{name: getattr(args, name) for name in NAMED_SETTINGS})
+    train(config=resolve_config("pix2pix", overrides=named, assignments=args.set), run_dir=tmp_path / "single")
     ddp, single = load_checkpoint(tmp_path / "ddp"), load_checkpoint(tmp_path / "single")
     # Compare what the nets compute, not raw weights: a conv bias right before instance norm gets
     # a structurally-zero gradient, which Adam turns into arbitrary (and harmless) rounding noise.
@@ -81,16 +97,25 @@ def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, pho
         torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-4, msg=name)
 
 
-def test_ranks_with_different_data_fail_clearly(tmp_path, write_paired):
-    """Each rank reads its own folder (as on two machines): the listing differs, so both stop."""
-    first = write_paired("aligned", root=tmp_path / "d0", splits={"train": 4})
-    write_paired("aligned", root=tmp_path / "d1", splits={"train": 3})
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+def test_ranks_with_different_data_fail_clearly(tmp_path, write_paired, write_unpaired, method):
+    """Each rank reads its own folder (as on two machines): the listing differs, so both stop. For
+    CycleGAN the folders hold as many files, one under another name: the names are compared."""
+    if method == "pix2pix":
+        first = write_paired("aligned", root=tmp_path / "d0", splits={"train": 4})
+        write_paired("aligned", root=tmp_path / "d1", splits={"train": 3})
+    else:
+        first = write_unpaired("split", root=tmp_path / "d0", n_a=3, n_b=3, n_test=0)
+        other = write_unpaired("split", root=tmp_path / "d1", n_a=3, n_b=3, n_test=0)
+        (other / "trainB" / "trainB_002.png").rename(other / "trainB" / "trainB_other.png")
     script = tmp_path / "launch.py"
+    tiny = TINY_P2P if method == "pix2pix" else TINY_CYC
     script.write_text(
         "import os, sys\n"
         "from translate.cli import main\n"
         f"data = {str(tmp_path)!r} + '/d' + os.environ['RANK']\n"
-        f"sys.exit(main(['train', 'pix2pix', '--data', data, '--out', {str(tmp_path / 'run')!r}, *{TINY_P2P!r}]))\n")
+        f"args = ['train', {method!r}, '--data', data, '--out', {str(tmp_path / 'run')!r}, *{tiny!r}]\n"
+        "sys.exit(main([*args, '--max-steps', '2']))\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone", str(script)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from translate.config import ConfigError
 from translate.data.images import image_to_tensor
 from translate.nets import build_net
+from translate.config import ConfigError, resolve_config
 from translate.tasks import get_task, recipe_tasks
-from translate.training import resolve_config
 
 CHANNELS = {"colorize": (1, 2), "sketch": (1, 3), "inpaint": (4, 3), "superres": (3, 3), "restore": (3, 3)}
 RECIPE_TASKS = recipe_tasks()
@@ -71,7 +70,7 @@ def test_later_layers_override_the_recipe():
     config = resolve_config("pix2pix", task="inpaint", assignments=["synth.hole_area_max=0.2", "data.load_size=300"])
     assert config.synth.hole_area_max == 0.2 and config.data.load_size == 300
     assert config.generator.in_channels == 4  # the recipe's channels survive a preset choice too
-    assert resolve_config("pix2pix", task="inpaint", flags=[{"generator": "unet_128"}]).generator.in_channels == 4
+    assert resolve_config("pix2pix", task="inpaint", overrides={"generator": "unet_128"}).generator.in_channels == 4
 
 
 @pytest.mark.parametrize("task", RECIPE_TASKS)

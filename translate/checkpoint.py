@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import pickle
+import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,47 @@ FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
 _UNREADABLE = "not a readable checkpoint: truncated, corrupt, or not a file saved by PyTorch"
+_NUMBERED = re.compile(r"step_(\d+)\.pt")
+# What a numbered checkpoint keeps: enough to convert, export or serve, a fraction of the size of
+# the full training state (no discriminators, optimiser moments, pools or RNG states).
+INFERENCE_KEYS = ("config", "specs", "nets", "step", "epoch")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
+
+
+def numbered_path(folder: str | Path, step: int) -> Path:
+    return Path(folder) / f"step_{step:07d}.pt"
+
+
+def numbered_checkpoints(folder: str | Path) -> list[Path]:
+    """The numbered checkpoints in `folder`, oldest (lowest step) first."""
+    found = [(int(m.group(1)), p) for p in Path(folder).glob("step_*.pt") if (m := _NUMBERED.fullmatch(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune_checkpoints(folder: str | Path, *, keep: int, protected: Collection[Path] = ()) -> list[Path]:
+    """Delete all but the newest `keep` numbered checkpoints (0 keeps all); `protected` ones (say,
+    the best by a validation metric) are never deleted and do not count. Returns what was deleted."""
+    candidates = [p for p in numbered_checkpoints(folder) if p not in set(protected)]
+    doomed = candidates[: max(0, len(candidates) - keep)] if keep > 0 else []
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def inference_state(state: dict[str, Any], *, nets: Collection[str]) -> dict[str, Any]:
+    """The part of a training state that inference needs, holding only the nets named in `nets`."""
+    slim = {k: state[k] for k in INFERENCE_KEYS if k in state}
+    slim["nets"] = {k: v for k, v in state["nets"].items() if k in nets}
+    slim["specs"] = {k: v for k, v in state["specs"].items() if k in nets}
+    return slim
+
+
+def disk_usage(folder: str | Path) -> int:
+    """Bytes held by the checkpoint files in `folder`."""
+    return sum(p.stat().st_size for p in Path(folder).glob("*.pt") if p.is_file())
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

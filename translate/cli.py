@@ -17,13 +17,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"], help="training method (omit with --resume)")
     p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
     p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its latest checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its latest checkpoint (only runtime flags such as "
+                        "--max-steps, --device may change)")
     # Task names are checked by translate.tasks.get_task (one `error:` line listing them), not by
     # argparse choices: reading the registry here would import torch for every `--help`.
     p.add_argument("--task", help="task recipe, e.g. superres or restore (default: custom, your own pairs; "
                                   "an unknown name lists the tasks)")
     p.add_argument("--config", help="YAML file of config overrides")
-    p.add_argument("--epochs", type=int, help="epochs at the initial learning rate")
+    p.add_argument("--epochs", type=int, help="epochs at the initial learning rate (0 with --epochs-decay 0: "
+                                              "train until --max-steps)")
     p.add_argument("--epochs-decay", type=int, help="epochs of linear learning-rate decay to zero")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate of generators and discriminators")
@@ -42,7 +45,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pool-size", type=int, help="CycleGAN image history size (50; 0 = off)")
     p.add_argument("--direction", choices=["a_to_b", "b_to_a"])
     p.add_argument("--val-fraction", type=float, help="validation share when the data has no split folders")
-    p.add_argument("--max-steps", type=int, help="stop after N optimisation steps (smoke tests, benchmarks)")
+    p.add_argument("--max-steps", type=int, help="stop after N optimisation steps (0: no limit)")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 works on CPU too)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
@@ -54,61 +57,29 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
 
 
-def _train_overrides(args: argparse.Namespace) -> list[dict]:
-    """Named flags -> nested override dicts, applied in order (only flags the user gave)."""
-    flag_paths = {
-        "data": "data.root", "epochs": "optim.epochs", "epochs_decay": "optim.epochs_decay",
-        "batch_size": "optim.batch_size", "load_size": "data.load_size", "crop_size": "data.crop_size",
-        "generator": "generator", "discriminator": "discriminator", "norm": "generator.norm",
-        "base_channels": "generator.base_channels", "in_channels": "generator.in_channels",
-        "out_channels": "generator.out_channels", "gan_loss": "gan.loss",
-        "lambda_l1": "pix2pix.lambda_l1", "lambda_identity": "cyclegan.lambda_identity",
-        "pool_size": "cyclegan.pool_size", "direction": "direction", "val_fraction": "data.val_fraction",
-        "max_steps": "runtime.max_steps", "device": "runtime.device", "amp": "runtime.amp",
-        "channels_last": "runtime.channels_last", "compile": "runtime.compile", "workers": "data.workers",
-        "seed": "runtime.seed",
-    }
-    assignments: list[tuple[str, object]] = []
-    for flag, path in flag_paths.items():
-        value = getattr(args, flag)
-        if value is not None:
-            assignments.append((path, str(Path(value).resolve()) if flag == "data" else value))
-    if args.lr is not None:
-        assignments += [("optim.lr_g", args.lr), ("optim.lr_d", args.lr)]
-    if args.lambda_cycle is not None:
-        assignments += [("cyclegan.lambda_a", args.lambda_cycle), ("cyclegan.lambda_b", args.lambda_cycle)]
-    # Presets first, so that field flags such as --norm refine the chosen preset.
-    assignments.sort(key=lambda item: item[0] not in ("generator", "discriminator"))
-    overrides = []
-    for path, value in assignments:
-        node: dict = {}
-        leaf = node
-        *parents, last = path.split(".")
-        for part in parents:
-            leaf = leaf.setdefault(part, {})
-        leaf[last] = value
-        overrides.append(node)
-    return overrides
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
+    from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
     from translate.errors import ConfigError
-    from translate.training import resolve_config, train
+    from translate.training import train
 
+    named = {name: getattr(args, name) for name in NAMED_SETTINGS}
     if args.resume:
-        if args.method or args.data or args.out:
-            raise ConfigError("--resume RUN_DIR continues a run with its own config; drop the method, --data and --out")
-        # Only runtime choices may change on resume; the architecture and data come from the run.
-        runtime = {k: v for k, v in (("max_steps", args.max_steps), ("device", args.device),
-                                     ("amp", args.amp)) if v is not None}
-        result = train(run_dir=Path(args.resume), resume=True, runtime_overrides=runtime)
+        given = [flag for flag, value in (("method", args.method), ("--data", args.data), ("--out", args.out),
+                                          ("--task", args.task), ("--config", args.config)) if value]
+        if given:
+            raise ConfigError(f"{given[0]}: cannot change on resume; the run continues with its own method, "
+                              f"data and config (only runtime flags such as --max-steps, --device, --amp may)")
+        # Runtime flags may change; resume_config refuses the rest (architecture, data, schedule) by name.
+        result = train(run_dir=Path(args.resume), resume=True, overrides=named_overrides(**named),
+                       assignments=args.set)
     else:
         if not args.method:
             raise ConfigError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
         if not args.data or not args.out:
             raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
+        named["data"] = str(Path(args.data).resolve())
         config = resolve_config(args.method, task=args.task, config_file=args.config,
-                                flags=_train_overrides(args), assignments=args.set)
+                                overrides=named_overrides(**named), assignments=args.set)
         result = train(config=config, run_dir=Path(args.out))
     print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
     if result.val_metrics:
@@ -341,12 +312,12 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from translate.data.prepare import prepare
+    from translate.config import resolve_config
     from translate.tasks import get_task
-    from translate.training import resolve_config
 
     get_task(args.task, from_photos=True)  # before the recipe: custom has none to prepare
-    flags = [{"synth": {"scale": args.scale}, "generator": {"upscale": args.scale}}] if args.scale else []
-    config = resolve_config("pix2pix", task=args.task, flags=flags, assignments=args.set)
+    scale = {"synth.scale": args.scale, "generator.upscale": args.scale} if args.scale else {}
+    config = resolve_config("pix2pix", task=args.task, overrides=scale, assignments=args.set)
     report = prepare(args.task, args.src, args.out, synth=config.synth, seed=args.seed, val_fraction=args.val_fraction,
                      test_fraction=args.test_fraction, max_side=args.max_side, overwrite=args.overwrite)
     print(report.summary())

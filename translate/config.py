@@ -1,10 +1,11 @@
-"""Training configuration: nested dataclasses, dict/YAML round trips and dotted overrides."""
+"""Training configuration: nested dataclasses, dict/YAML round trips, dotted overrides and resolution."""
 from __future__ import annotations
 
 import dataclasses
 import math
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -13,18 +14,12 @@ import yaml
 
 from translate.direction import Direction
 from translate.errors import ConfigError
-from translate.nets import (
-    DiscriminatorSpec,
-    GeneratorSpec,
-    PRESETS,
-    is_generator,
-    spec_from_dict,
-    spec_to_dict,
-)
+from translate.nets import PRESETS, DiscriminatorSpec, GeneratorSpec, is_generator, spec_from_dict, spec_to_dict
 from translate.tasks import get_task
 
 Method = Literal["pix2pix", "cyclegan"]
 GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
+_PRESET_KEYS = ("generator", "discriminator")  # a string there names a preset
 
 
 @dataclass
@@ -41,6 +36,7 @@ class DataConfig:
     # Items drawn per epoch (cycling fresh permutations); 0 = the dataset size. Lets a handful of
     # photos make epochs long enough that per-epoch work (checkpoint, validation) stays rare.
     samples_per_epoch: int = 0
+    max_megapixels: float = 100.0  # larger training images are refused by name, from their headers
 
 
 @dataclass
@@ -50,8 +46,10 @@ class OptimConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     batch_size: int = 1
-    epochs: int = 100  # at constant learning rate
-    epochs_decay: int = 100  # then linearly decayed to zero over these
+    # Epochs at constant learning rate, then linearly decayed to zero over epochs_decay. Both 0:
+    # train at a constant rate until runtime.max_steps, however many epochs that takes.
+    epochs: int = 100
+    epochs_decay: int = 100
     grad_clip: float = 0.0  # max gradient norm; 0 = off
 
 
@@ -103,8 +101,12 @@ class RuntimeConfig:
     max_steps: int = 0  # stop after this many optimisation steps; 0 = run every epoch
     log_every_steps: int = 50
     sample_every_steps: int = 500
-    checkpoint_every_epochs: int = 5  # numbered checkpoints; `latest` is written every epoch
-    checkpoint_every_steps: int = 0  # also write `latest` every N steps (0 = only per epoch)
+    # Numbered checkpoints (generators + specs + config: enough to convert or export) every N epochs,
+    # steps or minutes (0 = off), each with `latest.pt` (full training state; also every epoch).
+    checkpoint_every_epochs: int = 5
+    checkpoint_every_steps: int = 0
+    checkpoint_every_minutes: float = 0.0
+    keep_checkpoints: int = 3  # newest numbered checkpoints kept, older ones deleted; 0 = keep all
     val_every_epochs: int = 1
 
 
@@ -152,12 +154,20 @@ class TrainConfig:
                 f"data.load_size: {self.data.load_size} is smaller than data.crop_size "
                 f"{self.data.crop_size}; set --load-size to at least the crop size"
             )
-        if self.optim.epochs < 0 or self.optim.epochs_decay < 0 or self.optim.epochs + self.optim.epochs_decay < 1:
-            raise ConfigError("optim.epochs + optim.epochs_decay: must train at least one epoch")
+        if self.optim.epochs < 0 or self.optim.epochs_decay < 0:
+            raise ConfigError("optim.epochs, optim.epochs_decay: must not be negative")
+        if self.until_max_steps and self.runtime.max_steps == 0:
+            raise ConfigError("optim.epochs: 0 with optim.epochs_decay 0 trains until runtime.max_steps, "
+                              "which is not set; give --max-steps N or train at least one epoch")
 
     @property
     def total_epochs(self) -> int:
+        """Epochs to train; 0 means until runtime.max_steps."""
         return self.optim.epochs + self.optim.epochs_decay
+
+    @property
+    def until_max_steps(self) -> bool:
+        return self.total_epochs == 0
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -173,7 +183,7 @@ class TrainConfig:
 def _check_ranges(c: TrainConfig) -> None:
     """Each field on its own (cross-field rules are in __post_init__): ConfigError naming the first bad one."""
     o, d, g, p, cg, rt = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan, c.runtime
-    rate, weight = "a finite number > 0", "a finite number >= 0"
+    rate, weight, off = "a finite number > 0", "a finite number >= 0", "0 or more (0 = off)"
     checks = [
         ("optim.lr_g", o.lr_g, math.isfinite(o.lr_g) and o.lr_g > 0, rate),
         ("optim.lr_d", o.lr_d, math.isfinite(o.lr_d) and o.lr_d > 0, rate),
@@ -204,6 +214,13 @@ def _check_ranges(c: TrainConfig) -> None:
         ("runtime.log_every_steps", rt.log_every_steps, rt.log_every_steps >= 1, "at least 1"),
         ("runtime.sample_every_steps", rt.sample_every_steps, rt.sample_every_steps >= 0, "0 or more (0 = off)"),
         ("runtime.val_every_epochs", rt.val_every_epochs, rt.val_every_epochs >= 1, "at least 1"),
+        ("runtime.max_steps", rt.max_steps, rt.max_steps >= 0, "0 or more (0 = no limit)"),
+        ("runtime.checkpoint_every_epochs", rt.checkpoint_every_epochs, rt.checkpoint_every_epochs >= 0, off),
+        ("runtime.checkpoint_every_steps", rt.checkpoint_every_steps, rt.checkpoint_every_steps >= 0, off),
+        ("runtime.checkpoint_every_minutes", rt.checkpoint_every_minutes,
+         math.isfinite(rt.checkpoint_every_minutes) and rt.checkpoint_every_minutes >= 0, f"{weight} (0 = off)"),
+        ("runtime.keep_checkpoints", rt.keep_checkpoints, rt.keep_checkpoints >= 0, "0 or more (0 = keep all)"),
+        ("data.max_megapixels", d.max_megapixels, math.isfinite(d.max_megapixels) and d.max_megapixels > 0, rate),
     ]
     for name, value, ok, want in checks:
         if not ok:
@@ -274,6 +291,80 @@ def _yaml_problem(error: yaml.YAMLError) -> str:
     """PyYAML's short description ("could not determine a constructor for the tag ..."), no position dump."""
     problem = getattr(error, "problem", None)
     return problem if isinstance(problem, str) and problem else str(error).splitlines()[0]
+
+
+# Named settings (the `train` command's flags) -> the config fields each one sets.
+NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "data": ("data.root",), "epochs": ("optim.epochs",), "epochs_decay": ("optim.epochs_decay",),
+    "batch_size": ("optim.batch_size",), "lr": ("optim.lr_g", "optim.lr_d"),
+    "load_size": ("data.load_size",), "crop_size": ("data.crop_size",),
+    "generator": ("generator",), "discriminator": ("discriminator",), "norm": ("generator.norm",),
+    "base_channels": ("generator.base_channels",), "in_channels": ("generator.in_channels",),
+    "out_channels": ("generator.out_channels",), "gan_loss": ("gan.loss",),
+    "lambda_l1": ("pix2pix.lambda_l1",), "lambda_cycle": ("cyclegan.lambda_a", "cyclegan.lambda_b"),
+    "lambda_identity": ("cyclegan.lambda_identity",), "pool_size": ("cyclegan.pool_size",),
+    "direction": ("direction",), "val_fraction": ("data.val_fraction",), "max_steps": ("runtime.max_steps",),
+    "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
+    "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),
+}
+
+# What `train --resume` may change: runtime choices that leave the run's meaning alone. The seed
+# and batch-norm synchronisation would make the resumed run differ from an uninterrupted one.
+RESUMABLE = frozenset({f"runtime.{f.name}" for f in dataclasses.fields(RuntimeConfig)}
+                      - {"runtime.seed", "runtime.sync_batchnorm"} | {"data.workers"})
+
+
+def named_overrides(**named: Any) -> dict[str, Any]:
+    """Named settings -> {dotted field path: value}, None meaning not given (lr sets lr_g and lr_d)."""
+    unknown = sorted(set(named) - set(NAMED_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a named setting (valid: {', '.join(NAMED_SETTINGS)})")
+    return {path: value for name, value in named.items() if value is not None for path in NAMED_SETTINGS[name]}
+
+
+def resolve_config(method: Method, *, task: str | None = None, config_file: str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None, assignments: Sequence[str] = ()) -> TrainConfig:
+    """Defaults < task recipe < config file < `overrides` < `assignments` (--set KEY=VALUE, in order).
+
+    `overrides` maps dotted paths to values, e.g. {"generator": "unet_128", "optim.lr_g": 1e-4};
+    presets (a string for generator / discriminator) apply first, so field values refine them."""
+    data = default_config(method).to_dict()
+    if task:
+        data = merge(data, get_task(task).recipe())
+    if config_file:
+        data = merge(data, load_yaml(config_file))
+    for path, value in sorted((overrides or {}).items(), key=lambda item: item[0] not in _PRESET_KEYS):
+        data = merge(data, _nested(path, value))
+    for item in assignments:
+        data = merge(data, parse_set([item]))
+    return TrainConfig.from_dict(data)
+
+
+def resume_config(saved: dict[str, Any], *, overrides: Mapping[str, Any] | None = None,
+                  assignments: Sequence[str] = ()) -> TrainConfig:
+    """A run's saved config with runtime changes only (RESUMABLE); anything else is a ConfigError."""
+    changes = [_nested(path, value) for path, value in (overrides or {}).items()]
+    changes += [parse_set([item]) for item in assignments]
+    for change in changes:
+        for path in _leaf_paths(change):
+            if path not in RESUMABLE:
+                raise ConfigError(f"{path}: cannot change on resume (the run's checkpoint fixes architecture, "
+                                  f"data and training); only runtime settings such as --max-steps, --device may")
+        saved = merge(saved, change)
+    return TrainConfig.from_dict(saved)
+
+
+def _nested(path: str, value: Any) -> dict[str, Any]:
+    """"optim.lr_g", 1e-4 -> {"optim": {"lr_g": 1e-4}}."""
+    for part in reversed(path.split(".")):
+        value = {part: value}
+    return value
+
+
+def _leaf_paths(nested: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted paths of a nested override's values (a net spec counts as one value)."""
+    return [leaf for key, value in nested.items() for leaf in (_leaf_paths(value, f"{prefix}{key}.")
+            if isinstance(value, dict) and "kind" not in value else [f"{prefix}{key}"])]
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

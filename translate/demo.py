@@ -45,10 +45,11 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
     from translate.data.images import write_image
     from translate.data.prepare import prepare
     from translate.evaluation import evaluate
+    from translate.config import resolve_config
     from translate.inference.device import cpu_has_native_bf16
     from translate.inference.folder import convert_folder
     from translate.inference.translator import Translator
-    from translate.training import resolve_config, train
+    from translate.training import train
 
     if out.exists() and any(out.iterdir()):
         raise TranslateError(f"{out}: already exists and is not empty; choose another --out or remove it")
@@ -57,7 +58,7 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
         write_image(photos / f"{name}.png", bundled_photo(name))
     log.info("demo: %d photos from scikit-image in %s", len(PHOTOS), photos)
 
-    config = resolve_config("pix2pix", task="superres", flags=[{
+    config = resolve_config("pix2pix", task="superres", overrides={
         "data": {"root": str(data), "samples_per_epoch": 200},
         # x2 from clean area-downscaled photos (the classic benchmark setting): the gain over bicubic
         # shows within minutes on a CPU; the recipe's default x4 with blur/noise/JPEG needs hours.
@@ -66,12 +67,13 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
         # L1 alone (lambda_gan 0, no discriminator): a few CPU minutes optimise fidelity (PSNR);
         # the GAN term adds invented texture, which PSNR penalises and which needs long training.
         "pix2pix": {"lambda_gan": 0.0},
-        "optim": {"batch_size": 4, "lr_g": 5e-4, "epochs": 10**6, "epochs_decay": 0},
+        # epochs 0: train at a constant rate until max_steps, which the progress bar counts down.
+        "optim": {"batch_size": 4, "lr_g": 5e-4, "epochs": 0, "epochs_decay": 0},
         "runtime": {"max_steps": steps, "seed": seed, "device": device, "log_every_steps": 50,
                     "sample_every_steps": 250, "checkpoint_every_epochs": 0,
                     # bf16 where the hardware does it natively: about twice the fp32 speed.
                     "amp": "bf16" if cpu_has_native_bf16() or torch.cuda.is_available() else "off"},
-    }])
+    })
     prepare("superres", photos, data, synth=config.synth, seed=seed, val_fraction=0.12, test_fraction=0.25)
     result = train(config=config, run_dir=run)
 

@@ -1,30 +1,35 @@
-"""The training loop shared by every method: device, seed, AMP, LR schedule, resume, logs, checkpoints."""
+"""The training loop shared by every method: device, seed, AMP, LR schedule, resume, checkpoints."""
 from __future__ import annotations
 
-import contextlib
-import csv
 import logging
 import math
 import os
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
-from translate import distributed, metrics
-from translate.checkpoint import LATEST, CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from translate.config import ConfigError, TrainConfig, default_config, load_yaml, merge, parse_set
-from translate.data.images import tensor_to_image, write_image
+from translate import distributed
+from translate.checkpoint import (
+    LATEST, checkpoint_dir, disk_usage, inference_state, load_checkpoint, numbered_path, prune_checkpoints,
+    save_checkpoint,
+)
+from translate.config import TrainConfig, resume_config
+from translate.data.images import read_header
+from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
 from translate.files import remove_stale_temp_files
 from translate.inference.device import autocast, resolve_device
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
+from translate.sampler import EpochSampler, batches_per_epoch
+from translate.training_log import TrainingLog
 
 log = logging.getLogger(__name__)
 
@@ -38,175 +43,75 @@ class TrainResult:
     val_history: list[dict[str, float]] = field(default_factory=list)
 
 
-def resolve_config(method: str, *, task: str | None = None, config_file: str | Path | None = None,
-                   flags: list[dict] | None = None, assignments: list[str] = ()) -> TrainConfig:
-    """Defaults < task recipe < --config file < named flags < --set KEY=VALUE."""
-    data = default_config(method).to_dict()  # type: ignore[arg-type]
-    if task:
-        from translate.tasks import get_task
-
-        data = merge(data, get_task(task).recipe())
-    if config_file:
-        data = merge(data, load_yaml(config_file))
-    for override in flags or []:
-        data = merge(data, override)
-    data = merge(data, parse_set(list(assignments)))
-    return TrainConfig.from_dict(data)
-
-
 def lr_factor(epoch: int, *, epochs: int, epochs_decay: int) -> float:
     """Constant for `epochs`, then linear decay towards 0 over `epochs_decay` (pix2pix/CycleGAN code).
     `epoch` is 0-based; the last decay epoch still trains at a small positive rate."""
     return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
 
 
-class EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, split across ranks, that can start mid-epoch, so a resumed
-    run sees exactly the samples the interrupted one had not seen yet."""
-
-    def __init__(self, n: int, *, seed: int, epoch: int, start: int = 0, rank: int = 0,
-                 world_size: int = 1, shuffle: bool = True, length: int = 0) -> None:
-        self.n, self.seed, self.epoch, self.start = n, seed, epoch, start
-        self.length = length or n  # items per epoch: several permutations back to back when > n
-        self.rank, self.world_size, self.shuffle = rank, world_size, shuffle
-
-    def indices(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order: list[int] = []
-        while len(order) < self.length:
-            # The k-th pass over the data uses indices k*n + i: datasets read item i % n and seed
-            # its augmentation with the full index, so each pass gets fresh crops.
-            base = len(order) // self.n * self.n
-            perm = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
-            order += [base + i for i in perm]
-        order = order[: self.length]
-        per_rank = math.ceil(self.length / self.world_size)
-        order += order[: per_rank * self.world_size - self.length]  # pad so every rank steps equally
-        return order[self.rank::self.world_size][self.start:]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        return len(self.indices())
+def check_data_files(files: Sequence[Path], *, max_megapixels: float) -> None:
+    """Read every file's header before the first step, so a corrupt or oversized file stops the run
+    at once, by name, rather than mid-epoch (losing the epoch) or by exhausting memory."""
+    problems = []
+    for path in files:
+        try:
+            height, width = read_header(path)
+        except ImageError as e:
+            problems.append(str(e))
+            continue
+        if height * width > max_megapixels * 1e6:
+            problems.append(f"{path}: {width}x{height} pixels is more than data.max_megapixels "
+                            f"({max_megapixels:g}); shrink it or raise the limit (--set data.max_megapixels=N)")
+    if problems:
+        more = f" ({len(problems) - 1} more file(s) fail this check too)" if len(problems) > 1 else ""
+        raise DatasetError(f"{problems[0]}{more}")
 
 
-def to_display(image: Tensor) -> Tensor:
-    """(C, H, W) in [-1, 1] -> 3 channels for sample grids: gray replicated, extra channels dropped,
-    two channels shown as (c0, c1, mean)."""
-    c = image.shape[0]
-    if c == 1:
-        return image.expand(3, -1, -1)
-    if c == 2:
-        return torch.cat([image, image.mean(0, keepdim=True)])
-    return image[:3]
+def relative_names(files: Sequence[Path], root: str | Path) -> list[str]:
+    """Paths relative to the data root (bare names outside it): comparable across machines."""
+    root = Path(root)
+    return [str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in map(Path, files)]
 
 
-def sample_grid(rows: list[list[Tensor]]) -> np.ndarray:
-    """Rows of (N, C, H, W) tensors -> one HWC uint8 image of their first items, side by side.
-    Smaller images (e.g. super-resolution inputs) are upscaled with nearest neighbour to match."""
-    height = max(t.shape[-2] for row in rows for t in row)
-    lines = []
-    for row in rows:
-        tiles = []
-        for t in row:
-            img = to_display(t[0].detach().float().cpu())
-            if img.shape[-2] != height:
-                img = nn.functional.interpolate(img[None], scale_factor=height / img.shape[-2], mode="nearest")[0]
-            tiles.append(img)
-        lines.append(torch.cat(tiles, dim=2))
-    width = max(line.shape[-1] for line in lines)
-    lines = [nn.functional.pad(line, (0, width - line.shape[-1]), value=-1.0) for line in lines]
-    return tensor_to_image(torch.cat(lines, dim=1))
-
-
-class CsvLog:
-    """Appends rows to a CSV; columns are fixed by the first row (resume appends to the same file)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.columns: list[str] | None = None
-        if path.is_file() and path.stat().st_size:
-            with path.open(newline="") as f:
-                self.columns = next(csv.reader(f), None)
-
-    def write(self, row: dict[str, Any]) -> None:
-        new = self.columns is None
-        if new:
-            self.columns = list(row)
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-
-def _tensorboard(run_dir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is optional
-        return None
-    return SummaryWriter(str(run_dir / "tensorboard"))
-
-
-def build_datasets(config: TrainConfig, method_cls: type) -> tuple[Dataset, Dataset | None]:
-    """The method's training set and, when the data has one, its validation set."""
-    from translate.data import datasets, layouts, transforms
-
-    d = config.data
-    root = Path(d.root)
-    channels_a, channels_b = method_cls.data_channels(config)
-    kw = dict(load_size=d.load_size, crop_size=d.crop_size, preprocess=d.preprocess)
-    # paired_transform applies one random crop/flip to A and B; it serves single images too.
-    train_tf = transforms.paired_transform(**kw, flip=d.flip, train=True)
-    val_tf = transforms.paired_transform(**kw, flip=False, train=False)
-    seed = config.runtime.seed
-    from translate.tasks import get_task
-
-    make_pair = get_task(config.task).pair_maker(config.synth)
-    if config.method == "pix2pix":
-        if make_pair is not None:
-            # Recipes synthesise each input from its target photo with fresh randomness every epoch;
-            # in a prepared A/B folder the B photos serve, and the prepared inputs are for eval.
-            find = lambda split: [layouts.Sample(p) for p in layouts.find_targets(  # noqa: E731
-                root, split, val_fraction=d.val_fraction, seed=seed)]
-        else:
-            find = lambda split: layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)  # noqa: E731
-        train_samples = find("train")
-        val_samples = find("val") if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
-        make = lambda samples, tf: datasets.PairedDataset(  # noqa: E731
-            samples, in_channels=channels_a, out_channels=channels_b, transform=tf, make_pair=make_pair, seed=seed)
-        return make(train_samples, train_tf), (make(val_samples[: d.max_val_images], val_tf) if val_samples else None)
-    paths_a, paths_b = layouts.find_unpaired(root, "train")
-    train_set = datasets.UnpairedDataset(
-        paths_a, paths_b, channels_a=channels_a, channels_b=channels_b, transform_a=train_tf,
-        transform_b=train_tf, serial=d.serial, seed=seed)
-    val_set = None
-    if layouts.has_split(root, "test", unpaired=True):
-        test_a, test_b = layouts.find_unpaired(root, "test")
-        val_set = datasets.UnpairedDataset(
-            test_a[: d.max_val_images], test_b[: d.max_val_images], channels_a=channels_a,
-            channels_b=channels_b, transform_a=val_tf, transform_b=val_tf, serial=True, seed=seed)
-    return train_set, val_set
-
-
-def _metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
-    """L1 (on [0, 1]), PSNR (dB) and SSIM of two (C, H, W) images in [-1, 1]."""
-    x = ((fake.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-    y = ((real.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-    out = {"l1": float(np.abs(x - y).mean()), "psnr": metrics.psnr(x, y, data_range=1.0)}
-    if min(x.shape[:2]) >= metrics.SSIM_MIN_SIDE:
-        out["ssim"] = metrics.ssim(x, y, data_range=1.0)
-    return out
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 class Trainer:
     """Owns the method, optimizers, data and bookkeeping of one run."""
 
     def __init__(self, config: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
-        self.config = config
-        self.run_dir = run_dir
-        rt = config.runtime
+        self.config, self.run_dir = config, run_dir
+        self._setup_process()
+        self.method: GanMethod = METHODS[config.method](config)
+        self.train_set, self.val_set = self.method.datasets()
+        self._place_nets()
+        files = [f for ds in (self.train_set, self.val_set) if ds is not None for f in self.method.data_files(ds)]
+        if self.dist.enabled:
+            self._check_ranks_agree(files)
+        check_data_files(files, max_megapixels=config.data.max_megapixels)
+        self._build_optimizers()
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.val_history: list[dict[str, float]] = []
+        self.replica_checksums: list[float] = []
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
+            self.method.replicas = {name: distributed.wrap(net, self.device)
+                                    for name, net in self.method.nets.items()}
+        if config.runtime.compile:
+            self._compile()
+        rt, o = config.runtime, config.optim
+        self.batches_per_epoch = batches_per_epoch(
+            config.data.samples_per_epoch or len(self.train_set), batch_size=o.batch_size, world_size=self.world_size)
+        # "Until max_steps" (epochs 0) becomes however many epochs those steps take, at a constant rate.
+        self.total_epochs = config.total_epochs or math.ceil(rt.max_steps / self.batches_per_epoch)
+        self.total_steps = min(rt.max_steps or math.inf, self.total_epochs * self.batches_per_epoch)
+        self.last_numbered = time.monotonic()
+
+    # ------------------------------------------------------------ set-up
+    def _setup_process(self) -> None:
+        rt = self.config.runtime
         self.dist = distributed.context_from_env()
         self.rank, self.world_size = self.dist.rank, self.dist.world_size
         self.device = resolve_device(distributed.rank_device(rt.device, self.dist), field="runtime.device")
@@ -219,46 +124,42 @@ class Trainer:
         # broadcast from rank 0 by DistributedDataParallel.
         torch.manual_seed(rt.seed + self.rank)
 
-        method_cls = METHODS[config.method]
-        self.train_set, self.val_set = build_datasets(config, method_cls)
-        self.method: GanMethod = method_cls(config)
+    def _place_nets(self) -> None:
+        rt = self.config.runtime
         if self.dist.enabled and rt.sync_batchnorm:
             for name in list(self.method.nets):
                 self.method.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(self.method.nets[name])
         self.method.to(self.device)
         if rt.channels_last:
             self.method.to(memory_format=torch.channels_last)
-        if self.dist.enabled:
-            self._check_ranks_agree()
-        o = config.optim
+
+    def _build_optimizers(self) -> None:
+        o, fp16 = self.config.optim, self.config.runtime.amp == "fp16"
         params = lambda names: [p for n in names for p in self.method.nets[n].parameters()]  # noqa: E731
         # fused Adam: one kernel over all parameters; on CPU it cuts the optimizer step ~4x.
         adam = lambda names, lr: torch.optim.Adam(params(names), lr=lr, betas=(o.beta1, o.beta2), fused=True)  # noqa: E731
         self.opt_g = adam(self.method.generator_names, o.lr_g)
         self.opt_d = adam(self.method.discriminator_names, o.lr_d) if self.method.discriminator_names else None
-        fp16 = rt.amp == "fp16"
         self.scalers = {k: torch.amp.GradScaler("cuda", enabled=fp16) for k in ("g", "d")}
-        self.step = 0
-        self.epoch = 0
-        self.batch_in_epoch = 0
-        self.val_history: list[dict[str, float]] = []
-        if checkpoint is not None:
-            self._restore(checkpoint)
-        if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
-            self.method.replicas = {name: distributed.wrap(net, self.device)
-                                    for name, net in self.method.nets.items()}
-        if rt.compile:
-            self._compile()
-        self.replica_checksums: list[float] = []
 
-    def _check_ranks_agree(self) -> None:
-        """Same config (bar per-machine paths and devices) and same training files on every rank."""
+    def _check_ranks_agree(self, files: list[Path]) -> None:
+        """Same config (bar per-machine paths and devices) and the same data files on every rank."""
         config = self.config.to_dict()
         config["data"] = {k: v for k, v in config["data"].items() if k != "root"}
         config["runtime"] = {k: v for k, v in config["runtime"].items() if k != "device"}
         distributed.check_agreement("config", config)
-        files = [str(v) for item in getattr(self.train_set, "samples", []) for v in (item.a, item.b) if v]
-        distributed.check_agreement("training data", [len(self.train_set), [Path(f).name for f in files]])
+        distributed.check_agreement("training data", relative_names(files, self.config.data.root))
+
+    def _compile(self) -> None:
+        """torch.compile each net in place; without a compiler, one warning and eager mode."""
+        if shutil.which(os.environ.get("CXX", "g++")) is None and self.device.type == "cpu":
+            log.warning("torch.compile needs a C++ compiler on CPU and none was found; running eagerly")
+            return
+        try:
+            for net in self.method.nets.values():
+                net.compile()
+        except Exception as e:  # noqa: BLE001 - any compiler failure falls back to eager
+            log.warning("torch.compile unavailable (%s); running eagerly", str(e).splitlines()[0][:120])
 
     # ------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -293,6 +194,8 @@ class Trainer:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
 
     def save(self, *, numbered: bool = False) -> Path:
+        """latest.pt, the full training state; with `numbered`, also step_NNNNNNN.pt holding what
+        inference needs, keeping the newest runtime.keep_checkpoints of those. Rank 0 writes."""
         folder = checkpoint_dir(self.run_dir)
         latest = folder / LATEST
         if self.rank != 0:
@@ -300,34 +203,28 @@ class Trainer:
         state = self.state()
         save_checkpoint(latest, state)
         if numbered:
-            save_checkpoint(folder / f"epoch_{self.epoch:04d}.pt", state)
+            self.last_numbered = time.monotonic()
+            save_checkpoint(numbered_path(folder, self.step), inference_state(state, nets=self.method.generator_names))
+            prune_checkpoints(folder, keep=self.config.runtime.keep_checkpoints)
+            log.info("checkpoint at step %d; the run's checkpoints use %s", self.step, _megabytes(disk_usage(folder)))
         return latest
 
-    # ------------------------------------------------------------ pieces
-    def _compile(self) -> None:
-        """torch.compile each net in place; without a compiler, one warning and eager mode."""
-        if shutil.which(os.environ.get("CXX", "g++")) is None and self.device.type == "cpu":
-            log.warning("torch.compile needs a C++ compiler on CPU and none was found; running eagerly")
-            return
-        try:
-            for net in self.method.nets.values():
-                net.compile()
-        except Exception as e:  # noqa: BLE001 - any compiler failure falls back to eager
-            log.warning("torch.compile unavailable (%s); running eagerly", str(e).splitlines()[0][:120])
+    def _numbered_due(self, *, epoch_end: bool = False) -> bool:
+        rt = self.config.runtime
+        return bool((epoch_end and rt.checkpoint_every_epochs and self.epoch % rt.checkpoint_every_epochs == 0)
+                    or (rt.checkpoint_every_steps and self.step % rt.checkpoint_every_steps == 0)
+                    or (rt.checkpoint_every_minutes
+                        and time.monotonic() - self.last_numbered >= 60 * rt.checkpoint_every_minutes))
 
+    # ------------------------------------------------------------ pieces
     def _loader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.config.runtime.seed, epoch=self.epoch,
                                start=self.batch_in_epoch * self.config.optim.batch_size,
                                rank=self.rank, world_size=self.world_size,
                                length=self.config.data.samples_per_epoch)
-        workers = self.config.data.workers
         return DataLoader(self.train_set, batch_size=self.config.optim.batch_size, sampler=sampler,
-                          num_workers=workers, pin_memory=self.device.type == "cuda",
+                          num_workers=self.config.data.workers, pin_memory=self.device.type == "cuda",
                           persistent_workers=False)
-
-    def _batches_per_epoch(self) -> int:
-        per_rank = math.ceil((self.config.data.samples_per_epoch or len(self.train_set)) / self.world_size)
-        return math.ceil(per_rank / self.config.optim.batch_size)
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         fmt = torch.channels_last if self.config.runtime.channels_last else torch.contiguous_format
@@ -350,135 +247,127 @@ class Trainer:
         scaler.step(opt)
         scaler.update()
 
-    def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, float], dict[str, Tensor]]:
-        """One G step then one D step (the D step reuses this step's fakes, detached)."""
-        amp = autocast(self.device, self.config.runtime.amp)
+    def _update_generators(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         m = self.method
-        with amp:
-            out = m(batch)
         # D is frozen during the G step so no D weight gradients are computed for nothing.
         self._set_requires_grad(m.discriminator_names, False)
-        with amp:
-            g_losses = m.generator_losses(out)
-        self._optimise(g_losses, self.opt_g, self.scalers["g"], m.generator_names)
+        with autocast(self.device, self.config.runtime.amp):
+            losses = m.generator_losses(out)
+        self._optimise(losses, self.opt_g, self.scalers["g"], m.generator_names)
         self._set_requires_grad(m.discriminator_names, True)
-        d_losses: dict[str, Tensor] = {}
-        if self.opt_d is not None:
-            with amp:
-                d_losses = m.discriminator_losses(out)
-            self._optimise(d_losses, self.opt_d, self.scalers["d"], m.discriminator_names)
-        losses = {k: v.detach() for k, v in {**g_losses, **d_losses}.items()}
-        return {k: float(v) for k, v in losses.items()}, out
+        return losses
+
+    def _update_discriminators(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
+        if self.opt_d is None:
+            return {}
+        with autocast(self.device, self.config.runtime.amp):
+            losses = self.method.discriminator_losses(out)
+        self._optimise(losses, self.opt_d, self.scalers["d"], self.method.discriminator_names)
+        return losses
+
+    def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """One forward pass, then the method's updates in its `update_order`, all on these outputs."""
+        with autocast(self.device, self.config.runtime.amp):
+            out = self.method(batch)
+        updates = {"generator": self._update_generators, "discriminator": self._update_discriminators}
+        losses: dict[str, Tensor] = {}
+        for role in self.method.update_order:
+            losses.update(updates[role](out))
+        return {k: float(v.detach()) for k, v in losses.items()}, out
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """pix2pix: L1/PSNR/SSIM of G(input) vs target on the val split; CycleGAN: cycle
-        reconstruction L1/PSNR on testA/testB. Eval mode; bounded by data.max_val_images."""
+        """The method's validation metrics averaged over the val set (at most data.max_val_images).
+        Rank 0 alone, in eval mode, through the bare nets (see GanMethod.unwrapped)."""
         if self.val_set is None or self.rank != 0:
             return {}
-        self.method.eval()
         sums: dict[str, list[float]] = {}
+        self.method.eval()
         try:
-            for i in range(len(self.val_set)):
-                item = self._to_device({k: v[None] for k, v in self.val_set[i].items() if isinstance(v, Tensor)})
-                with autocast(self.device, self.config.runtime.amp):
-                    if self.config.method == "pix2pix":
+            with self.method.unwrapped():
+                for i in range(len(self.val_set)):
+                    item = self._to_device({k: v[None] for k, v in self.val_set[i].items() if isinstance(v, Tensor)})
+                    with autocast(self.device, self.config.runtime.amp):
                         out = self.method(item)
-                        pairs = {"": (out["fake_b"][0], out["real_b"][0])}
-                    else:
-                        out = self.method(item)
-                        pairs = {"cycle_A_": (out["rec_a"][0], out["real_a"][0]),
-                                 "cycle_B_": (out["rec_b"][0], out["real_b"][0])}
-                for prefix, (fake, real) in pairs.items():
-                    for k, v in _metrics(fake, real).items():
-                        sums.setdefault(f"{prefix}{k}", []).append(v)
+                    for k, v in self.method.validation_metrics(out).items():
+                        sums.setdefault(k, []).append(v)
         finally:
             self.method.train()
         return {k: float(np.mean(v)) for k, v in sums.items()}
 
-    def _save_samples(self, out: dict[str, Tensor]) -> None:
-        if self.rank == 0:
-            write_image(self.run_dir / "samples" / f"step_{self.step:07d}.png", sample_grid(self.method.sample_rows(out)))
-
     # ------------------------------------------------------------ loop
-    def run(self) -> TrainResult:
-        cfg, rt = self.config, self.config.runtime
+    def _start_run(self) -> TrainingLog:
+        cfg = self.config
         if self.rank == 0:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             checkpoint_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
             remove_stale_temp_files(checkpoint_dir(self.run_dir))
             (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
-        log.info("run %s: %s, %d training items, device %s, step %d, epoch %d",
-                 self.run_dir, cfg.method, len(self.train_set), self.device, self.step, self.epoch + 1)
+        log.info("run %s: %s, %d training items, device %s, step %d of %d, epoch %d of %d", self.run_dir,
+                 cfg.method, len(self.train_set), self.device, self.step, self.total_steps, self.epoch + 1,
+                 self.total_epochs)
         log.debug("config:\n%s", cfg.to_yaml())
-        losses_log = CsvLog(self.run_dir / "log.csv")
-        val_log = CsvLog(self.run_dir / "val.csv")
-        tb = _tensorboard(self.run_dir) if self.rank == 0 else None
-        from tqdm import tqdm
+        return TrainingLog(self.run_dir, enabled=self.rank == 0, log_every_steps=cfg.runtime.log_every_steps,
+                           step=self.step, total_steps=self.total_steps)
 
-        window: dict[str, list[float]] = {}
-        stop = False
+    def _start_epoch(self, report: TrainingLog) -> None:
+        o = self.config.optim
+        epochs = o.epochs if not self.config.until_max_steps else self.total_epochs
+        factor = lr_factor(self.epoch, epochs=epochs, epochs_decay=o.epochs_decay)
+        for opt, base in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
+            for group in opt.param_groups if opt is not None else []:
+                group["lr"] = base * factor
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        report.epoch(self.epoch + 1, self.total_epochs)
+
+    def _end_epoch(self, report: TrainingLog, out: dict[str, Tensor]) -> None:
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        # Checkpoint first: a failure while validating (a bad file, no memory) keeps the epoch's steps.
+        self.save(numbered=self._numbered_due(epoch_end=True))
+        if self.epoch % self.config.runtime.val_every_epochs == 0 or self.epoch == self.total_epochs:
+            metrics = self.validate()
+            if metrics:
+                self.val_history.append({"epoch": self.epoch, "step": self.step, **metrics})
+                report.validation(self.val_history[-1])
+        if out:
+            report.samples(self.step, self.method.sample_rows(out))
+
+    def _finished(self) -> bool:
+        return self.epoch >= self.total_epochs or self.step >= self.total_steps
+
+    def run(self) -> TrainResult:
+        rt = self.config.runtime
+        report = self._start_run()
         out: dict[str, Tensor] = {}
-        started = time.perf_counter()
-        while self.epoch < cfg.total_epochs and not stop:
-            factor = lr_factor(self.epoch, epochs=cfg.optim.epochs, epochs_decay=cfg.optim.epochs_decay)
-            for opt, base in ((self.opt_g, cfg.optim.lr_g), (self.opt_d, cfg.optim.lr_d)):
-                for group in opt.param_groups if opt is not None else []:
-                    group["lr"] = base * factor
-            if hasattr(self.train_set, "set_epoch"):
-                self.train_set.set_epoch(self.epoch)
-            loader = self._loader()
-            bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{cfg.total_epochs}", leave=False,
-                       disable=self.rank != 0 or not log.isEnabledFor(logging.INFO), dynamic_ncols=True)
-            for batch in bar:
-                losses, out = self.train_step(self._to_device(batch))
-                self.step += 1
-                self.batch_in_epoch += 1
-                for k, v in losses.items():
-                    window.setdefault(k, []).append(v)
-                if self.step % rt.log_every_steps == 0 or self.step == 1:
-                    row = {"step": self.step, "epoch": self.epoch + 1, "lr_g": self.opt_g.param_groups[0]["lr"],
-                           "seconds": round(time.perf_counter() - started, 3),
-                           **{k: round(float(np.mean(v)), 6) for k, v in window.items()}}
-                    if self.rank == 0:
-                        losses_log.write(row)
-                        if tb is not None:
-                            for k, v in window.items():
-                                tb.add_scalar(f"loss/{k}", float(np.mean(v)), self.step)
-                    bar.set_postfix({k: f"{np.mean(v):.3f}" for k, v in window.items()})
-                    window = {}
-                if rt.sample_every_steps and self.step % rt.sample_every_steps == 0:
-                    self._save_samples(out)
-                if rt.checkpoint_every_steps and self.step % rt.checkpoint_every_steps == 0:
-                    self.save()
-                if rt.max_steps and self.step >= rt.max_steps:
-                    stop = True
-                    break
-            if not stop or self.batch_in_epoch >= self._batches_per_epoch():
-                self.epoch += 1
-                self.batch_in_epoch = 0
-                if (self.epoch % rt.val_every_epochs == 0) or self.epoch == cfg.total_epochs:
-                    metrics = self.validate()
-                    if metrics:
-                        self.val_history.append({"epoch": self.epoch, "step": self.step, **metrics})
-                        log.info("epoch %d validation: %s", self.epoch,
-                                 ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
-                        if self.rank == 0:
-                            val_log.write(self.val_history[-1])
-                            if tb is not None:
-                                for k, v in metrics.items():
-                                    tb.add_scalar(f"val/{k}", v, self.step)
-                if out:
-                    self._save_samples(out)
-                numbered = rt.checkpoint_every_epochs > 0 and self.epoch % rt.checkpoint_every_epochs == 0
-                self.save(numbered=numbered)
+        try:
+            while not self._finished():
+                self._start_epoch(report)
+                for batch in self._loader():
+                    losses, out = self.train_step(self._to_device(batch))
+                    self.step += 1
+                    self.batch_in_epoch += 1
+                    report.step(self.step, epoch=self.epoch + 1, lr=self.opt_g.param_groups[0]["lr"], losses=losses)
+                    if rt.sample_every_steps and self.step % rt.sample_every_steps == 0:
+                        report.samples(self.step, self.method.sample_rows(out))
+                    if self._numbered_due():
+                        self.save(numbered=True)
+                    if self.step >= self.total_steps:
+                        break
+                if self.batch_in_epoch >= self.batches_per_epoch:
+                    self._end_epoch(report, out)
+        except TranslateError:
+            self.save()  # a bad file met mid-epoch: keep the steps trained so far (state is between steps)
+            raise
+        finally:
+            report.close()
         if self.dist.enabled:
             self.replica_checksums = distributed.parameter_checksums(dict(self.method.nets))
             if len(set(self.replica_checksums)) != 1:
                 log.error("replicas out of sync: parameter sums per rank %s", self.replica_checksums)
         checkpoint = self.save()
-        if tb is not None:
-            tb.close()
+        if self.rank == 0:
+            log.info("checkpoints in %s use %s", checkpoint.parent, _megabytes(disk_usage(checkpoint.parent)))
         last = self.val_history[-1] if self.val_history else {}
         return TrainResult(step=self.step, epoch=self.epoch, checkpoint=checkpoint,
                            val_metrics={k: v for k, v in last.items() if k not in ("epoch", "step")},
@@ -486,24 +375,23 @@ class Trainer:
 
 
 def train(*, run_dir: Path, config: TrainConfig | None = None, resume: bool = False,
-          runtime_overrides: dict[str, Any] | None = None) -> TrainResult:
+          overrides: Mapping[str, Any] | None = None, assignments: Sequence[str] = ()) -> TrainResult:
     """Start a run in `run_dir` from `config`, or (resume=True) continue the run saved there.
-    `runtime_overrides` (resume only) changes runtime fields such as max_steps or device."""
+    On resume, `overrides` ({"runtime.max_steps": 10}) and `assignments` ("KEY=VALUE") may change
+    runtime settings only (config.RESUMABLE); anything else is a ConfigError."""
     run_dir = Path(run_dir)
     latest = checkpoint_dir(run_dir) / LATEST
+    ckpt = None
     if resume:
         ckpt = load_checkpoint(run_dir)
-        data = ckpt["config"]
-        if runtime_overrides:
-            data = merge(data, {"runtime": runtime_overrides})
-        config = TrainConfig.from_dict(data)
+        config = resume_config(ckpt["config"], overrides=overrides, assignments=assignments)
     elif config is None:
         raise ConfigError("train: a config is needed unless resuming")
+    elif overrides or assignments:
+        raise ConfigError("train: overrides apply when resuming; put them in the config of a new run")
     elif latest.exists():
         raise CheckpointError(f"{run_dir}: already holds a run ({latest}); continue it with "
                               f"`translate train --resume {run_dir}` or choose another --out")
-    else:
-        ckpt = None
     try:
         result = Trainer(config, run_dir, ckpt).run()
     except BaseException:

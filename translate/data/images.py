@@ -1,4 +1,5 @@
-"""Image files <-> HWC RGB(A) arrays <-> (C, H, W) tensors in [-1, 1]; imports only numpy, cv2, torch."""
+"""Image files <-> HWC RGB(A) arrays <-> (C, H, W) tensors in [-1, 1]; imports numpy, cv2, torch
+(and PIL, for headers, inside the one function that reads them)."""
 from __future__ import annotations
 
 import os
@@ -56,6 +57,21 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
             except (SyntaxError, IndexError, TypeError, ValueError, OSError, struct.error):
                 return None
     return None
+
+
+def read_header(path: str | os.PathLike) -> tuple[int, int]:
+    """(height, width) from the file's header alone, without decoding any pixel (so a 389 KB PNG
+    that claims 20000 x 20000 pixels costs nothing); ImageError naming `path` when it is unreadable."""
+    try:
+        size = image_size(path)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read it ({e.strerror or first_line(e)})") from None
+    if size is None:
+        raise ImageError(f"{path}: not a readable image (no PNG, JPEG, TIFF, WebP or BMP header)")
+    width, height = size
+    if width < 1 or height < 1:
+        raise ImageError(f"{path}: the header gives no size ({width}x{height})")
+    return height, width
 
 
 def decode_image(data: bytes | np.ndarray, *, name: str) -> np.ndarray:

@@ -1,23 +1,46 @@
-"""What every method shares: its nets, their specs and the discriminator objective."""
+"""What every method shares: its nets, their specs, the discriminator objective, and the contract
+the training loop relies on (datasets, file listing, losses, validation pairs, sample rows)."""
 from __future__ import annotations
 
+import abc
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import albumentations as A
+import numpy as np
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
+from translate import metrics
 from translate.config import TrainConfig
 from translate.losses import gan_loss, gradient_penalty
 from translate.nets import build_net, init_weights, spec_to_dict
 
 
-class GanMethod(nn.Module):
+def image_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
+    """L1 (on [0, 1]), PSNR (dB) and SSIM of two (C, H, W) images in [-1, 1]."""
+    x = ((fake.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    y = ((real.float().cpu().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
+    out = {"l1": float(np.abs(x - y).mean()), "psnr": metrics.psnr(x, y, data_range=1.0)}
+    if min(x.shape[:2]) >= metrics.SSIM_MIN_SIDE:
+        out["ssim"] = metrics.ssim(x, y, data_range=1.0)
+    return out
+
+
+class GanMethod(nn.Module, abc.ABC):
     """Base: `nets` (ModuleDict by role name: g_ab, g_ba, d_a, d_b ...) and their `specs`.
 
-    The training loop calls `forward(batch) -> outputs`, then `generator_losses(outputs)` and
-    `discriminator_losses(outputs)`; both return named losses that the loop sums."""
+    The training loop calls `forward(batch) -> outputs`, then, in `update_order`,
+    `generator_losses(outputs)` and `discriminator_losses(outputs)`; both return named losses that
+    the loop sums. It never asks which method it runs: data, validation and samples come from here."""
 
     generator_names: tuple[str, ...] = ()
     discriminator_names: tuple[str, ...] = ()
+    # The two optimiser updates of a step, in order. pix2pix and CycleGAN update G, then D on the
+    # same (detached) fakes, as the papers' code does; a method such as CUT updates D first.
+    update_order: tuple[str, ...] = ("generator", "discriminator")
 
     def __init__(self, config: TrainConfig, specs: dict[str, Any]) -> None:
         super().__init__()
@@ -29,6 +52,65 @@ class GanMethod(nn.Module):
         # Under torchrun the loop puts DistributedDataParallel wrappers here; calls that train a net
         # go through `self.replica(name)` so its gradients are averaged across ranks.
         self.replicas: dict[str, nn.Module] = {}
+
+    # ------------------------------------------------------------ data
+    @staticmethod
+    @abc.abstractmethod
+    def data_channels(config: TrainConfig) -> tuple[int, int]:
+        """Channels to read for the A and B images."""
+
+    @abc.abstractmethod
+    def datasets(self) -> tuple[Dataset, Dataset | None]:
+        """The training set and, when the data has one, the validation set (items: dicts of
+        (C, H, W) float32 tensors in [-1, 1] plus paths)."""
+
+    @abc.abstractmethod
+    def data_files(self, dataset: Dataset) -> list[Path]:
+        """Every file `dataset` reads, in order (header checks, rank agreement)."""
+
+    def transforms(self) -> tuple[A.Compose, A.Compose]:
+        """Training (random crop and flip) and validation (deterministic) transforms."""
+        from translate.data import transforms
+
+        d = self.config.data
+        kw = dict(load_size=d.load_size, crop_size=d.crop_size, preprocess=d.preprocess)
+        # paired_transform applies one random crop/flip to A and B; it serves single images too.
+        return (transforms.paired_transform(**kw, flip=d.flip, train=True),
+                transforms.paired_transform(**kw, flip=False, train=False))
+
+    # ------------------------------------------------------------ training
+    @abc.abstractmethod
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A batch of (N, C, H, W) tensors in [-1, 1] -> named outputs (real_a, fake_b, ...)."""
+
+    @abc.abstractmethod
+    def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]: ...
+
+    @abc.abstractmethod
+    def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]: ...
+
+    @abc.abstractmethod
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
+        """Rows of the sample grid, each a list of (N, C, H, W) tensors."""
+
+    @abc.abstractmethod
+    def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Metric-name prefix -> (output, reference), (N, C, H, W) tensors in [-1, 1]."""
+
+    def validation_metrics(self, out: dict[str, Tensor]) -> dict[str, float]:
+        """Metrics of the first item of a validation batch's outputs, e.g. l1, psnr, ssim."""
+        return {f"{prefix}{k}": v for prefix, (fake, real) in self.validation_pairs(out).items()
+                for k, v in image_metrics(fake[0], real[0]).items()}
+
+    @contextlib.contextmanager
+    def unwrapped(self) -> Iterator[None]:
+        """Forward passes through the bare nets: a DistributedDataParallel forward issues
+        collectives (buffer broadcasts) that would wait forever for ranks that are not validating."""
+        replicas, self.replicas = self.replicas, {}
+        try:
+            yield
+        finally:
+            self.replicas = replicas
 
     def replica(self, name: str) -> nn.Module:
         return self.replicas.get(name, self.nets[name])

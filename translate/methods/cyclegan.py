@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from translate.config import ConfigError, TrainConfig
 from translate.losses import l1_loss
@@ -48,6 +50,27 @@ class CycleGAN(GanMethod):
     def data_channels(config: TrainConfig) -> tuple[int, int]:
         return config.generator.in_channels, config.generator.out_channels
 
+    def datasets(self) -> tuple[Dataset, Dataset | None]:
+        """trainA/trainB (unaligned); testA/testB, when present, for validation."""
+        from translate.data import datasets, layouts
+
+        d, seed = self.config.data, self.config.runtime.seed
+        channels_a, channels_b = self.data_channels(self.config)
+        train_tf, val_tf = self.transforms()
+
+        def make(split: str, tf: object, *, serial: bool, limit: int | None = None) -> Dataset:
+            paths_a, paths_b = layouts.find_unpaired(d.root, split)
+            return datasets.UnpairedDataset(paths_a[:limit], paths_b[:limit], channels_a=channels_a,
+                                            channels_b=channels_b, transform_a=tf, transform_b=tf,
+                                            serial=serial, seed=seed)
+
+        has_val = layouts.has_split(d.root, "test", unpaired=True)
+        return (make("train", train_tf, serial=d.serial),
+                make("test", val_tf, serial=True, limit=d.max_val_images) if has_val else None)
+
+    def data_files(self, dataset: Dataset) -> list[Path]:
+        return [*dataset.paths_a, *dataset.paths_b]
+
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         real_a, real_b = batch["a"], batch["b"]
         g_ab, g_ba = self.replica("g_ab"), self.replica("g_ba")
@@ -82,6 +105,10 @@ class CycleGAN(GanMethod):
     def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
         """real_A | fake_B | rec_A and real_B | fake_A | rec_B."""
         return [[out["real_a"], out["fake_b"], out["rec_a"]], [out["real_b"], out["fake_a"], out["rec_b"]]]
+
+    def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Cycle reconstructions on testA/testB (no aligned targets exist): cycle_A_l1, cycle_B_psnr, ..."""
+        return {"cycle_A_": (out["rec_a"], out["real_a"]), "cycle_B_": (out["rec_b"], out["real_b"])}
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}

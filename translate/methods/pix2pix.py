@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from translate.config import TrainConfig
 from translate.losses import l1_loss
@@ -32,6 +34,33 @@ class Pix2Pix(GanMethod):
         if config.direction == "a_to_b":
             return g.in_channels, g.out_channels
         return g.out_channels, g.in_channels
+
+    def datasets(self) -> tuple[Dataset, Dataset | None]:
+        """Pairs from the data root; with a task recipe, each input is synthesised from its target
+        photo with fresh randomness every epoch (a prepared A/B folder's B photos serve then)."""
+        from translate.data import datasets, layouts
+        from translate.tasks import get_task
+
+        d, seed, root = self.config.data, self.config.runtime.seed, Path(self.config.data.root)
+        make_pair = get_task(self.config.task).pair_maker(self.config.synth)
+        channels_a, channels_b = self.data_channels(self.config)
+        train_tf, val_tf = self.transforms()
+
+        def find(split: str) -> list[layouts.Sample]:
+            if make_pair is not None:
+                targets = layouts.find_targets(root, split, val_fraction=d.val_fraction, seed=seed)
+                return [layouts.Sample(p) for p in targets]
+            return layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)
+
+        def make(samples: list[layouts.Sample], tf: object) -> Dataset:
+            return datasets.PairedDataset(samples, in_channels=channels_a, out_channels=channels_b, transform=tf,
+                                          make_pair=make_pair, seed=seed)
+
+        val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
+        return make(find("train"), train_tf), (make(val, val_tf) if val else None)
+
+    def data_files(self, dataset: Dataset) -> list[Path]:
+        return list(dict.fromkeys(p for s in dataset.samples for p in (s.a, s.b) if p is not None))
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         # Below, `a` is the input side: for b_to_a the batch's A and B are swapped here.
@@ -64,3 +93,7 @@ class Pix2Pix(GanMethod):
     def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
         """Rows of the sample grid: input | output | target."""
         return [[out["real_a"], out["fake_b"], out["real_b"]]]
+
+    def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Output vs target on the val split: l1, psnr, ssim."""
+        return {"": (out["fake_b"], out["real_b"])}
