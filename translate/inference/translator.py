@@ -12,6 +12,7 @@ import dataclasses
 import glob
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,7 +27,7 @@ from torch import nn
 
 from translate.checkpoint import CheckpointError, is_translate_checkpoint, load_checkpoint, load_file
 from translate.data.images import IMAGE_SUFFIXES, fit_to_format, read_image, write_image
-from translate.errors import TranslatorError
+from translate.errors import Cancelled, TranslatorError
 from translate.inference import normstats, tiling
 from translate.inference.device import (
     PRECISIONS, auto_memory_budget, cpu_has_native_bf16, resolve_device, resolve_precision,
@@ -184,6 +185,12 @@ def reflect_pad(x: torch.Tensor, pad: tiling.Padding) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the Translator
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
+    """Raise Cancelled once `cancel` is set; called before each net pass, the unit of work."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("translation cancelled before its next net pass")
+
+
 class Translator:
     """A generator as a function on images of any size; thread-safe.
 
@@ -293,10 +300,13 @@ class Translator:
     from_checkpoint = load
 
     # ------------------------------------------------------------ images
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`."""
+    def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None) -> np.ndarray:
+        """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`.
+
+        Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`.
+        """
         prepared = self.prepare(image)
-        output = self.run_net(prepared.tensor[None], exact=self.wants_exact(prepared))[0]
+        output = self.run_net(prepared.tensor[None], exact=self.wants_exact(prepared), cancel=cancel)[0]
         return self.finish(output, prepared)
 
     def prepare(self, image: np.ndarray) -> Prepared:
@@ -362,10 +372,11 @@ class Translator:
                                  multiple=self.size_multiple)
         return None if tile == (height, width) else tile
 
-    def run_net(self, x: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    def run_net(self, x: torch.Tensor, *, exact: bool = False,
+                cancel: threading.Event | None = None) -> torch.Tensor:
         """(N, C_in, H, W) float in [-1, 1], any H and W -> (N, C_out, s*H, s*W) float32 on the CPU.
 
-        `exact` runs in fp32 whatever the precision setting. Thread-safe.
+        `exact` runs in fp32 whatever the precision setting; `cancel` as in `__call__`. Thread-safe.
         """
         n, _, height, width = x.shape
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
@@ -374,13 +385,15 @@ class Translator:
             padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)
             tile = self._tile_plan(padded.shape[-2], padded.shape[-1], n)
             if tile is None:
+                _stop_if_cancelled(cancel)
                 y = self._forward(padded, exact)
             else:
-                y = torch.cat([self._run_tiled(padded[i : i + 1], tile, exact) for i in range(n)])
+                y = torch.cat([self._run_tiled(padded[i : i + 1], tile, exact, cancel) for i in range(n)])
             y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
             return y.to("cpu", torch.float32)
 
-    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int], exact: bool) -> torch.Tensor:
+    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int], exact: bool,
+                   cancel: threading.Event | None = None) -> torch.Tensor:
         """One padded image (1, C, Hp, Wp) as overlapping tiles; returns (1, C_out, s*Hp, s*Wp) on CPU."""
         _, _, height, width = x.shape
         tile_h, tile_w = tile
@@ -394,6 +407,7 @@ class Translator:
         col_weights = [torch.from_numpy(w) for w in tiling.axis_weights(lefts, tile_w, scale=s)]
         stats_scope: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self._norm_context is not None:
+            _stop_if_cancelled(cancel)
             # One pass over the whole image (downscaled to fit the budget) measures every
             # instance-norm layer; all tiles then normalise alike, so no tile-to-tile colour shift.
             stats = normstats.record_stats(
@@ -407,6 +421,7 @@ class Translator:
         with stats_scope:
             for top, wy in zip(tops, row_weights):
                 for left, wx in zip(lefts, col_weights):
+                    _stop_if_cancelled(cancel)
                     y = self._forward(x[:, :, top : top + tile_h, left : left + tile_w], exact)
                     y = y.to("cpu", torch.float32)
                     y *= wy[:, None] * wx[None, :]
