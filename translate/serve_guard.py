@@ -93,8 +93,9 @@ def cross_origin(method: str, headers: dict[bytes, bytes]) -> str | None:
     origin = headers.get(b"origin", b"").decode("latin-1").strip()
     if site in ("cross-site", "same-site"):  # same-site: another port or subdomain, another origin
         return origin or site
-    if not origin:
+    if site == "same-origin" or not origin:  # the browser's own word (pages cannot set it), or no browser
         return None
+    # Browsers without Fetch Metadata: the Origin must be the address this request was sent to.
     host = headers.get(b"host", b"").decode("latin-1").strip().lower()
     if origin == "null" or urlsplit(origin.lower()).netloc != host:  # "null": sandboxed or file:// pages
         return origin
