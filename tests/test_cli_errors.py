@@ -68,6 +68,7 @@ ROWS = [
     ("export-unwritable-path", "export {run} {a_file}/model.onnx --no-check", "cannot write"),
     ("serve-port-70000", "serve {run} --port 70000", "--port"),
     ("serve-no-slots", "serve {run} --max-concurrent 0", "--max-concurrent"),
+    ("serve-timeout-nan", "serve {run} --request-timeout-s nan", "--request-timeout-s"),
     ("max-steps-negative", TRAIN + " --max-steps -1", "max_steps"),
     ("resume-architecture-flag", "train --resume {run} --generator unet_256", "cannot change on resume"),
     ("convert-onto-input-folder", "convert {run} {two_photos} {two_photos} --overwrite --device cpu", "input"),

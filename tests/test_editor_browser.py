@@ -37,9 +37,9 @@ SUPERRES = preset("resnet_6blocks", n_blocks=1, base_channels=4, upscale=2)
 class RecordingTranslator(Translator):
     """A Translator that keeps the images it was asked to translate (what the server sent it)."""
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, **kwargs) -> np.ndarray:
         self.seen.append(image.copy())
-        return super().__call__(image)
+        return super().__call__(image, **kwargs)
 
 
 def free_port() -> int:

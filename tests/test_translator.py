@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from translate import Translator
-from translate.errors import TranslatorError
+from translate.errors import Cancelled, TranslatorError
 from translate.nets import ResnetSpec, UnetSpec, build_net
 from translate.tasks import get_task
 
@@ -163,6 +163,31 @@ def test_paper_mode_uses_each_images_statistics_and_dropout(photo):
 def test_tile_size_must_suit_the_net():
     with pytest.raises(TranslatorError, match="multiple of 32"):
         translator(UNET, tile_size=100)
+
+
+def test_cancel_stops_between_tiles(photo):
+    t = translator(RESNET, tile_size=32, overlap_px=8)
+    passes = []
+    cancel = threading.Event()
+    forward = t._forward
+
+    def counting_forward(x, exact):
+        passes.append(x.shape[-1])
+        if len(passes) == 3:  # the statistics pass and two tiles, then the client leaves
+            cancel.set()
+        return forward(x, exact)
+
+    t._forward = counting_forward
+    image = photo("coffee", (96, 96))  # 16 tiles of 32 px
+    with pytest.raises(Cancelled, match="cancelled"):
+        t(image, cancel=cancel)
+    assert len(passes) == 3
+    # Set before the call, not even the whole-image pass of a small image runs.
+    passes.clear()
+    with pytest.raises(Cancelled):
+        t(photo("coffee", (24, 24)), cancel=cancel)
+    assert passes == []
+    assert t(photo("coffee", (24, 24)), cancel=threading.Event()).shape == (24, 24, 3)
 
 
 def test_unsupported_task_is_a_clear_error():

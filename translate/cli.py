@@ -261,6 +261,11 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-megapixels", type=float, default=25.0,
                    help="largest image in megapixels, checked from the header before decoding (25)")
     p.add_argument("--max-concurrent", type=int, default=2, help="net passes running at once (2)")
+    p.add_argument("--request-timeout-s", type=float, default=120.0,
+                   help="answer 504 to a request not translated within this many seconds, waiting included (120)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests for this host name, e.g. behind a proxy (repeatable; * for any). "
+                        "By default only localhost, 127.0.0.1, [::1] and the --host address on --port")
     p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
     p.set_defaults(func=_cmd_serve)
 
@@ -271,16 +276,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 2**16:
         raise TranslatorError(f"--port: must be a TCP port from 1 to 65535, got {args.port}")
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-megapixels", args.max_megapixels),
-                        ("--max-concurrent", args.max_concurrent)):
+                        ("--max-concurrent", args.max_concurrent), ("--request-timeout-s", args.request_timeout_s)):
         if not value > 0:  # `not >` also refuses nan
             raise TranslatorError(f"{flag}: must be positive, got {value}")
     try:
-        from translate.serve import create_app, is_loopback, load_translators, run_server
+        from translate.serve import HostPolicy, create_app, is_loopback, load_translators, run_server
 
         translators = load_translators(args.source, _inference_options(args), direction=args.direction,
                                        arch=args.arch, weights_dir=args.weights_dir)
         app = create_app(translators, max_upload_bytes=int(args.max_upload_mb * 2**20),
-                         max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent)
+                         max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent,
+                         request_timeout_s=args.request_timeout_s,
+                         host_policy=HostPolicy.for_bind(args.host, args.port, args.allowed_host))
     except ModuleNotFoundError as e:
         raise TranslatorError(f"serve needs {e.name}: pip install 'translate[serve]'") from None
     for direction, translator in translators.items():

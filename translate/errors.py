@@ -44,6 +44,10 @@ class DistributedError(TranslateError):
     """Ranks of a torchrun job that disagree (config, data) or cannot work together."""
 
 
+class Cancelled(TranslateError):
+    """Work stopped because its caller asked (a client left, a time limit passed, a shutdown)."""
+
+
 def first_line(error: BaseException) -> str:
     """The first non-empty line of another library's message (or the exception's type name), for
     quoting it as the cause at the end of a sentence of our own, never cut mid-sentence."""

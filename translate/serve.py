@@ -2,24 +2,24 @@
 
 Endpoints: `POST /translate` (multipart: `image` file, optional `mask` file, `direction`, `format`)
 answers the translated image's bytes; `GET /model` the model contract (see export.model_contract)
-plus the service limits; `GET /health`; `GET /` the editor page; `GET /docs` the OpenAPI docs.
-Every error is JSON `{"error": "..."}`: 413 too large (bytes or pixels), 415 not a supported
-image type, 422 undecodable image, wrong mask size or bad option. Nothing in a request names a
-file on the server.
+plus the service limits (no path of the server's file system); `GET /health` with the queue
+depth; `GET /` the editor page; `GET /docs` the OpenAPI docs. Every error is JSON
+`{"error": "..."}`: 400 a Host header that is not this machine's (serve_guard), 403 a cross-origin
+POST, 413 too large (bytes or pixels), 415 not a supported image type, 422 undecodable image, wrong
+mask size or bad option, 503 shutting down, 504 over the request time limit (serve_jobs). A client
+that disconnects stops its translation. Nothing in a request names a file on the server.
 """
 from __future__ import annotations
 
 import io
-import ipaddress
 import logging
 import os
 from collections.abc import Mapping
 from importlib import resources
 from typing import Annotated, Any
 
-import anyio
 import numpy as np
-from fastapi import FastAPI, File, Form, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +30,8 @@ from translate.direction import DIRECTIONS
 from translate.errors import TranslatorError
 from translate.inference.loading import load_models
 from translate.inference.translator import InferenceOptions, Translator
+from translate.serve_guard import HostPolicy, RequestGuard, is_loopback  # noqa: F401 - is_loopback for cli
+from translate.serve_jobs import JobQueue, JobStopped
 from translate.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MiB: a 24-megapixel JPEG at high quality
 DEFAULT_MAX_PIXELS = 25_000_000  # decoded RGB uint8 75 MB; the net then tiles within its memory budget
 DEFAULT_MAX_CONCURRENT = 2  # net passes at once; each takes the Translator's whole memory budget
+DEFAULT_REQUEST_TIMEOUT_S = 120.0  # waiting plus translating; a 25-megapixel photo on a laptop CPU fits
+# After SIGTERM, how long uvicorn waits for answers in flight before dropping them; cancelled
+# translations stop at their next net pass, well within this.
+SHUTDOWN_GRACE_S = 5
 # PIL's name for the format found in the file header -> the content type we accept for it.
 IMAGE_TYPES: dict[str, str] = {
     "PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp",
@@ -47,6 +53,19 @@ _TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/
                  "image/x-ms-bmp": "image/bmp", "image/x-bmp": "image/bmp"}
 OUTPUT_FORMATS: dict[str, tuple[str, str]] = {  # format field -> (content type, suffix for cv2)
     "png": ("image/png", ".png"), "jpeg": ("image/jpeg", ".jpg"), "webp": ("image/webp", ".webp"),
+}
+# Why a job stopped -> the status answered (499: nginx's "client closed request"; nobody reads it).
+_STOP_STATUS = {"timeout": 504, "shutdown": 503, "disconnected": 499}
+_ERROR_DOC = {"content": {"application/json": {"example": {"error": "image: ..."}}}}
+_TRANSLATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {t: {} for t, _ in OUTPUT_FORMATS.values()}, "description": "the translated image"},
+    400: {**_ERROR_DOC, "description": "Host header not one this service answers to"},
+    403: {**_ERROR_DOC, "description": "cross-origin request from a page this service did not serve"},
+    413: {**_ERROR_DOC, "description": "upload or image too large"},
+    415: {**_ERROR_DOC, "description": "not a supported image type"},
+    422: {**_ERROR_DOC, "description": "undecodable image, wrong mask size or bad option"},
+    503: {**_ERROR_DOC, "description": "the service is shutting down"},
+    504: {**_ERROR_DOC, "description": "not translated within the request time limit"},
 }
 
 
@@ -185,33 +204,17 @@ def _editor_page() -> str:
     return (resources.files("translate") / "static" / "editor.html").read_text(encoding="utf-8")
 
 
-def create_app(
-    translator: Translator | Mapping[str, Translator],
-    *,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
-) -> FastAPI:
-    """The FastAPI app serving `translator` (or a direction -> Translator mapping; the first
-    entry is the default direction). Net passes run on worker threads, `max_concurrent` at once;
-    decoding and encoding run on other worker threads, so requests proceed concurrently."""
-    from translate import __version__
+def _model_info(translators: Mapping[str, Translator], *, max_upload_bytes: int, max_pixels: int,
+                request_timeout_s: float) -> dict[str, Any]:
+    """GET /model: the default translator's contract, the directions, formats and limits. The
+    training config stays out: it names the trainer's folders, and a consumer needs none of it."""
     from translate.export import model_contract
 
-    if isinstance(translator, Mapping):
-        translators = dict(translator)
-    else:
-        translators = {translator.model.direction or "a_to_b": translator}
-    if not translators or any(d not in DIRECTIONS for d in translators):
-        raise ValueError(f"translators: expected a mapping with keys among {DIRECTIONS}, got {list(translators)}")
-    for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels),
-                        ("max_concurrent", max_concurrent)):
-        if value < 1:
-            raise ValueError(f"{name}: must be at least 1, got {value}")
     default_direction = next(iter(translators))
     default = translators[default_direction]
-    contract = model_contract(default)
-    model_info = {
+    contract = model_contract(default, config={})
+    contract.pop("config")
+    return {
         **contract,
         "directions": list(translators),
         "default_direction": default_direction,
@@ -219,19 +222,15 @@ def create_app(
         "input_types": list(IMAGE_TYPES.values()),
         "takes_mask": get_task(default.task).takes_mask,  # whether POST /translate accepts a mask
         # max_pixels bounds the output: input pixels times scale**2 for super-resolution nets.
-        "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels},
+        "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels,
+                   "request_timeout_s": request_timeout_s},
         "device": str(default.device),
         "precision": default.precision,
     }
-    limiters: list[anyio.CapacityLimiter] = []  # made on first use, inside the server's event loop
-    editor = _editor_page()
 
-    app = FastAPI(
-        title="translate", version=__version__,
-        description="Image-to-image translation (pix2pix / CycleGAN). POST an image to /translate; "
-                    "the editor page is at /.",
-    )
-    app.add_middleware(_BodyLimit, max_bytes=max_upload_bytes)
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error answers JSON {"error": "one line"}."""
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Any, exc: RequestError) -> JSONResponse:
@@ -249,35 +248,73 @@ def create_app(
             parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid"))
         return JSONResponse({"error": "; ".join(parts) or "invalid request"}, status_code=422)
 
+
+def create_app(
+    translator: Translator | Mapping[str, Translator],
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
+    host_policy: HostPolicy | None = None,
+) -> FastAPI:
+    """The FastAPI app serving `translator` (or a direction -> Translator mapping; the first
+    entry is the default direction). Net passes run on worker threads, `max_concurrent` at once,
+    each stopped when its client leaves or after `request_timeout_s`; decoding and encoding run
+    on other worker threads, so requests proceed concurrently. `host_policy` says which Host
+    headers to answer (default: loopback names only); cross-origin POSTs are always refused."""
+    from translate import __version__
+
+    if isinstance(translator, Mapping):
+        translators = dict(translator)
+    else:
+        translators = {translator.model.direction or "a_to_b": translator}
+    if not translators or any(d not in DIRECTIONS for d in translators):
+        raise ValueError(f"translators: expected a mapping with keys among {DIRECTIONS}, got {list(translators)}")
+    for name, value in (("max_upload_bytes", max_upload_bytes), ("max_pixels", max_pixels),
+                        ("max_concurrent", max_concurrent), ("request_timeout_s", request_timeout_s)):
+        if not value > 0:
+            raise ValueError(f"{name}: must be positive, got {value}")
+    app = FastAPI(
+        title="translate", version=__version__,
+        description="Image-to-image translation (pix2pix / CycleGAN). POST an image to /translate; "
+                    "the editor page is at /.",
+    )
+    app.add_middleware(_BodyLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(RequestGuard, policy=host_policy or HostPolicy())  # outermost: runs first
+    _install_error_handlers(app)
+    app.state.jobs = JobQueue(max_concurrent=max_concurrent, timeout_s=request_timeout_s)
+    model_info = _model_info(translators, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+                             request_timeout_s=request_timeout_s)
+    _install_routes(app, translators, model_info, max_pixels=max_pixels)
+    return app
+
+
+def _install_routes(app: FastAPI, translators: dict[str, Translator], model_info: dict[str, Any], *,
+                    max_pixels: int) -> None:
+    editor = _editor_page()
+    jobs: JobQueue = app.state.jobs
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def editor_page() -> HTMLResponse:
         return HTMLResponse(editor)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Liveness: the service is up and its models are loaded."""
-        return {"status": "ok", "directions": list(translators)}
+        """Liveness, the loaded directions and the queue: net passes waiting and running."""
+        return {"status": "stopping" if jobs.stopping else "ok", "directions": list(translators),
+                "queue": {**jobs.depth(), "max_concurrent": jobs.max_concurrent}}
 
     @app.get("/model")
     async def model() -> dict[str, Any]:
-        """The model contract (task, channels, size multiple, scale, mode, spec, config) and the
-        service's limits and formats."""
+        """The model contract (task, channels, size multiple, scale, mode, spec) and the service's
+        limits and formats."""
         return model_info
 
-    error_doc = {"content": {"application/json": {"example": {"error": "image: ..."}}}}
-
-    @app.post(
-        "/translate",
-        response_class=Response,
-        responses={
-            200: {"content": {t: {} for t, _ in OUTPUT_FORMATS.values()}, "description": "the translated image"},
-            413: {**error_doc, "description": "upload or image too large"},
-            415: {**error_doc, "description": "not a supported image type"},
-            422: {**error_doc, "description": "undecodable image, wrong mask size or bad option"},
-        },
-    )
+    @app.post("/translate", response_class=Response, responses=_TRANSLATE_RESPONSES)
     async def translate(
-        image: ImageField, mask: MaskField = None, direction: DirectionField = None, format: FormatField = "png",
+        request: Request, image: ImageField, mask: MaskField = None, direction: DirectionField = None,
+        format: FormatField = "png",
     ) -> Response:
         """Translate one image; answers the result's bytes in `format`."""
         format = format.lower().strip()
@@ -285,28 +322,11 @@ def create_app(
             format = "jpeg"
         if format not in OUTPUT_FORMATS:
             raise RequestError(422, f"format: {format!r} must be one of {', '.join(OUTPUT_FORMATS)}")
-        direction = direction or default_direction
+        direction = direction or next(iter(translators))
         if direction not in translators:
             raise RequestError(422, f"direction: {direction!r} is not available; this model has "
                                     f"{', '.join(translators)}")
-        chosen = translators[direction]
-        pixels = await run_in_threadpool(decode_upload, await image.read(), field="image",
-                                         content_type=image.content_type, max_pixels=max_pixels,
-                                         scale=chosen.scale)
-        if mask is not None:
-            task = get_task(chosen.task)
-            if not task.takes_mask:
-                raise RequestError(422, f"mask: only inpainting models take a mask; this model's "
-                                        f"task is {chosen.task}")
-            mask_pixels = await run_in_threadpool(decode_upload, await mask.read(), field="mask",
-                                                  content_type=mask.content_type, max_pixels=max_pixels)
-            pixels = apply_mask(task, pixels, mask_pixels)
-        try:
-            if not limiters:
-                limiters.append(anyio.CapacityLimiter(max_concurrent))
-            result = await anyio.to_thread.run_sync(chosen, pixels, limiter=limiters[0])
-        except (ValueError, TranslatorError) as e:  # the task adapter refusing this image
-            raise RequestError(422, f"image: {str(e).splitlines()[0]}") from None
+        result = await _translate_upload(translators[direction], jobs, request, image, mask, max_pixels=max_pixels)
         data = await run_in_threadpool(encode_result, result, format)
         content_type, suffix = OUTPUT_FORMATS[format]
         return Response(data, media_type=content_type, headers={
@@ -314,23 +334,40 @@ def create_app(
             "X-Translate-Direction": direction,
         })
 
-    return app
 
-
-def is_loopback(host: str) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost: addresses other machines cannot reach."""
-    if host == "localhost":
-        return True
+async def _translate_upload(chosen: Translator, jobs: JobQueue, request: Request, image: UploadFile,
+                            mask: UploadFile | None, *, max_pixels: int) -> np.ndarray:
+    """Decode the upload (and mask), then run it through `jobs`; errors become RequestError."""
+    pixels = await run_in_threadpool(decode_upload, await image.read(), field="image",
+                                     content_type=image.content_type, max_pixels=max_pixels, scale=chosen.scale)
+    if mask is not None:
+        task = get_task(chosen.task)
+        if not task.takes_mask:
+            raise RequestError(422, f"mask: only inpainting models take a mask; this model's task is {chosen.task}")
+        mask_pixels = await run_in_threadpool(decode_upload, await mask.read(), field="mask",
+                                              content_type=mask.content_type, max_pixels=max_pixels)
+        pixels = apply_mask(task, pixels, mask_pixels)
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        return await jobs.run(lambda cancel: chosen(pixels, cancel=cancel), is_disconnected=request.is_disconnected)
+    except JobStopped as e:
+        if e.reason == "disconnected":
+            log.info("stopped a translation: its client disconnected")
+        raise RequestError(_STOP_STATUS[e.reason], str(e)) from None
+    except (ValueError, TranslatorError) as e:  # the task adapter refusing this image
+        raise RequestError(422, f"image: {str(e).splitlines()[0]}") from None
 
 
 def run_server(app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve `app` with uvicorn until interrupted."""
+    """Serve `app` with uvicorn until interrupted; SIGTERM or Ctrl+C cancels the translations in
+    flight (they stop before their next net pass), so the process ends within seconds."""
     import uvicorn
 
-    log.info("serving on http://%s:%d (editor at /, API docs at /docs)", host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            app.state.jobs.stop()  # before uvicorn waits for the requests in flight to finish
+            await super().shutdown(sockets=sockets)
 
+    log.info("serving on http://%s:%d (editor at /, API docs at /docs)", host, port)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info",
+                            timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
+    Server(config).run()

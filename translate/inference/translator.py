@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from translate.data.images import fit_to_format, image_to_tensor, read_image, write_image
-from translate.errors import TranslatorError
+from translate.errors import Cancelled, TranslatorError
 from translate.inference import normstats, tiling
 from translate.inference.device import auto_memory_budget, autocast, resolve_device, resolve_precision
 from translate.inference.loading import LoadedModel, load_model
@@ -111,6 +112,12 @@ def reflect_pad(x: torch.Tensor, pad: tiling.Padding) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the Translator
+def _stop_if_cancelled(cancel: threading.Event | None) -> None:
+    """Raise Cancelled once `cancel` is set; called before each net pass, the unit of work."""
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("translation cancelled before its next net pass")
+
+
 class Translator:
     """A generator as a function on images of any size; thread-safe.
 
@@ -203,10 +210,11 @@ class Translator:
         return cls(LoadedModel(net, spec, task=task), (options or InferenceOptions()).replace(**changes))
 
     # ------------------------------------------------------------ images
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`."""
+    def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None) -> np.ndarray:
+        """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`.
+        Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`."""
         prepared = self.prepare(image)
-        return self.finish(self.run_prepared(prepared), prepared)
+        return self.finish(self.run_prepared(prepared, cancel=cancel), prepared)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The task adapter's net input for `image` (thread-safe, CPU only)."""
@@ -273,10 +281,11 @@ class Translator:
                                  multiple=self.size_multiple)
         return None if tile == (height, width) else tile
 
-    def run_net(self, x: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    def run_net(self, x: torch.Tensor, *, exact: bool = False,
+                cancel: threading.Event | None = None) -> torch.Tensor:
         """(N, C_in, H, W) float in [-1, 1], any H and W -> (N, C_out, s*H, s*W) float32 on the CPU.
 
-        `exact` runs in fp32 whatever the precision setting. Thread-safe.
+        `exact` runs in fp32 whatever the precision setting; `cancel` as in `__call__`. Thread-safe.
         """
         n, _, height, width = x.shape
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
@@ -285,6 +294,7 @@ class Translator:
             padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)
             tile = self._tile_plan(padded.shape[-2], padded.shape[-1], n)
             if tile is None:
+                _stop_if_cancelled(cancel)
                 y = self._forward(padded, exact)
                 y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
                 return y.to("cpu", torch.float32)
@@ -292,7 +302,7 @@ class Translator:
             for i in range(n):
                 image = padded[i : i + 1]
                 outputs.append(self._run_tiled(lambda r0, r1, c0, c1: image[:, :, r0:r1, c0:c1],
-                                               lambda _: image, pad, (height, width), tile, exact))
+                                               lambda _: image, pad, (height, width), tile, exact, cancel))
             return torch.cat(outputs)
 
     def runs_tiled(self, height: int, width: int) -> bool:
@@ -304,7 +314,7 @@ class Translator:
     def _output_bytes(self, height: int, width: int) -> int:
         return 4 * self.spec.out_channels * height * width * self.scale**2
 
-    def run_prepared(self, prepared: Prepared) -> torch.Tensor:
+    def run_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None) -> torch.Tensor:
         """The net output (C_out, s*H, s*W) float32 on the CPU for one prepared input. A large
         input runs tile by tile from its integer pixels: each tile becomes floats only while it
         runs, and the blended output is the one full-size float buffer."""
@@ -312,7 +322,7 @@ class Translator:
         pixels = prepared.pixels
         height, width = pixels.shape[:2]
         if not self.runs_tiled(height, width):
-            return self.run_net(prepared.tensor[None], exact=exact)[0]
+            return self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0]
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
         rows = tiling.padded_index(height, pad.top, pad.bottom)
         cols = tiling.padded_index(width, pad.left, pad.right)
@@ -325,7 +335,7 @@ class Translator:
             return self._downscaled_input(pixels, (len(rows), len(cols)), max_pixels, read)
 
         with torch.inference_mode():
-            return self._run_tiled(read, downscaled, pad, (height, width), tile, exact)[0]
+            return self._run_tiled(read, downscaled, pad, (height, width), tile, exact, cancel)[0]
 
     def _downscaled_input(self, pixels: np.ndarray, padded: tuple[int, int], max_pixels: float,
                           read: Callable[..., torch.Tensor]) -> torch.Tensor:
@@ -344,7 +354,8 @@ class Translator:
 
     def _run_tiled(self, read: Callable[[int, int, int, int], torch.Tensor],
                    downscaled: Callable[[float], torch.Tensor], pad: tiling.Padding,
-                   size: tuple[int, int], tile: tuple[int, int], exact: bool) -> torch.Tensor:
+                   size: tuple[int, int], tile: tuple[int, int], exact: bool,
+                   cancel: threading.Event | None = None) -> torch.Tensor:
         """One image of `size` (H, W) as overlapping tiles of its padded self, whose windows
         `read(top, bottom, left, right)` gives as (1, C, h, w) floats; `downscaled(max_pixels)` is
         the padded image for the statistics pass. Returns (1, C_out, s*H, s*W) on the CPU."""
@@ -360,6 +371,7 @@ class Translator:
         col_weights = [torch.from_numpy(w) for w in tiling.axis_weights(lefts, tile_w, scale=s)]
         stats_scope: contextlib.AbstractContextManager = contextlib.nullcontext()
         if self._norm_context is not None:
+            _stop_if_cancelled(cancel)
             # One pass over the whole image (downscaled to fit the budget) measures every
             # instance-norm layer; all tiles then normalise alike, so no tile-to-tile colour shift.
             max_pixels = self._activation_budget(self._output_bytes(*size)) / self.bytes_per_px
@@ -373,6 +385,7 @@ class Translator:
         with stats_scope:
             for top, wy in zip(tops, row_weights):
                 for left, wx in zip(lefts, col_weights):
+                    _stop_if_cancelled(cancel)
                     y = self._forward(read(top, top + tile_h, left, left + tile_w), exact).to("cpu", torch.float32)
                     y *= wy[:, None] * wx[None, :]
                     r0, r1 = max(top, pad.top), min(top + tile_h, pad.top + size[0])
