@@ -101,7 +101,7 @@ def test_cli_python_and_http_inpaint_the_same_holes(tmp_path, photo):
     translator = Translator.load(checkpoint, device="cpu")
     from_python = translator(get_task("inpaint").with_mask(image, read_image(tmp_path / "masks" / "photo.jpg")))
 
-    with TestClient(create_app(translator)) as client:
+    with TestClient(create_app(translator), base_url="http://127.0.0.1:8000") as client:
         files = {"image": ("photo.png", (tmp_path / "in" / "photo.png").read_bytes(), "image/png"),
                  "mask": ("mask.jpg", mask_bytes, "image/jpeg")}
         response = client.post("/translate", files=files, data={"format": "png"})

@@ -1,0 +1,74 @@
+"""Command line: demo / train / convert / prepare / eval / export / serve / info. Parses arguments,
+calls library code; the only code that exits. Commands live in `training.py` and `models.py`."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger("translate")
+
+
+# ---------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    from translate import __version__
+
+    parser = argparse.ArgumentParser(prog="translate", description="Image-to-image translation with GANs.")
+    parser.add_argument("--version", action="version", version=f"translate {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    from translate.cli import models, training
+
+    training.add_commands(sub)
+    models.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. Anything the user can fix prints one `error: ...` line and returns 2."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from translate.errors import TranslateError
+
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away (`translate info RUN | head`) shows up here
+        return code
+    except TranslateError as e:
+        return _fail(str(e))
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
+    except OSError as e:  # the file system said no: permissions, a full disk, a file where a folder goes
+        return _fail(_os_error_line(e))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str) -> int:
+    print("error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()), file=sys.stderr)
+    return 2
+
+
+def _os_error_line(error: OSError) -> str:
+    from translate.errors import first_line
+
+    if error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror}"
+    return first_line(error)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit does not hit the closed pipe again."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured by a test, say)
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""`translate train / prepare / eval / demo`: training and judging models."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+# ---------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired), or resume a run",
+                       description="Train a model. `translate train pix2pix --data D --out runs/x`; "
+                                   "`translate train --resume runs/x` continues exactly where it stopped.")
+    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"], help="training method (omit with --resume)")
+    p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
+    p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its latest checkpoint (only runtime flags such as "
+                        "--max-steps, --device may change)")
+    # Task names are checked by translate.tasks.get_task (one `error:` line listing them), not by
+    # argparse choices: reading the registry here would import torch for every `--help`.
+    p.add_argument("--task", help="task recipe, e.g. superres or restore (default: custom, your own pairs; "
+                                  "an unknown name lists the tasks)")
+    p.add_argument("--config", help="YAML file of config overrides")
+    p.add_argument("--epochs", type=int, help="epochs at the initial learning rate (0 with --epochs-decay 0: "
+                                              "train until --max-steps)")
+    p.add_argument("--epochs-decay", type=int, help="epochs of linear learning-rate decay to zero")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate of generators and discriminators")
+    p.add_argument("--load-size", type=int, help="resize images to this before cropping")
+    p.add_argument("--crop-size", type=int, help="training crop size")
+    p.add_argument("--generator", help="generator preset, e.g. unet_256, resnet_9blocks")
+    p.add_argument("--discriminator", help="discriminator preset, e.g. patchgan_70, pixelgan, multiscale_patchgan")
+    p.add_argument("--norm", choices=["batch", "instance", "none"], help="normalisation of the generator")
+    p.add_argument("--base-channels", type=int, help="generator width (64 in the papers)")
+    p.add_argument("--in-channels", type=int, help="input image channels (1 gray, 3 RGB, 4 RGBA)")
+    p.add_argument("--out-channels", type=int, help="output image channels")
+    p.add_argument("--gan-loss", choices=["vanilla", "lsgan", "wgangp", "hinge"])
+    p.add_argument("--lambda-l1", type=float, help="pix2pix L1 weight (100)")
+    p.add_argument("--lambda-cycle", type=float, help="CycleGAN cycle weight for both directions (10)")
+    p.add_argument("--lambda-identity", type=float, help="CycleGAN identity weight (0.5; 0 = off)")
+    p.add_argument("--pool-size", type=int, help="CycleGAN image history size (50; 0 = off)")
+    p.add_argument("--direction", choices=["a_to_b", "b_to_a"])
+    p.add_argument("--val-fraction", type=float, help="validation share when the data has no split folders")
+    p.add_argument("--max-steps", type=int, help="stop after N optimisation steps (0: no limit)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
+    p.add_argument("--amp", choices=["off", "bf16", "fp16"], help="mixed precision (bf16 works on CPU too)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the nets")
+    p.add_argument("--workers", type=int, help="data-loader worker processes")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config field by dotted path, e.g. --set generator.n_blocks=6")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
+    from translate.errors import ConfigError
+    from translate.training import train
+
+    named = {name: getattr(args, name) for name in NAMED_SETTINGS}
+    if args.resume:
+        given = [flag for flag, value in (("method", args.method), ("--data", args.data), ("--out", args.out),
+                                          ("--task", args.task), ("--config", args.config)) if value]
+        if given:
+            raise ConfigError(f"{given[0]}: cannot change on resume; the run continues with its own method, "
+                              f"data and config (only runtime flags such as --max-steps, --device, --amp may)")
+        # Runtime flags may change; resume_config refuses the rest (architecture, data, schedule) by name.
+        result = train(run_dir=Path(args.resume), resume=True, overrides=named_overrides(**named),
+                       assignments=args.set)
+    else:
+        if not args.method:
+            raise ConfigError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
+        if not args.data or not args.out:
+            raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
+        named["data"] = str(Path(args.data).resolve())
+        config = resolve_config(args.method, task=args.task, config_file=args.config,
+                                overrides=named_overrides(**named), assignments=args.set)
+        result = train(config=config, run_dir=Path(args.out))
+    print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
+    if result.val_metrics:
+        print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
+    return 0
+
+# ---------------------------------------------------------------- prepare / eval / demo
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="synthesise a task's training pairs from a folder of photos",
+                       description="Write OUT/{train,val,test}/{A,B}/NAME.png: A = synthesised input, B = photo.")
+    p.add_argument("task", help="a recipe task, e.g. superres (an unknown name lists them)")
+    p.add_argument("src", help="folder of photos (searched recursively)")
+    p.add_argument("out", help="output dataset folder")
+    p.add_argument("--scale", type=int, help="superres: 2 or 4 (default: the recipe's)")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--test-fraction", type=float, default=0.1)
+    p.add_argument("--max-side", type=int, help="shrink photos so the longer side is at most this")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace pairs written before")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="synth options, e.g. synth.hole_area_max=0.3")
+    p.set_defaults(func=_cmd_prepare)
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from translate.data.prepare import prepare
+    from translate.config import resolve_config
+    from translate.tasks import get_task
+
+    get_task(args.task, from_photos=True)  # before the recipe: custom has none to prepare
+    scale = {"synth.scale": args.scale, "generator.upscale": args.scale} if args.scale else {}
+    config = resolve_config("pix2pix", task=args.task, overrides=scale, assignments=args.set)
+    report = prepare(args.task, args.src, args.out, synth=config.synth, seed=args.seed, val_fraction=args.val_fraction,
+                     test_fraction=args.test_fraction, max_side=args.max_side, overwrite=args.overwrite)
+    print(report.summary())
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}")
+    return 1 if report.skipped else 0
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="score a model on held-out pairs against the task's baseline; JSON + HTML",
+                       description="Runs the model on DATA/SPLIT/A (paired layout, e.g. from `translate prepare`) "
+                                   "and compares with DATA/SPLIT/B and the task's classic baseline.")
+    p.add_argument("source", help="run directory or checkpoint")
+    p.add_argument("data", help="paired dataset root")
+    p.add_argument("--split", default="test")
+    p.add_argument("--out", help="folder for eval.json and index.html (default: SOURCE/eval_SPLIT)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from translate.data.layouts import find_paired
+    from translate.errors import DatasetError
+    from translate.evaluation import evaluate
+    from translate.inference.translator import Translator
+
+    translator = Translator.load(args.source, device=args.device)
+    samples = find_paired(args.data, args.split)
+    pairs = [(s.a, s.b) for s in samples if s.b is not None]
+    if not pairs:
+        raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
+    source = Path(args.source)
+    out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
+    report = evaluate(translator, pairs, out, task=translator.task, title=f"translate eval: {args.source}")
+    print(f"evaluated {len(report.rows)} image(s): " + ", ".join(f"{k}={v:.4g}" for k, v in report.means().items()))
+    print(f"page: {out / 'index.html'}")
+    for path, reason in report.skipped:
+        print(f"  skipped {path}: {reason}")
+    return 1 if report.skipped or not report.rows else 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="train and evaluate a small x2 super-resolution model on bundled photos",
+                       description="No downloads: photos that ship with scikit-image -> prepare -> train -> "
+                                   "convert -> eval page. About 3 minutes on a 2-core CPU.")
+    p.add_argument("--out", default="demo_out", help="output folder (must not exist or be empty)")
+    p.add_argument("--steps", type=int, default=1200, help="training steps")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from translate.demo import run_demo
+
+    result = run_demo(Path(args.out), steps=args.steps, seed=args.seed, device=args.device)
+    margin = result.model_psnr - result.baseline_psnr
+    print(f"demo: trained {result.steps} steps, converted {result.converted} held-out photo(s)")
+    print(f"held-out PSNR: model {result.model_psnr:.2f} dB vs bicubic {result.baseline_psnr:.2f} dB "
+          f"({margin:+.2f} dB)")
+    print(f"open {result.eval_page.resolve()}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    for add in (_add_demo, _add_train, _add_prepare, _add_eval):
+        add(sub)
