@@ -3,7 +3,7 @@ the generic adapter (the generator's own upscale enlarges); evaluation compares 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
