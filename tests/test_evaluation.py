@@ -104,3 +104,19 @@ def test_colorize_page_shows_the_grey_image_the_model_saw(tmp_path, photo):
     shown = read_image(tmp_path / "eval" / report.rows[0]["images"]["input"])
     assert np.array_equal(seen[0], target)  # the model gets the photo and keeps only its lightness
     assert shown.shape[2] == 1 and np.array_equal(shown, lab_split(target)[0])
+
+
+def test_reports_and_images_have_normal_permissions(tmp_path, photo):
+    """eval.json, index.html and the page's images are 0644 under umask 022, like any file."""
+    import os
+    import stat
+
+    image = np.ascontiguousarray(photo("coffee", 32))
+    umask = os.umask(0o022)
+    try:
+        evaluate(lambda x: x, _write_pair(tmp_path, image, image), tmp_path / "eval", task="custom")
+    finally:
+        os.umask(umask)
+    written = [p for p in (tmp_path / "eval").rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"eval.json", "index.html"}
+    assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {oct(0o644)}
