@@ -32,7 +32,7 @@ class BlurDownsample(nn.Module):
 
 
 class BlurUpsample(nn.Module):
-    """Double H and W: replicate-pad 1, depthwise transposed [1,3,3,1]x[1,3,3,1]/16 filter, stride 2.
+    """Double H and W: replicate-pad 1, depthwise transposed [1,3,3,1]x[1,3,3,1]/16 filter.
 
     (N, C, H, W) -> (N, C, 2H, 2W); input (i, j) spreads over outputs 2i-1 .. 2i+2 with weights
     [1, 3, 3, 1] / 4 per axis, so a constant image stays constant.
