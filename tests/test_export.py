@@ -31,6 +31,7 @@ SPECS = {
     "unet": preset("unet_128", num_downs=5, base_channels=8),  # batch norm; no dropout at 5 levels
     "resnet": preset("resnet_9blocks", n_blocks=2, base_channels=8),  # instance norm
     "resnet_x2": preset("resnet_6blocks", n_blocks=1, base_channels=4, upscale=2),  # super-resolution
+    "resnet_antialias": preset("resnet_9blocks_antialias", n_blocks=1, base_channels=4),  # CUT
 }
 SUFFIXES = {"onnx": ".onnx", "pt2": ".pt2"}
 CONFIG = {"method": "pix2pix", "task": "custom", "direction": "a_to_b"}

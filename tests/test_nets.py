@@ -51,7 +51,8 @@ def discriminator_size(spec) -> int:
 def test_registries_cover_presets():
     assert {spec.kind for spec in PRESETS.values()} == set(GENERATORS) | set(DISCRIMINATORS)
     assert set(GENERATOR_PRESETS) == {
-        "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "srresnet_x4", "msrresnet_x4",
+        "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "resnet_9blocks_antialias",
+        "srresnet_x4", "msrresnet_x4",
         "rrdbnet_x4", "rrdbnet_x4_anime", "rrdbnet_x2", "srvgg_general_x4v3", "srvgg_animevideo_v3",
     }
     for name, spec in PRESETS.items():

@@ -1,4 +1,4 @@
-"""Loss functions on tensors and plain arguments (GAN objectives, L1, gradient penalty)."""
+"""Loss functions on tensors and plain arguments (GAN objectives, L1, gradient penalty, PatchNCE)."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -61,3 +61,32 @@ def gradient_penalty(discriminator: Callable[[Tensor], Preds], real: Tensor, fak
     (grads,) = torch.autograd.grad(sum(outputs), mixed, create_graph=True)
     norms = grads.flatten(1).float().norm(2, dim=1)
     return weight * ((norms - 1.0) ** 2).mean()
+
+
+def patch_nce_loss(queries: Sequence[Tensor], keys: Sequence[Tensor], *,
+                   temperature: float = 0.07, weight: float = 1.0) -> Tensor:
+    """PatchNCE (CUT, Park et al. 2020, eq. 2 and 5), averaged over layers and times `weight`.
+
+    Per layer, queries q and keys k are (N, P, C) unit vectors at the same P locations of the
+    output and the input image. For patch i of image n:
+        l_i = -log( exp(q_i.k_i / t) / (exp(q_i.k_i / t) + sum_{j != i} exp(q_i.k_j / t)) )
+    negatives k_j come from the same image only; the keys are detached. As in the reference,
+    the j == i entry of the negatives stays in the softmax but is set to -10 (exp(-10/t) ~ 0).
+    The loss of a layer is the mean of l_i over all N*P patches.
+    """
+    if len(queries) != len(keys) or not queries:
+        raise ValueError(f"patch_nce_loss: needs as many query as key layers (>= 1), got "
+                         f"{len(queries)} and {len(keys)}")
+    losses = [_patch_nce_one(q, k, temperature) for q, k in zip(queries, keys)]
+    return weight * torch.stack(losses).mean()
+
+
+def _patch_nce_one(query: Tensor, key: Tensor, temperature: float) -> Tensor:
+    query, key = query.float(), key.detach().float()
+    positive = (query * key).sum(dim=-1, keepdim=True)  # (N, P, 1)
+    negative = torch.bmm(query, key.transpose(1, 2))  # (N, P, P)
+    same = torch.eye(negative.shape[-1], dtype=torch.bool, device=negative.device)
+    negative = negative.masked_fill(same, -10.0)
+    logits = torch.cat([positive, negative], dim=-1) / temperature  # positive at index 0
+    target = torch.zeros(logits.shape[:2], dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())

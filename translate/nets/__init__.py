@@ -73,9 +73,12 @@ PRESETS: dict[str, Spec] = {
     "unet_256": UnetSpec(num_downs=8),
     "resnet_6blocks": ResnetSpec(n_blocks=6),
     "resnet_9blocks": ResnetSpec(n_blocks=9),
+    # CUT / FastCUT's nets (Park et al. 2020): the same layouts with anti-aliased resampling.
+    "resnet_9blocks_antialias": ResnetSpec(n_blocks=9, antialias=True),
     "patchgan_70": PatchGanSpec(n_layers=3),
     "patchgan_34": PatchGanSpec(n_layers=2),
     "pixelgan": PatchGanSpec(n_layers=0),
+    "patchgan_70_antialias": PatchGanSpec(n_layers=3, antialias=True),
     "multiscale_patchgan": MultiscaleSpec(n_layers=3, n_scales=3),
     # Super-resolution: SRGAN's SRResNet and BasicSR's MSRResNet_x4; ESRGAN / RealESRGAN_x4plus
     # (23 blocks), RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus; realesr-general-x4v3 and

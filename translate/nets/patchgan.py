@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from translate.nets.antialias import BlurDownsample
 from translate.nets.layers import NORMS, Norm, check_choice, check_positive, conv_bias, norm_layer
 
 
@@ -21,6 +22,9 @@ class PatchGanSpec:
     n_layers: int = 3
     norm: Norm = "batch"  # pix2pix default
     spectral_norm: bool = False  # Miyato et al. 2018; usually paired with norm="none"
+    # CUT's default: each stride-2 conv becomes a stride-1 conv, its activation, then a fixed
+    # blur-and-subsample (Zhang 2019), as in CUT's NLayerDiscriminator.
+    antialias: bool = False
 
     def __post_init__(self) -> None:
         check_positive("in_channels", self.in_channels)
@@ -29,6 +33,10 @@ class PatchGanSpec:
         check_choice("norm", self.norm, NORMS)
         if not isinstance(self.spectral_norm, bool):
             raise ValueError(f"spectral_norm: must be true or false, got {self.spectral_norm!r}")
+        if not isinstance(self.antialias, bool):
+            raise ValueError(f"antialias: must be true or false, got {self.antialias!r}")
+        if self.antialias and self.n_layers == 0:
+            raise ValueError("antialias: PixelGAN (n_layers=0) has no downsampling to anti-alias")
 
     @property
     def receptive_field(self) -> int:
@@ -37,14 +45,26 @@ class PatchGanSpec:
             return 1
         field = 7  # the two stride-1 4x4 convs at the end
         for _ in range(self.n_layers):
-            field = 2 * (field - 1) + 4  # back through one stride-2 4x4 conv
+            if self.antialias:  # back through a stride-2 3x3 blur, then a stride-1 4x4 conv
+                field = 2 * (field - 1) + 3 + 3
+            else:  # back through one stride-2 4x4 conv
+                field = 2 * (field - 1) + 4
         return field
 
     @property
     def min_size(self) -> int:
         """Smallest input H and W that still give a 1x1 output."""
-        # Each stride-2 conv floors H/2; the two stride-1 convs then need 3 pixels.
-        return 1 if self.n_layers == 0 else 3 * 2**self.n_layers
+        if self.n_layers == 0:
+            return 1
+        if not self.antialias:
+            # Each stride-2 conv floors H/2; the two stride-1 convs then need 3 pixels.
+            return 3 * 2**self.n_layers
+        # A 4x4 stride-1 conv takes n to n - 1; the blur takes n >= 2 (reflection needs 2) to
+        # ceil(n / 2). Walk back from the 3 pixels the two final convs need.
+        size = 3
+        for _ in range(self.n_layers):
+            size = max(2 * size - 1, 2) + 1
+        return size
 
 
 def patch_conv(
@@ -77,19 +97,27 @@ class PatchGanDiscriminator(nn.Module):
                 patch_conv(spec, base * 2, 1, kernel=1, stride=1, bias=True),
             ]
         else:
+            stride = 1 if spec.antialias else 2
+
+            def blur(channels: int) -> list[nn.Module]:
+                return [BlurDownsample(channels)] if spec.antialias else []
+
             # First conv has no norm, so it keeps its bias.
             layers = [
-                patch_conv(spec, spec.in_channels, base, kernel=4, stride=2, bias=True),
+                patch_conv(spec, spec.in_channels, base, kernel=4, stride=stride, bias=True),
                 nn.LeakyReLU(0.2),
+                *blur(base),
             ]
             channels = base
             for layer in range(1, spec.n_layers + 1):
                 out = base * min(2**layer, 8)
-                stride = 2 if layer < spec.n_layers else 1  # the last one keeps the resolution
+                last = layer == spec.n_layers  # the last one keeps the resolution
                 layers += [
-                    patch_conv(spec, channels, out, kernel=4, stride=stride, bias=bias),
+                    patch_conv(spec, channels, out, kernel=4, stride=1 if last else stride,
+                               bias=bias),
                     norm_layer(norm, out),
                     nn.LeakyReLU(0.2),
+                    *([] if last else blur(out)),
                 ]
                 channels = out
             layers.append(patch_conv(spec, channels, 1, kernel=4, stride=1, bias=True))

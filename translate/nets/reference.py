@@ -1,4 +1,4 @@
-"""Detect and load published generator weights: pix2pix/CycleGAN, BasicSR, ESRGAN, Real-ESRGAN."""
+"""Detect and load published generator weights: pix2pix/CycleGAN, CUT, BasicSR, (Real-)ESRGAN."""
 from __future__ import annotations
 
 import re
@@ -155,6 +155,8 @@ def _detect_resnet(sd: dict[str, torch.Tensor]) -> ResnetSpec:
         norm="batch" if "model.2.running_mean" in sd else "instance",
         dropout=dropout,
         padding=padding,
+        # CUT's anti-aliased layout keeps its fixed blur filters as `filt` buffers.
+        antialias=any(key.endswith(".filt") for key in sd),
     )
 
 
@@ -273,7 +275,7 @@ def _check_matches(spec: GeneratorSpec, sd: dict[str, torch.Tensor]) -> None:
 def detect_reference_generator(state_dict: Mapping[str, Any]) -> GeneratorSpec:
     """Infer the spec of published generator weights from their names and shapes.
 
-    Takes a pix2pix/CycleGAN `*_net_G.pth` state dict, a BasicSR / Real-ESRGAN file (bare or
+    Takes a pix2pix/CycleGAN or CUT `*_net_G.pth` state dict, a BasicSR / Real-ESRGAN file (bare or
     {"params_ema": ...} / {"params": ...}) or a 2018 ESRGAN file.
     """
     sd = published_state_dict(state_dict)

@@ -1,12 +1,14 @@
 """ResNet generator (CycleGAN default), state-dict compatible with the reference CycleGAN code."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import nn
 
+from translate.nets.antialias import BlurDownsample, BlurUpsample
 from translate.nets.layers import (
     NORMS,
     PADDINGS,
@@ -48,6 +50,9 @@ class ResnetSpec:
     # only the correction (global residual learning, VDSR: Kim et al. 2016), which trains much
     # faster for super-resolution. Needs in_channels == out_channels.
     residual: bool = False
+    # CUT's default (Park et al. 2020): each stride-2 conv becomes a stride-1 conv followed by a
+    # fixed blur-and-subsample, each transposed conv a fixed blur-upsample followed by a conv.
+    antialias: bool = False
 
     def __post_init__(self) -> None:
         check_positive("in_channels", self.in_channels)
@@ -62,6 +67,8 @@ class ResnetSpec:
             raise ValueError(f"upscale: must be one of {UPSCALES}, got {self.upscale!r}")
         if self.residual and self.in_channels != self.out_channels:
             raise ValueError(f"residual: needs in_channels == out_channels, got {self.in_channels} -> {self.out_channels}")
+        if not isinstance(self.antialias, bool):
+            raise ValueError(f"antialias: must be true or false, got {self.antialias!r}")
 
     @property
     def size_multiple(self) -> int:
@@ -74,6 +81,28 @@ class ResnetSpec:
     @property
     def scale(self) -> int:
         return self.upscale
+
+    @property
+    def taps(self) -> tuple[str, ...]:
+        """Names of the encoder features `ResnetGenerator.encode` can return, shallow first.
+
+        "input" is the input after the first conv's 3-pixel reflection padding, "down<k>" the
+        output of the k-th downsampling conv (before its norm), "block<k>" that of residual
+        block k. CUT's nce_layers 0,4,8,12,16 on its anti-aliased layout are
+        ("input", "down1", "down2", "block1", "block5").
+        """
+        downs = tuple(f"down{k}" for k in range(1, self.downsampling + 1))
+        return ("input", *downs, *(f"block{k}" for k in range(1, self.n_blocks + 1)))
+
+    def tap_channels(self, name: str) -> int:
+        """Channel count of the encoder feature `name` (one of `taps`)."""
+        if name not in self.taps:
+            raise ValueError(f"tap: unknown {name!r}; choose one of {', '.join(self.taps)}")
+        if name == "input":
+            return self.in_channels
+        if name.startswith("down"):
+            return self.base_channels * 2 ** int(name.removeprefix("down"))
+        return self.base_channels * 2**self.downsampling
 
 
 class ResnetBlock(nn.Module):
@@ -103,10 +132,31 @@ class ResnetBlock(nn.Module):
         return x + self.conv_block(x)
 
 
+def down_stage(cin: int, cout: int, *, norm: Norm, antialias: bool) -> list[nn.Module]:
+    """Halve H and W: conv, norm, ReLU; the conv is stride 2 or, anti-aliased, stride 1 + blur."""
+    bias = conv_bias(norm)
+    if not antialias:
+        conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=bias)
+        return [conv, norm_layer(norm, cout), nn.ReLU()]
+    conv = nn.Conv2d(cin, cout, 3, stride=1, padding=1, bias=bias)
+    return [conv, norm_layer(norm, cout), nn.ReLU(), BlurDownsample(cout)]
+
+
+def up_stage(cin: int, cout: int, *, norm: Norm, antialias: bool) -> list[nn.Module]:
+    """Double H and W: transposed conv or, anti-aliased, blur-upsample + conv; then norm, ReLU."""
+    bias = conv_bias(norm)
+    if not antialias:
+        conv = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1, bias=bias)
+        return [conv, norm_layer(norm, cout), nn.ReLU()]
+    conv = nn.Conv2d(cin, cout, 3, stride=1, padding=1, bias=bias)
+    return [BlurUpsample(cin), conv, norm_layer(norm, cout), nn.ReLU()]
+
+
 class ResnetGenerator(nn.Module):
     """ResNet generator. (N, in_channels, H, W) float -> (N, out_channels, s*H, s*W) in [-1, 1].
 
     s is `spec.upscale`; H and W must be multiples of 4 for the output to have exactly that size.
+    `encode` returns named encoder features (`spec.taps`) from the same modules.
     """
 
     def __init__(self, spec: ResnetSpec) -> None:
@@ -120,27 +170,18 @@ class ResnetGenerator(nn.Module):
             norm_layer(norm, base),
             nn.ReLU(),
         ]
-        mults = [2**i for i in range(spec.downsampling)]
-        for mult in mults:
-            layers += [
-                nn.Conv2d(base * mult, base * mult * 2, 3, stride=2, padding=1, bias=bias),
-                norm_layer(norm, base * mult * 2),
-                nn.ReLU(),
-            ]
+        tap_index = {"input": 0}  # name -> index in `model` of the layer whose output it is
+        for k in range(1, spec.downsampling + 1):
+            tap_index[f"down{k}"] = len(layers)
+            width = base * 2 ** (k - 1)
+            layers += down_stage(width, width * 2, norm=norm, antialias=spec.antialias)
         width = base * 2**spec.downsampling
-        layers += [
-            ResnetBlock(width, norm=norm, dropout=spec.dropout, padding=spec.padding)
-            for _ in range(spec.n_blocks)
-        ]
-        for mult in reversed([2 * m for m in mults]):
-            layers += [
-                nn.ConvTranspose2d(
-                    base * mult, base * mult // 2, 3,
-                    stride=2, padding=1, output_padding=1, bias=bias,
-                ),
-                norm_layer(norm, base * mult // 2),
-                nn.ReLU(),
-            ]
+        for k in range(1, spec.n_blocks + 1):
+            tap_index[f"block{k}"] = len(layers)
+            layers.append(ResnetBlock(width, norm=norm, dropout=spec.dropout, padding=spec.padding))
+        for _ in range(spec.downsampling):
+            layers += up_stage(width, width // 2, norm=norm, antialias=spec.antialias)
+            width //= 2
         for _ in range(spec.upscale.bit_length() - 1):  # one x2 stage per factor of two
             layers += [
                 # Sub-pixel convolution (Shi et al. 2016): learned, and free of the
@@ -151,6 +192,7 @@ class ResnetGenerator(nn.Module):
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(base, spec.out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        self.tap_index = tap_index
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
@@ -159,3 +201,20 @@ class ResnetGenerator(nn.Module):
         base = x if self.spec.upscale == 1 else nn.functional.interpolate(
             x, scale_factor=self.spec.upscale, mode="bicubic", align_corners=False)
         return (base + out).clamp(-1.0, 1.0)
+
+    def encode(self, x: torch.Tensor, taps: Sequence[str]) -> list[torch.Tensor]:
+        """The encoder features named `taps` (see `ResnetSpec.taps`), in that order.
+
+        Runs the layers of `model` only up to the deepest tap; each feature is (N, C, h, w)
+        with C = `spec.tap_channels(name)`.
+        """
+        for name in taps:
+            self.spec.tap_channels(name)  # validates the name
+        wanted = {self.tap_index[name] for name in taps}
+        found: dict[int, torch.Tensor] = {}
+        h = x
+        for index, layer in enumerate(self.model[: max(wanted, default=-1) + 1]):
+            h = layer(h)
+            if index in wanted:
+                found[index] = h
+        return [found[self.tap_index[name]] for name in taps]
