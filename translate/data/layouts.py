@@ -14,6 +14,7 @@ import numpy as np
 
 from translate.errors import ConfigError, DatasetError
 from translate.data.images import IMAGE_SUFFIXES
+from translate.files import walk_files
 
 LAYOUTS: dict[str, str] = {
     "aligned": "ROOT/{train,val,test}/*.jpg, each A|B side by side (A = left half)",
@@ -112,11 +113,7 @@ def has_split(root: str | os.PathLike, split: str, *, val_fraction: float = 0.0,
 def find_photos(root: str | os.PathLike) -> list[Path]:
     """Every image under `root`, recursively, sorted; hidden files and folders are skipped."""
     root = _existing_dir(root)
-    photos = sorted(
-        path
-        for path in root.rglob("*")
-        if _is_image(path) and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+    photos = sorted(path for path in walk_files(root) if _is_image(path))
     if not photos:
         raise DatasetError(f"{root}: no images found in this folder tree (accepted: {_accepted()})")
     return photos
