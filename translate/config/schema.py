@@ -1,25 +1,21 @@
-"""Training configuration: nested dataclasses, dict/YAML round trips, dotted overrides and resolution."""
+"""The training configuration's schema: nested dataclasses, per-field range checks, method defaults."""
 from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from translate.config.dicts import from_dict, to_dict
 from translate.direction import Direction
 from translate.errors import ConfigError
-from translate.nets import PRESETS, DiscriminatorSpec, GeneratorSpec, is_generator, spec_from_dict, spec_to_dict
+from translate.nets import PRESETS, DiscriminatorSpec, GeneratorSpec, is_generator
 from translate.tasks import get_task
 
 Method = Literal["pix2pix", "cyclegan"]
 GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
-_PRESET_KEYS = ("generator", "discriminator")  # a string there names a preset
 
 
 @dataclass
@@ -170,11 +166,11 @@ class TrainConfig:
         return self.total_epochs == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        return to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _from_dict(cls, data, "")
+        return from_dict(cls, data, "")
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -239,203 +235,3 @@ def default_config(method: Method) -> TrainConfig:
         gan=GanConfig(loss="lsgan"),
         data=DataConfig(),
     )
-
-
-def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge `overrides` into a copy of `base`. A string replacing a net spec picks a preset."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and "kind" not in value:
-            out[key] = merge(out[key], value)
-        elif isinstance(value, str) and key in ("generator", "discriminator"):
-            # A preset picks the architecture; channel counts already chosen (by a task recipe,
-            # say) stay, since they describe the data rather than the net.
-            try:
-                spec = spec_to_dict(spec_from_dict(value))
-            except ValueError as e:
-                raise ConfigError(f"{key}: {e}") from None
-            previous = out.get(key)
-            if isinstance(previous, dict) and previous.get("kind") != "multiscale":
-                spec.update({k: previous[k] for k in ("in_channels", "out_channels") if k in previous and k in spec})
-            out[key] = spec
-        else:
-            out[key] = value
-    return out
-
-
-def parse_set(assignments: list[str]) -> dict[str, Any]:
-    """`["optim.lr_g=1e-4", "generator.n_blocks=6"]` -> nested dict. Values are parsed as YAML
-    scalars (safe_load) and then checked against each field's type by `from_dict`."""
-    out: dict[str, Any] = {}
-    for item in assignments:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr_g=1e-4")
-        node = out
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = _parse_value(item, raw) if raw else ""
-    return out
-
-
-def _parse_value(item: str, raw: str) -> Any:
-    """One `--set` value as a YAML scalar or list; tags such as !!python/object are refused, never run."""
-    try:
-        return yaml.safe_load(raw)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"--set {item!r}: the value is not valid YAML ({_yaml_problem(e)})") from None
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """PyYAML's short description ("could not determine a constructor for the tag ..."), no position dump."""
-    problem = getattr(error, "problem", None)
-    return problem if isinstance(problem, str) and problem else str(error).splitlines()[0]
-
-
-# Named settings (the `train` command's flags) -> the config fields each one sets.
-NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
-    "data": ("data.root",), "epochs": ("optim.epochs",), "epochs_decay": ("optim.epochs_decay",),
-    "batch_size": ("optim.batch_size",), "lr": ("optim.lr_g", "optim.lr_d"),
-    "load_size": ("data.load_size",), "crop_size": ("data.crop_size",),
-    "generator": ("generator",), "discriminator": ("discriminator",), "norm": ("generator.norm",),
-    "base_channels": ("generator.base_channels",), "in_channels": ("generator.in_channels",),
-    "out_channels": ("generator.out_channels",), "gan_loss": ("gan.loss",),
-    "lambda_l1": ("pix2pix.lambda_l1",), "lambda_cycle": ("cyclegan.lambda_a", "cyclegan.lambda_b"),
-    "lambda_identity": ("cyclegan.lambda_identity",), "pool_size": ("cyclegan.pool_size",),
-    "direction": ("direction",), "val_fraction": ("data.val_fraction",), "max_steps": ("runtime.max_steps",),
-    "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
-    "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),
-}
-
-# What `train --resume` may change: runtime choices that leave the run's meaning alone. The seed
-# and batch-norm synchronisation would make the resumed run differ from an uninterrupted one.
-RESUMABLE = frozenset({f"runtime.{f.name}" for f in dataclasses.fields(RuntimeConfig)}
-                      - {"runtime.seed", "runtime.sync_batchnorm"} | {"data.workers"})
-
-
-def named_overrides(**named: Any) -> dict[str, Any]:
-    """Named settings -> {dotted field path: value}, None meaning not given (lr sets lr_g and lr_d)."""
-    unknown = sorted(set(named) - set(NAMED_SETTINGS))
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: not a named setting (valid: {', '.join(NAMED_SETTINGS)})")
-    return {path: value for name, value in named.items() if value is not None for path in NAMED_SETTINGS[name]}
-
-
-def resolve_config(method: Method, *, task: str | None = None, config_file: str | Path | None = None,
-                   overrides: Mapping[str, Any] | None = None, assignments: Sequence[str] = ()) -> TrainConfig:
-    """Defaults < task recipe < config file < `overrides` < `assignments` (--set KEY=VALUE, in order).
-
-    `overrides` maps dotted paths to values, e.g. {"generator": "unet_128", "optim.lr_g": 1e-4};
-    presets (a string for generator / discriminator) apply first, so field values refine them."""
-    data = default_config(method).to_dict()
-    if task:
-        data = merge(data, get_task(task).recipe())
-    if config_file:
-        data = merge(data, load_yaml(config_file))
-    for path, value in sorted((overrides or {}).items(), key=lambda item: item[0] not in _PRESET_KEYS):
-        data = merge(data, _nested(path, value))
-    for item in assignments:
-        data = merge(data, parse_set([item]))
-    return TrainConfig.from_dict(data)
-
-
-def resume_config(saved: dict[str, Any], *, overrides: Mapping[str, Any] | None = None,
-                  assignments: Sequence[str] = ()) -> TrainConfig:
-    """A run's saved config with runtime changes only (RESUMABLE); anything else is a ConfigError."""
-    changes = [_nested(path, value) for path, value in (overrides or {}).items()]
-    changes += [parse_set([item]) for item in assignments]
-    for change in changes:
-        for path in _leaf_paths(change):
-            if path not in RESUMABLE:
-                raise ConfigError(f"{path}: cannot change on resume (the run's checkpoint fixes architecture, "
-                                  f"data and training); only runtime settings such as --max-steps, --device may")
-        saved = merge(saved, change)
-    return TrainConfig.from_dict(saved)
-
-
-def _nested(path: str, value: Any) -> dict[str, Any]:
-    """"optim.lr_g", 1e-4 -> {"optim": {"lr_g": 1e-4}}."""
-    for part in reversed(path.split(".")):
-        value = {part: value}
-    return value
-
-
-def _leaf_paths(nested: dict[str, Any], prefix: str = "") -> list[str]:
-    """Dotted paths of a nested override's values (a net spec counts as one value)."""
-    return [leaf for key, value in nested.items() for leaf in (_leaf_paths(value, f"{prefix}{key}.")
-            if isinstance(value, dict) and "kind" not in value else [f"{prefix}{key}"])]
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); save the config as UTF-8 YAML") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(e)})") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
-    return data
-
-
-def _to_dict(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj):
-        if hasattr(obj, "kind"):
-            return spec_to_dict(obj)
-        return {f.name: _to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    return obj
-
-
-def _from_dict(cls: type, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{path}.{key}" if path else key
-        if key not in names:
-            raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(sorted(names))})")
-        kwargs[key] = _convert(hints[key], value, dotted)
-    try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(f"{path or 'config'}: {e}") from e
-
-
-def _convert(tp: Any, value: Any, path: str) -> Any:
-    if tp in (GeneratorSpec, DiscriminatorSpec):
-        try:
-            return spec_from_dict(value)
-        except (TypeError, ValueError) as e:
-            raise ConfigError(f"{path}: {e}") from e
-    if dataclasses.is_dataclass(tp):
-        return _from_dict(tp, value, path)
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            choices = ", ".join(repr(c) for c in typing.get_args(tp))
-            raise ConfigError(f"{path}: {value!r} is not one of {choices}")
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return None
-        (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(inner, value, path)
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp in (int, float) and isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" as a string; the field's type decides
-            return tp(value)
-        except ValueError:
-            raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}") from None
-    if tp in (int, float, str, bool) and not (isinstance(value, tp) and not (tp is int and isinstance(value, bool))):
-        raise ConfigError(f"{path}: expected {tp.__name__}, got {value!r}")
-    return value

@@ -1,0 +1,75 @@
+"""Resolving a run's config: defaults < task recipe < config file < named flags < --set; what resume may change."""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from translate.config.dicts import leaf_paths, load_yaml, merge, nested, parse_set
+from translate.config.schema import Method, RuntimeConfig, TrainConfig, default_config
+from translate.errors import ConfigError
+from translate.tasks import get_task
+
+_PRESET_KEYS = ("generator", "discriminator")  # a string there names a preset
+
+
+# Named settings (the `train` command's flags) -> the config fields each one sets.
+NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "data": ("data.root",), "epochs": ("optim.epochs",), "epochs_decay": ("optim.epochs_decay",),
+    "batch_size": ("optim.batch_size",), "lr": ("optim.lr_g", "optim.lr_d"),
+    "load_size": ("data.load_size",), "crop_size": ("data.crop_size",),
+    "generator": ("generator",), "discriminator": ("discriminator",), "norm": ("generator.norm",),
+    "base_channels": ("generator.base_channels",), "in_channels": ("generator.in_channels",),
+    "out_channels": ("generator.out_channels",), "gan_loss": ("gan.loss",),
+    "lambda_l1": ("pix2pix.lambda_l1",), "lambda_cycle": ("cyclegan.lambda_a", "cyclegan.lambda_b"),
+    "lambda_identity": ("cyclegan.lambda_identity",), "pool_size": ("cyclegan.pool_size",),
+    "direction": ("direction",), "val_fraction": ("data.val_fraction",), "max_steps": ("runtime.max_steps",),
+    "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
+    "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),
+}
+
+# What `train --resume` may change: runtime choices that leave the run's meaning alone. The seed
+# and batch-norm synchronisation would make the resumed run differ from an uninterrupted one.
+RESUMABLE = frozenset({f"runtime.{f.name}" for f in dataclasses.fields(RuntimeConfig)}
+                      - {"runtime.seed", "runtime.sync_batchnorm"} | {"data.workers"})
+
+
+def named_overrides(**named: Any) -> dict[str, Any]:
+    """Named settings -> {dotted field path: value}, None meaning not given (lr sets lr_g and lr_d)."""
+    unknown = sorted(set(named) - set(NAMED_SETTINGS))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: not a named setting (valid: {', '.join(NAMED_SETTINGS)})")
+    return {path: value for name, value in named.items() if value is not None for path in NAMED_SETTINGS[name]}
+
+
+def resolve_config(method: Method, *, task: str | None = None, config_file: str | Path | None = None,
+                   overrides: Mapping[str, Any] | None = None, assignments: Sequence[str] = ()) -> TrainConfig:
+    """Defaults < task recipe < config file < `overrides` < `assignments` (--set KEY=VALUE, in order).
+
+    `overrides` maps dotted paths to values, e.g. {"generator": "unet_128", "optim.lr_g": 1e-4};
+    presets (a string for generator / discriminator) apply first, so field values refine them."""
+    data = default_config(method).to_dict()
+    if task:
+        data = merge(data, get_task(task).recipe())
+    if config_file:
+        data = merge(data, load_yaml(config_file))
+    for path, value in sorted((overrides or {}).items(), key=lambda item: item[0] not in _PRESET_KEYS):
+        data = merge(data, nested(path, value))
+    for item in assignments:
+        data = merge(data, parse_set([item]))
+    return TrainConfig.from_dict(data)
+
+
+def resume_config(saved: dict[str, Any], *, overrides: Mapping[str, Any] | None = None,
+                  assignments: Sequence[str] = ()) -> TrainConfig:
+    """A run's saved config with runtime changes only (RESUMABLE); anything else is a ConfigError."""
+    changes = [nested(path, value) for path, value in (overrides or {}).items()]
+    changes += [parse_set([item]) for item in assignments]
+    for change in changes:
+        for path in leaf_paths(change):
+            if path not in RESUMABLE:
+                raise ConfigError(f"{path}: cannot change on resume (the run's checkpoint fixes architecture, "
+                                  f"data and training); only runtime settings such as --max-steps, --device may")
+        saved = merge(saved, change)
+    return TrainConfig.from_dict(saved)
