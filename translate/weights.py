@@ -1,4 +1,8 @@
-"""Published generator weights of the reference pix2pix/CycleGAN project: registry and download.
+"""Weights a user fetches on purpose: published generators and the feature networks losses and metrics use.
+
+Nothing downloads implicitly. Published generators (the reference pix2pix/CycleGAN project) live as
+weights/NAME.pth; feature networks (VGG19 for perceptual losses, ...) are found by `locate`:
+an explicit path, then the weights folder, then the library cache where torchvision keeps them.
 
 Each file is a reference `latest_net_G.pth` state dict (one generator); `translate convert NAME`
 finds it as `weights/NAME.pth`, and the loader detects its architecture from the state dict.
@@ -19,6 +23,48 @@ from translate.files import atomic_write
 DEFAULT_DIR = Path("weights")
 _PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
 _CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
+
+
+@dataclass(frozen=True)
+class FeatureWeights:
+    """A pretrained feature network's weights file, as its library names and caches it."""
+
+    name: str
+    file: str  # the library's file name (torchvision's ends in the first hex digits of its sha256)
+    url: str
+    description: str
+
+
+# Feature networks behind losses and metrics; each under its library's own cache name.
+FEATURE_WEIGHTS: dict[str, FeatureWeights] = {w.name: w for w in [
+    FeatureWeights("vgg19", "vgg19-dcbb9e9d.pth", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+                   "torchvision ImageNet VGG19 (perceptual loss of SRGAN / ESRGAN / Real-ESRGAN)"),
+]}
+
+
+def library_cache() -> Path:
+    """torch.hub's checkpoint folder, where torchvision keeps the weights it downloads."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def locate(name: str, explicit: str | Path | None = None, weights_dir: str | Path = DEFAULT_DIR) -> Path:
+    """Feature-network weights `name`: the explicit path, else weights_dir/FILE, else the library cache.
+
+    Never downloads; a WeightsError says how to get the file."""
+    if name not in FEATURE_WEIGHTS:
+        raise WeightsError(f"{name}: unknown feature weights (known: {', '.join(FEATURE_WEIGHTS)})")
+    if explicit:
+        if not Path(explicit).is_file():
+            raise WeightsError(f"{explicit}: no such weights file for {name}")
+        return Path(explicit)
+    file = FEATURE_WEIGHTS[name].file
+    for folder in (Path(weights_dir), library_cache()):
+        if (folder / file).is_file():
+            return folder / file
+    raise WeightsError(f"{name}: weights not found (looked for {file} in {weights_dir}/ and {library_cache()}/); "
+                       f"get them with `translate weights fetch {name}`, or give the file's path")
 
 
 @dataclass(frozen=True)
