@@ -181,3 +181,30 @@ def _train_then_kill(args: list[str], run: Path, *, min_step: int) -> int:
 def train_then_kill() -> Callable[..., int]:
     """train_then_kill(args, run_dir, min_step=N) -> step of the checkpoint left after SIGKILL."""
     return _train_then_kill
+
+
+@pytest.fixture(scope="session")
+def metric_weights(tmp_path_factory) -> Path:
+    """A weights folder of stand-ins for every metric network, with random parameters under the published
+    files' names and layouts (InceptionV3 for FID/KID, AlexNet/VGG16 features and LPIPS layers), so the
+    real loading code runs offline. Pass it as `MetricWeights(weights_dir=str(folder))`."""
+    import torch
+    import torchvision
+
+    from translate.weights import FEATURE_WEIGHTS
+
+    folder = tmp_path_factory.mktemp("metric_weights")
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    inception = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    torch.save(inception.state_dict(), folder / FEATURE_WEIGHTS["inception"].file)
+    vgg16_features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])  # no 100M-weight head
+    for name, net, channels in (("alex", torchvision.models.alexnet().features, (64, 192, 384, 256, 256)),
+                                ("vgg", vgg16_features, (64, 128, 256, 512, 512))):
+        backbone = "alexnet" if name == "alex" else "vgg16"
+        features = {f"features.{k}": v for k, v in net.state_dict().items()}
+        torch.save(features, folder / FEATURE_WEIGHTS[backbone].file)
+        # The published layers are non-negative (clamped in training), which makes LPIPS a distance.
+        layers = {f"lin{i}.model.1.weight": torch.rand((1, c, 1, 1), generator=generator) for i, c in enumerate(channels)}
+        torch.save(layers, folder / FEATURE_WEIGHTS[f"lpips_{name}"].file)
+    return folder

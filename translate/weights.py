@@ -1,21 +1,24 @@
 """Weights a user fetches on purpose: published generators and the feature networks losses and metrics use.
 
 Nothing downloads implicitly. Published generators (the reference pix2pix/CycleGAN project) live as
-weights/NAME.pth; feature networks (VGG19 for perceptual losses, ...) are found by `locate`:
-an explicit path, then the weights folder, then the library cache where torchvision keeps them.
+weights/NAME.pth; feature networks (VGG19 for perceptual losses, Inception for FID/KID, AlexNet/VGG16 and
+the LPIPS layers for LPIPS) are found by `locate`: an explicit path, then the weights folder, then the
+place their library keeps them. `translate weights list | fetch NAME` is the command line.
 
-Each file is a reference `latest_net_G.pth` state dict (one generator); `translate convert NAME`
+Each published file is a reference `latest_net_G.pth` state dict (one generator); `translate convert NAME`
 finds it as `weights/NAME.pth`, and the loader detects its architecture from the state dict.
-Downloads go through urllib to a temporary file beside the target, are checked to load as a
-weights-only state dict, and only then renamed into place.
+Downloads go through urllib to a temporary file beside the target, are checked (sha256 where pinned,
+loadable as a weights-only state dict), and only then renamed into place.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Callable, Literal
 
 from translate.errors import WeightsError
 from translate.files import atomic_write
@@ -23,22 +26,55 @@ from translate.files import atomic_write
 DEFAULT_DIR = Path("weights")
 _PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
 _CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
+_TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
+_LPIPS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth"
 
 
 @dataclass(frozen=True)
 class FeatureWeights:
-    """A pretrained feature network's weights file, as its library names and caches it."""
+    """A pretrained feature network's weights file, as its library names and keeps it."""
 
     name: str
-    file: str  # the library's file name (torchvision's ends in the first hex digits of its sha256)
+    file: str  # name in the weights folder and torch.hub's cache (torch.hub style: ends in a sha256 prefix)
     url: str
+    sha256: str  # the full hex digest, or only the prefix the file name carries (torchvision's files)
     description: str
+    # Where the owning library keeps its copy: torch.hub's cache under `file` (and these other names),
+    # or for LPIPS's layers the lpips package folder, which ships them (weights/v0.1/NET.pth).
+    aliases: tuple[str, ...] = ()
+    lpips_net: str | None = None
+
+
+def _torchvision(name: str, file: str, description: str) -> FeatureWeights:
+    # torchvision publishes only the first 8 hex digits of each file's sha256, in its name; torch.hub
+    # checks that prefix (check_hash=True), and so do we.
+    return FeatureWeights(name, file, _TORCHVISION_URL.format(file=file), file.rsplit("-", 1)[1].split(".")[0],
+                          description)
+
+
+def _lpips(net: str, sha256: str, description: str) -> FeatureWeights:
+    return FeatureWeights(f"lpips_{net}", f"LPIPS_v0.1_{net}-{sha256[:8]}.pth", _LPIPS_URL.format(net=net), sha256,
+                          description, lpips_net=net)
 
 
 # Feature networks behind losses and metrics; each under its library's own cache name.
 FEATURE_WEIGHTS: dict[str, FeatureWeights] = {w.name: w for w in [
-    FeatureWeights("vgg19", "vgg19-dcbb9e9d.pth", "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-                   "torchvision ImageNet VGG19 (perceptual loss of SRGAN / ESRGAN / Real-ESRGAN)"),
+    _torchvision("vgg19", "vgg19-dcbb9e9d.pth",
+                 "torchvision ImageNet VGG19 (perceptual loss of SRGAN / ESRGAN / Real-ESRGAN)"),
+    # The TF 2015-12-05 Inception graph of the original FID code, as torch-fidelity converted it; pytorch-fid
+    # publishes the same bytes as pt_inception-2015-12-05-6726825d.pth (same sha256), so either cache counts.
+    FeatureWeights("inception", "weights-inception-2015-12-05-6726825d.pth",
+                   "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+                   "weights-inception-2015-12-05-6726825d.pth",
+                   "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2",
+                   "InceptionV3 of the original TF FID code (FID / KID, torch-fidelity and pytorch-fid)",
+                   aliases=("pt_inception-2015-12-05-6726825d.pth",)),
+    _torchvision("alexnet", "alexnet-owt-7be5be79.pth", "torchvision ImageNet AlexNet (LPIPS alex backbone)"),
+    _torchvision("vgg16", "vgg16-397923af.pth", "torchvision ImageNet VGG16 (LPIPS vgg backbone)"),
+    _lpips("alex", "df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+           "LPIPS v0.1 linear layers on AlexNet (ships with the lpips package)"),
+    _lpips("vgg", "a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868",
+           "LPIPS v0.1 linear layers on VGG16 (ships with the lpips package)"),
 ]}
 
 
@@ -49,8 +85,19 @@ def library_cache() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
+def library_copies(name: str) -> list[Path]:
+    """Where the library that owns feature weights `name` keeps them (present or not)."""
+    weights = FEATURE_WEIGHTS[name]
+    if weights.lpips_net:
+        spec = importlib.util.find_spec("lpips")  # its folder, without importing it (and torchvision)
+        if spec is None or spec.origin is None:
+            return []
+        return [Path(spec.origin).parent / "weights" / "v0.1" / f"{weights.lpips_net}.pth"]
+    return [library_cache() / file for file in (weights.file, *weights.aliases)]
+
+
 def locate(name: str, explicit: str | Path | None = None, weights_dir: str | Path = DEFAULT_DIR) -> Path:
-    """Feature-network weights `name`: the explicit path, else weights_dir/FILE, else the library cache.
+    """Feature-network weights `name`: the explicit path, else weights_dir/FILE, else the library's copy.
 
     Never downloads; a WeightsError says how to get the file."""
     if name not in FEATURE_WEIGHTS:
@@ -60,11 +107,68 @@ def locate(name: str, explicit: str | Path | None = None, weights_dir: str | Pat
             raise WeightsError(f"{explicit}: no such weights file for {name}")
         return Path(explicit)
     file = FEATURE_WEIGHTS[name].file
-    for folder in (Path(weights_dir), library_cache()):
-        if (folder / file).is_file():
-            return folder / file
-    raise WeightsError(f"{name}: weights not found (looked for {file} in {weights_dir}/ and {library_cache()}/); "
+    candidates = [Path(weights_dir) / file, *library_copies(name)]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise WeightsError(f"{name}: weights not found (looked for {', '.join(map(str, candidates))}); "
                        f"get them with `translate weights fetch {name}`, or give the file's path")
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def matches_published(name: str, sha256: str) -> bool:
+    """Whether a file with this sha256 is the published `name` (a prefix check for torchvision's files)."""
+    return sha256.startswith(FEATURE_WEIGHTS[name].sha256)
+
+
+def fetch_feature(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: bool = False,
+                  timeout_s: float = 60.0) -> Path:
+    """Download feature weights `name` to dest_dir/FILE, checked against the pinned sha256 before it appears."""
+    if name not in FEATURE_WEIGHTS:
+        raise WeightsError(f"{name}: unknown feature weights (known: {', '.join(FEATURE_WEIGHTS)})")
+    weights = FEATURE_WEIGHTS[name]
+    dest = Path(dest_dir) / weights.file
+    if dest.is_file() and not overwrite:
+        return dest
+
+    def check(tmp: Path) -> None:
+        digest = sha256_of(tmp)
+        if not matches_published(name, digest):
+            raise WeightsError(f"{name}: downloaded file has sha256 {digest}, expected "
+                               f"{weights.sha256}{'...' if len(weights.sha256) < 64 else ''}; not saved")
+        _check_state_dict(tmp, name)
+
+    atomic_write(dest, _downloader(name, weights.url, dest, timeout_s), check=check)
+    return dest
+
+
+def _downloader(name: str, url: str, dest: Path, timeout_s: float) -> Callable[[BinaryIO], None]:
+    """A writer for atomic_write that streams `url`; failures are one-line WeightsErrors."""
+
+    def download(out: BinaryIO) -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:
+                expected = response.headers.get("Content-Length")
+                size = 0
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    size += len(chunk)
+        except (urllib.error.URLError, OSError, TimeoutError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise WeightsError(f"{name}: download from {url} failed ({reason}); check the network, "
+                               f"or download the file by hand and save it as {dest}") from e
+        if expected is not None and size != int(expected):
+            raise WeightsError(f"{name}: download from {url} truncated ({size} of {expected} bytes); try again")
+
+    return download
 
 
 @dataclass(frozen=True)
@@ -131,7 +235,7 @@ def resolve(name: str, weights_dir: str | Path = DEFAULT_DIR) -> Path:
     if name in PUBLISHED:
         raise WeightsError(
             f"{name}: published model not downloaded yet (expected {path}); "
-            f"fetch it with `python scripts/fetch_weights.py {name}`"
+            f"fetch it with `translate weights fetch {name}`"
         )
     raise WeightsError(f"{name}: no such file, run directory or published model (published: {_known()})")
 
@@ -149,25 +253,7 @@ def fetch(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: bool = Fa
     dest = local_path(name, dest_dir)
     if dest.is_file() and not overwrite:
         return dest
-
-    def download(out: BinaryIO) -> None:
-        try:
-            with urllib.request.urlopen(model.url, timeout=timeout_s) as response:
-                expected = response.headers.get("Content-Length")
-                size = 0
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    size += len(chunk)
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise WeightsError(
-                f"{name}: download from {model.url} failed ({reason}); check the network, "
-                f"or download the file by hand and save it as {dest}"
-            ) from e
-        if expected is not None and size != int(expected):
-            raise WeightsError(f"{name}: download from {model.url} truncated ({size} of {expected} bytes); try again")
-
-    atomic_write(dest, download, check=lambda tmp: _check_state_dict(tmp, name))
+    atomic_write(dest, _downloader(name, model.url, dest, timeout_s), check=lambda tmp: _check_state_dict(tmp, name))
     return dest
 
 
@@ -179,4 +265,4 @@ def _check_state_dict(path: Path, name: str) -> None:
     except CheckpointError as e:
         raise WeightsError(f"{name}: downloaded file is not loadable weights ({e})") from e
     if not isinstance(obj, dict) or not obj:
-        raise WeightsError(f"{name}: downloaded file is not a generator state dict")
+        raise WeightsError(f"{name}: downloaded file is not a state dict")

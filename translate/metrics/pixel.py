@@ -1,4 +1,4 @@
-"""Image quality figures shared by validation and evaluation: PSNR and SSIM (scikit-image's).
+"""PSNR and SSIM (scikit-image's), shared by validation and evaluation.
 
 Inputs are HxWxC arrays of the same shape and dtype family: uint8 (data_range 255) or floats in
 [0, 1] (data_range 1). The learned metrics (FID, KID, LPIPS) are not here: they need weights.
