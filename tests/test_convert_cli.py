@@ -165,7 +165,7 @@ def test_clear_errors_exit_2(checkpoint, photo_folder, tmp_path, capsys):
     assert "nope: no such run directory, checkpoint or weights file" in capsys.readouterr().err
     assert main(["convert", "horse2zebra", str(photo_folder), str(tmp_path / "o"),
                  "--weights-dir", str(tmp_path / "w")]) == 2
-    assert "fetch it with `python scripts/fetch_weights.py horse2zebra`" in capsys.readouterr().err
+    assert "fetch it with `translate weights fetch horse2zebra`" in capsys.readouterr().err
     assert main(["convert", str(checkpoint), str(tmp_path / "missing"), str(tmp_path / "o"), *FAST]) == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
     assert main(["convert", str(checkpoint), str(photo_folder), str(tmp_path / "o"), *FAST,

@@ -74,7 +74,7 @@ def test_published_names_resolve_in_the_weights_folder(tmp_path, photo):
     torch.save(make_net(RESNET).state_dict(), weights.local_path("horse2zebra", tmp_path))
     t = Translator.load("horse2zebra", weights_dir=tmp_path, device="cpu", precision="fp32")
     assert t(photo("coffee", (20, 24))).shape == (20, 24, 3)
-    with pytest.raises(TranslatorError, match="fetch_weights.py zebra2horse"):
+    with pytest.raises(TranslatorError, match="translate weights fetch zebra2horse"):
         load_model("zebra2horse", weights_dir=tmp_path)
     with pytest.raises(TranslatorError, match="no such file, run directory or published model"):
         load_model("no_such_model", weights_dir=tmp_path)

@@ -177,7 +177,7 @@ def inception(metric_weights):
 
 def test_pool3_is_torch_fidelitys_forward(inception, photo):
     # At 299x299 the TF1 resize is the identity, so the library's forward is pool3 of (x - 128) / 128.
-    batch = torch.from_numpy(photo("chelsea", 299)).permute(2, 0, 1)[None]
+    batch = torch.from_numpy(photo("chelsea", 299).copy()).permute(2, 0, 1)[None]
     with torch.no_grad():
         expected = inception.net(batch)[0]
         assert torch.allclose(pool3(inception.net, (batch.float() - 128) / 128), expected, atol=1e-5)

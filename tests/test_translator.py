@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import urllib.error
 
 import numpy as np
 import pytest
@@ -195,29 +194,6 @@ def test_unsupported_task_is_a_clear_error():
         get_task("colorize").adapter(RESNET)
     with pytest.raises(ValueError, match="uint8 or uint16"):
         translator(RESNET)(np.zeros((8, 8, 3), np.float32))
-
-
-def test_fetch_downloads_atomically_and_fails_in_one_line_offline(tmp_path, monkeypatch):
-    from translate import weights
-
-    source = tmp_path / "served.pth"
-    torch.save(make_net(RESNET).state_dict(), source)
-    model = weights.PUBLISHED["style_monet"]
-    monkeypatch.setitem(weights.PUBLISHED, "style_monet",
-                        weights.PublishedModel(model.name, source.as_uri(), model.method, model.description))
-    dest = weights.fetch("style_monet", tmp_path / "w")  # file:// URL: no network in tests
-    assert dest == tmp_path / "w" / "style_monet.pth" and dest.read_bytes() == source.read_bytes()
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("Temporary failure in name resolution")
-
-    monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
-    with pytest.raises(weights.WeightsError, match="download from http.*failed") as info:
-        weights.fetch("horse2zebra", tmp_path / "w")
-    assert "\n" not in str(info.value)
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["style_monet.pth"]  # no partial file
-    with pytest.raises(weights.WeightsError, match="unknown published model"):
-        weights.fetch("nope", tmp_path / "w")
 
 
 def test_inference_stays_light_to_embed():

@@ -35,7 +35,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
 def _add_model_source(p: argparse.ArgumentParser) -> None:
     """SOURCE plus the flags that say how to read it (shared by convert, export and serve)."""
     p.add_argument("source", help="run directory, checkpoint, reference *_net_G.pth, or the NAME of a "
-                                  "published model downloaded to weights/ (scripts/fetch_weights.py)")
+                                  "published model downloaded to weights/ (`translate weights fetch NAME`)")
     p.add_argument("--arch", metavar="PRESET",
                    help="architecture of reference weights when detection fails, e.g. resnet_9blocks")
     p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
