@@ -120,3 +120,81 @@ def test_reports_and_images_have_normal_permissions(tmp_path, photo):
     written = [p for p in (tmp_path / "eval").rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"eval.json", "index.html"}
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {oct(0o644)}
+
+
+# --- learned metrics (stand-in weights: random parameters in the published layouts) ----------------------
+def test_eval_command_adds_lpips_and_says_why_fid_kid_were_skipped(tmp_path, write_paired, metric_weights, capsys):
+    from translate.cli import main
+
+    data, run = write_paired("paired_folders", splits={"train": 2, "test": 3}), tmp_path / "run"
+    tiny = {"generator": "unet_128", "generator.num_downs": 5, "generator.base_channels": 4,
+            "discriminator.base_channels": 4, "data.crop_size": 64, "data.load_size": 64}
+    assert main(["train", "pix2pix", "--data", str(data), "--out", str(run), "--max-steps", "1",
+                 *[a for k, v in tiny.items() for a in ("--set", f"{k}={v}")]]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), str(data), "--weights-dir", str(metric_weights)]) == 0
+    out = capsys.readouterr().out
+    assert "fid not computed: FID needs at least 50 generated and 50 real images" in out
+    summary = json.loads((run / "eval_test" / "eval.json").read_text())
+    assert len(summary["per_image"]) == 3 and all(row["model_lpips"] > 0 for row in summary["per_image"])
+    assert summary["mean"]["model_lpips"] == pytest.approx(np.mean([r["model_lpips"] for r in summary["per_image"]]))
+    assert summary["learned"]["lpips"]["weights"]["backbone"]["published"] is False
+    assert set(summary["learned"]["skipped"]) == {"fid", "kid"}
+    page = (run / "eval_test" / "index.html").read_text()
+    assert "Metrics not computed" in page and "KID needs at least 10 generated and 10 real images" in page
+    assert "model_lpips" in page
+    # Asked for by name, a metric that cannot run stops the command before any image is converted.
+    assert main(["eval", str(run), str(data), "--weights-dir", str(metric_weights), "--metrics", "kid",
+                 "--out", str(tmp_path / "e2")]) == 2
+    assert "--metrics kid: cannot be computed: KID needs at least 10" in capsys.readouterr().err
+    assert not (tmp_path / "e2").exists()
+    assert main(["eval", str(run), str(data), "--metrics", "lpips,psnr"]) == 2
+    assert "--metrics lpips,psnr: unknown metric psnr" in capsys.readouterr().err
+
+
+def test_evaluate_reports_fid_kid_with_their_protocol(tmp_path, photos, metric_weights):
+    from dataclasses import replace
+
+    from translate.evaluation import LearnedMetrics
+    from translate.metrics import PROTOCOLS, MetricWeights
+
+    pairs = []
+    for i, image in enumerate(photos(3, 32)):
+        pairs += _write_pair(tmp_path / "data", image, np.ascontiguousarray(image[::-1]), name=f"p{i}")
+    protocol = replace(PROTOCOLS["pytorch-fid"], min_images_fid=3, min_images_kid=3)
+    learned = LearnedMetrics(metrics=("fid", "kid"), required=True, protocol=protocol,
+                             weights=MetricWeights(weights_dir=str(metric_weights)))
+    report = evaluate(lambda x: x, pairs, tmp_path / "eval", task="custom", learned=learned)
+    assert report.distribution["model"]["fid"] > 0 and report.distribution["model"]["kid_std"] is not None
+    summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    record = summary["learned"]["protocol"]
+    assert (record["name"], record["image_size"], record["images_generated"], record["images_real"]) == \
+        ("pytorch-fid", 256, 3, 3)
+    assert record["inception_weights"]["sha256"] == weights_sha(metric_weights)
+    assert "lpips" not in summary["learned"] and "model_lpips" not in summary["per_image"][0]
+    page = (tmp_path / "eval" / "index.html").read_text()
+    assert "Distribution metrics" in page and "not the published file" in page
+
+
+def weights_sha(folder) -> str:
+    import hashlib
+
+    from translate.weights import FEATURE_WEIGHTS
+
+    return hashlib.sha256((folder / FEATURE_WEIGHTS["inception"].file).read_bytes()).hexdigest()
+
+
+def test_learned_metrics_skip_when_weights_are_missing(tmp_path, photo, monkeypatch):
+    import torch
+
+    from translate.evaluation import LearnedMetrics
+    from translate.metrics import MetricWeights
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # no library cache either
+    image = np.ascontiguousarray(photo("coffee", 48))
+    learned = LearnedMetrics(weights=MetricWeights(weights_dir=str(tmp_path / "none")))
+    report = evaluate(lambda x: x, _write_pair(tmp_path, image, image), tmp_path / "eval", task="custom",
+                      learned=learned)
+    assert "alexnet: weights not found" in report.skipped_metrics["lpips"]
+    assert "translate weights fetch alexnet" in report.skipped_metrics["lpips"]
+    assert "model_lpips" not in report.rows[0]

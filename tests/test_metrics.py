@@ -217,3 +217,15 @@ def test_inception_refuses_other_weights(metric_weights):
     with pytest.raises(WeightsError, match="not InceptionV3 FID weights") as info:
         InceptionNet(metric_weights / FEATURE_WEIGHTS["alexnet"].file)
     assert "\n" not in str(info.value)
+
+
+def test_metric_libraries_load_only_when_a_learned_metric_runs():
+    import subprocess
+    import sys
+
+    code = ("import sys; from translate.cli import build_parser; build_parser(); import translate.evaluation; "
+            "from translate.metrics import psnr, PROTOCOLS, why_unavailable, MetricWeights; "
+            "why_unavailable('lpips', MetricWeights()); "
+            "print([m for m in sys.modules if m.split('.')[0] in ('lpips', 'torch_fidelity')])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
