@@ -216,6 +216,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: trained {result.steps} steps, converted {result.converted} held-out photo(s)")
     print(f"held-out PSNR: model {result.model_psnr:.2f} dB vs bicubic {result.baseline_psnr:.2f} dB "
           f"({margin:+.2f} dB)")
+    if result.model_lpips is not None:
+        print(f"held-out LPIPS (lower is better): model {result.model_lpips:.4f} vs bicubic {result.baseline_lpips:.4f}")
+    for metric, reason in (result.skipped_metrics or {}).items():
+        print(f"{metric} not computed: {reason}")
     print(f"open {result.eval_page.resolve()}")
     return 0
 
