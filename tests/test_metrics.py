@@ -229,3 +229,17 @@ def test_metric_libraries_load_only_when_a_learned_metric_runs():
             "print([m for m in sys.modules if m.split('.')[0] in ('lpips', 'torch_fidelity')])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_missing_library_is_one_line_saying_how_to_install(monkeypatch, metric_weights):
+    import sys
+
+    from translate.errors import ConfigError
+    from translate.metrics import why_unavailable
+
+    monkeypatch.setitem(sys.modules, "lpips", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"lpips: needs the lpips package \(pip install 'translate\[metrics\]'\)"):
+        LpipsNet.load("alex", MetricWeights(weights_dir=str(metric_weights)))
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "torch_fidelity" else object())
+    assert why_unavailable("kid", MetricWeights()) == \
+        "the torch-fidelity package is not installed (pip install 'translate[metrics]')"

@@ -19,7 +19,15 @@ import numpy as np
 import torch
 
 from translate.errors import CheckpointError, WeightsError, first_line
-from translate.metrics.protocol import DEFAULT_PROTOCOL, MetricWeights, Protocol, get_protocol, record, weights_record
+from translate.metrics.protocol import (
+    DEFAULT_PROTOCOL,
+    MetricWeights,
+    Protocol,
+    get_protocol,
+    import_library,
+    record,
+    weights_record,
+)
 from translate.weights import sha256_of
 
 FEATURE_DIMS = 2048  # Inception pool3, the features of FID and KID
@@ -34,9 +42,10 @@ class InceptionNet:
     """InceptionV3 pool3 features under a protocol, from a located weights file (never downloaded)."""
 
     def __init__(self, path: str | Path, *, device: str | torch.device = "cpu"):
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
         from translate.checkpoint import load_file
+
+        import_library("fid")
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         path = Path(path)
         try:  # our weights-only read first: torch-fidelity's own read would unpickle arbitrary objects

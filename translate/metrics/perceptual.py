@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from translate.errors import CheckpointError, WeightsError, first_line
-from translate.metrics.protocol import LPIPS_BACKBONES, MetricWeights, weights_record
+from translate.metrics.protocol import LPIPS_BACKBONES, MetricWeights, import_library, weights_record
 from translate.weights import sha256_of
 
 LpipsNetName = Literal["alex", "vgg"]
@@ -42,8 +42,7 @@ class LpipsNet:
 
     def __init__(self, net: LpipsNetName, backbone: str | Path, layers: str | Path, *,
                  device: str | torch.device = "cpu"):
-        import lpips
-
+        lpips = import_library("lpips")
         if net not in LPIPS_BACKBONES:
             raise WeightsError(f"LPIPS net {net!r}: unknown (known: {', '.join(LPIPS_BACKBONES)})")
         with warnings.catch_warnings():  # lpips passes torchvision's deprecated `pretrained=False`

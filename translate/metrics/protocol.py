@@ -99,6 +99,18 @@ def why_unavailable(metric: LearnedMetric, weights: MetricWeights, *, lpips_net:
     return None
 
 
+def import_library(metric: LearnedMetric):
+    """The module behind `metric`; a ConfigError saying how to install it when it is missing."""
+    import importlib
+
+    from translate.errors import ConfigError
+
+    try:
+        return importlib.import_module(_LIBRARY[metric])
+    except ImportError as e:
+        raise ConfigError(f"{metric}: needs the {_LIBRARY[metric].replace('_', '-')} package ({INSTALL_HINT})") from e
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a learned-metric number depends on."""
     versions = {}
