@@ -18,8 +18,9 @@ LATEST = "latest.pt"
 _UNREADABLE = "not a readable checkpoint: truncated, corrupt, or not a file saved by PyTorch"
 _NUMBERED = re.compile(r"step_(\d+)\.pt")
 # What a numbered checkpoint keeps: enough to convert, export or serve, a fraction of the size of
-# the full training state (no discriminators, optimiser moments, pools or RNG states).
-INFERENCE_KEYS = ("config", "specs", "nets", "step", "epoch")
+# the full training state (no discriminators, optimiser moments, pools or RNG states). "ema": the
+# generators' averaged weights, when the run keeps them; inference prefers them to "nets".
+INFERENCE_KEYS = ("config", "specs", "nets", "ema", "step", "epoch")
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
@@ -51,6 +52,8 @@ def inference_state(state: dict[str, Any], *, nets: Collection[str]) -> dict[str
     slim = {k: state[k] for k in INFERENCE_KEYS if k in state}
     slim["nets"] = {k: v for k, v in state["nets"].items() if k in nets}
     slim["specs"] = {k: v for k, v in state["specs"].items() if k in nets}
+    if "ema" in state:
+        slim["ema"] = {k: v for k, v in state["ema"].items() if k in nets}
     return slim
 
 

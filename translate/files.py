@@ -1,6 +1,7 @@
-"""Files we write and folders we walk: atomic writes with normal permissions, one folder walk."""
+"""Files we write and folders we walk: atomic writes with normal permissions, one folder walk, file digests."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import uuid
@@ -89,3 +90,12 @@ def walk_files(root: str | os.PathLike, *, skip: Path | None = None) -> Iterator
 def _identity(folder: Path) -> tuple[int, int]:
     stat = folder.stat()
     return stat.st_dev, stat.st_ino
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB chunks (weights files are hundreds of MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,4 +1,5 @@
-"""Loss functions on tensors and plain arguments (GAN objectives, L1, gradient penalty, PatchNCE)."""
+"""Loss functions on tensors and plain arguments (GAN objectives incl. relativistic, L1, gradient penalty,
+PatchNCE). The VGG19 perceptual loss, which holds a network, is in `translate.perceptual`."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -44,6 +45,30 @@ def _gan_loss_one(pred: Tensor, is_real: bool, mode: str, for_discriminator: boo
             return -pred.mean() if is_real else pred.mean()
         return F.relu(1.0 - pred).mean() if is_real else F.relu(1.0 + pred).mean()
     raise ValueError(f"gan loss mode {mode!r} is not one of 'vanilla', 'lsgan', 'wgangp', 'hinge'")
+
+
+def relativistic_gan_loss(pred_real: Preds, pred_fake: Preds, *, for_discriminator: bool) -> Tensor:
+    """Relativistic average GAN loss (Jolicoeur-Martineau 2018; ESRGAN §3.2, eq. 1-2), averaged over scales.
+
+    With C the logits and E the mean over the batch (and positions, for per-pixel discriminators):
+        D_Ra(x_r, x_f) = sigmoid(C(x_r) - E[C(x_f)]),   D_Ra(x_f, x_r) = sigmoid(C(x_f) - E[C(x_r)])
+        D: L = -E[log D_Ra(x_r, x_f)] - E[log(1 - D_Ra(x_f, x_r))]
+        G: L = -E[log(1 - D_Ra(x_r, x_f))] - E[log D_Ra(x_f, x_r)]
+    each halved, as ESRGAN's BasicSR code does, so the two terms average. G gains from both terms
+    through C(x_f); pass the real logits without gradient for G, as the reference detaches them.
+    """
+    losses = [_relativistic_one(r.float(), f.float(), for_discriminator)
+              for r, f in zip(_scales(pred_real), _scales(pred_fake), strict=True)]
+    return torch.stack(losses).mean()
+
+
+def _relativistic_one(real: Tensor, fake: Tensor, for_discriminator: bool) -> Tensor:
+    real_vs_fake = real - fake.mean()
+    fake_vs_real = fake - real.mean()
+    bce = F.binary_cross_entropy_with_logits
+    real_target = float(for_discriminator)  # D says real is more real; G says it is less
+    return 0.5 * (bce(real_vs_fake, torch.full_like(real_vs_fake, real_target))
+                  + bce(fake_vs_real, torch.full_like(fake_vs_real, 1.0 - real_target)))
 
 
 def l1_loss(fake: Tensor, target: Tensor, *, weight: float = 1.0) -> Tensor:

@@ -23,6 +23,7 @@ from translate.checkpoint import (
 )
 from translate.config import TrainConfig, resume_config
 from translate.data.images import read_header
+from translate.ema import WeightAverage
 from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
 from translate.files import remove_stale_temp_files
 from translate.inference.device import autocast, resolve_device
@@ -94,6 +95,12 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self.val_history: list[dict[str, float]] = []
         self.replica_checksums: list[float] = []
+        if config.init_from and checkpoint is None:
+            self._init_generators(config.init_from)
+        self.ema = None  # generator weight averages, made from the starting weights
+        if config.optim.ema_decay > 0:
+            generators = {name: self.method.nets[name] for name in self.method.generator_names}
+            self.ema = WeightAverage(generators, decay=config.optim.ema_decay)
         if checkpoint is not None:
             self._restore(checkpoint)
         if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
@@ -142,6 +149,30 @@ class Trainer:
         self.opt_d = adam(self.method.discriminator_names, o.lr_d) if self.method.discriminator_names else None
         self.scalers = {k: torch.amp.GradScaler("cuda", enabled=fp16) for k in ("g", "d")}
 
+    def _init_generators(self, source: str) -> None:
+        """Generator weights (averaged ones when saved) from a run, checkpoint or published weights:
+        the fidelity stage that SRGAN / ESRGAN / Real-ESRGAN's GAN stage starts from."""
+        from translate.inference.loading import load_models
+        from translate.nets import spec_to_dict
+
+        try:
+            models = load_models(source)
+        except TranslateError as e:
+            raise CheckpointError(f"init_from: {e}") from None
+        for name in self.method.generator_names:
+            found = models if len(models) == 1 else [m for m in models if m.net_name == name]
+            if not found:
+                raise CheckpointError(f"init_from {source}: holds no {name} generator "
+                                      f"(it holds {', '.join(m.net_name for m in models)})")
+            want, got = spec_to_dict(self.method.specs[name]), spec_to_dict(found[0].spec)
+            if want != got:
+                diffs = ", ".join(f"{k}: {got.get(k)!r} there, {want.get(k)!r} here"
+                                  for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k))
+                raise CheckpointError(f"init_from {source}: its generator differs from this run's ({diffs}); "
+                                      "give this run the same generator (--generator, --set generator.FIELD=...)")
+            self.method.nets[name].load_state_dict(found[0].net.state_dict())
+            log.info("%s starts from the weights of %s", name, source)
+
     def _check_ranks_agree(self, files: list[Path]) -> None:
         """Same config (bar per-machine paths and devices) and the same data files on every rank."""
         config = self.config.to_dict()
@@ -173,6 +204,7 @@ class Trainer:
             "optimizers": {"g": self.opt_g.state_dict(), **({"d": self.opt_d.state_dict()} if self.opt_d else {})},
             "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
             "method_state": self.method.extra_state(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "val_history": self.val_history, "rng": rng, "replica_checksums": self.replica_checksums,
         }
@@ -187,6 +219,11 @@ class Trainer:
             if ckpt.get("scalers", {}).get(k):
                 s.load_state_dict(ckpt["scalers"][k])
         self.method.load_extra_state(ckpt.get("method_state", {}))
+        if self.ema is not None:
+            if "ema" not in ckpt:
+                raise CheckpointError("checkpoint: this run averages generator weights (optim.ema_decay) but its "
+                                      "checkpoint holds no averages")
+            self.ema.load_state_dict(ckpt["ema"])
         self.step, self.epoch, self.batch_in_epoch = ckpt["step"], ckpt["epoch"], ckpt.get("batch_in_epoch", 0)
         self.val_history = list(ckpt.get("val_history", []))
         torch.set_rng_state(ckpt["rng"]["torch"])
@@ -273,18 +310,21 @@ class Trainer:
         losses: dict[str, Tensor] = {}
         for role in self.method.update_order:
             losses.update(updates[role](out))
+        if self.ema is not None:
+            self.ema.update(self.method.nets)
         return {k: float(v.detach()) for k, v in losses.items()}, out
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """The method's validation metrics averaged over the val set (at most data.max_val_images).
-        Rank 0 alone, in eval mode, through the bare nets (see GanMethod.unwrapped)."""
+        Rank 0 alone, in eval mode, through the bare nets (see GanMethod.unwrapped) or their
+        weight averages when the run keeps them (optim.ema_decay)."""
         if self.val_set is None or self.rank != 0:
             return {}
         sums: dict[str, list[float]] = {}
         self.method.eval()
         try:
-            with self.method.unwrapped():
+            with self.method.unwrapped(self.ema.nets if self.ema is not None else None):
                 for i in range(len(self.val_set)):
                     item = self._to_device({k: v[None] for k, v in self.val_set[i].items() if isinstance(v, Tensor)})
                     with autocast(self.device, self.config.runtime.amp):

@@ -10,7 +10,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired), or resume a run",
                        description="Train a model. `translate train pix2pix --data D --out runs/x`; "
                                    "`translate train --resume runs/x` continues exactly where it stopped.")
-    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"], help="training method (omit with --resume)")
+    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"],
+                   help="training method (omit with --resume; with a --task recipe it defaults to pix2pix)")
     p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
     p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
     p.add_argument("--resume", metavar="RUN_DIR",
@@ -21,6 +22,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", help="task recipe, e.g. superres or restore (default: custom, your own pairs; "
                                   "an unknown name lists the tasks)")
     p.add_argument("--config", help="YAML file of config overrides")
+    p.add_argument("--init-from", metavar="RUN",
+                   help="start the generator from this run's (or checkpoint's, or published file's) weights, e.g. "
+                        "a fidelity run before --task esrgan; the architectures must match")
     p.add_argument("--epochs", type=int, help="epochs at the initial learning rate (0 with --epochs-decay 0: "
                                               "train until --max-steps)")
     p.add_argument("--epochs-decay", type=int, help="epochs of linear learning-rate decay to zero")
@@ -61,7 +65,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     named = {name: getattr(args, name) for name in NAMED_SETTINGS}
     if args.resume:
         given = [flag for flag, value in (("method", args.method), ("--data", args.data), ("--out", args.out),
-                                          ("--task", args.task), ("--config", args.config)) if value]
+                                          ("--task", args.task), ("--config", args.config),
+                                          ("--init-from", args.init_from)) if value]
         if given:
             raise ConfigError(f"{given[0]}: cannot change on resume; the run continues with its own method, "
                               f"data and config (only runtime flags such as --max-steps, --device, --amp may)")
@@ -69,18 +74,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train(run_dir=Path(args.resume), resume=True, overrides=named_overrides(**named),
                        assignments=args.set)
     else:
-        if not args.method:
+        method = args.method or _recipe_method(args.task)
+        if not method:
             raise ConfigError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
         if not args.data or not args.out:
             raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
         named["data"] = str(Path(args.data).resolve())
-        config = resolve_config(args.method, task=args.task, config_file=args.config,
+        if args.init_from and Path(args.init_from).exists():  # a bare NAME means published weights
+            named["init_from"] = str(Path(args.init_from).resolve())
+        config = resolve_config(method, task=args.task, config_file=args.config,
                                 overrides=named_overrides(**named), assignments=args.set)
         result = train(config=config, run_dir=Path(args.out))
     print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
     if result.val_metrics:
         print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
     return 0
+
+def _recipe_method(task: str | None) -> str | None:
+    """The method a task recipe trains (pix2pix, on pairs made from photos); None without one."""
+    from translate.tasks import get_task
+
+    return "pix2pix" if task and get_task(task).from_photos else None
+
 
 # ---------------------------------------------------------------- prepare / eval / demo
 def _add_prepare(sub: argparse._SubParsersAction) -> None:

@@ -27,6 +27,7 @@ NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
     "direction": ("direction",), "val_fraction": ("data.val_fraction",), "max_steps": ("runtime.max_steps",),
     "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
     "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),
+    "init_from": ("init_from",),
 }
 
 # What `train --resume` may change: runtime choices that leave the run's meaning alone. The seed

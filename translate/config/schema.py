@@ -15,7 +15,7 @@ from translate.nets import PRESETS, DiscriminatorSpec, GeneratorSpec, is_generat
 from translate.tasks import get_task
 
 Method = Literal["pix2pix", "cyclegan"]
-GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge"]
+GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge", "ragan"]
 
 
 @dataclass
@@ -47,10 +47,14 @@ class OptimConfig:
     epochs: int = 100
     epochs_decay: int = 100
     grad_clip: float = 0.0  # max gradient norm; 0 = off
+    # Exponential moving average of the generator weights (ESRGAN / Real-ESRGAN: 0.999), used for
+    # validation, conversion and export; 0 = off.
+    ema_decay: float = 0.0
 
 
 @dataclass
 class GanConfig:
+    # ragan: relativistic average GAN (ESRGAN), pix2pix only; see translate.losses.relativistic_gan_loss
     loss: GanLoss = "vanilla"
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
     gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (Gulrajani et al. 2017)
@@ -62,6 +66,22 @@ class Pix2PixConfig:
     # Weight of the adversarial term. 0 trains the generator on L1 alone, with no discriminator:
     # the fidelity-first (PSNR) baseline, and the usual pre-training for super-resolution GANs.
     lambda_gan: float = 1.0
+    # Weight of the VGG19 perceptual loss (settings in `perceptual`); 0 = off, VGG19 is not loaded.
+    lambda_perceptual: float = 0.0
+    # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
+    conditional: bool = True
+
+
+@dataclass
+class PerceptualConfig:
+    """The VGG19 perceptual loss (Johnson et al. 2016): which layers, how much each, how compared."""
+    # VGG19 weights file (torchvision's ImageNet state dict); "" = weights/vgg19-dcbb9e9d.pth, then
+    # torch's cache. Never downloaded: `translate weights fetch vgg19` does that on purpose.
+    weights: str = ""
+    # VGG19 layer name -> weight: convI_J before the ReLU, reluI_J after it (ESRGAN: {conv5_4: 1}).
+    # YAML maps merge key by key; a weight of 0 drops a layer a recipe set.
+    layers: dict[str, float] = field(default_factory=dict)
+    criterion: Literal["l1", "mse"] = "l1"
 
 
 @dataclass
@@ -118,11 +138,15 @@ class TrainConfig:
     init_gain: float = 0.02
     gan: GanConfig = field(default_factory=GanConfig)
     pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # A run (or checkpoint, or published weights file) whose generator weights start this run: the
+    # perceptual/GAN stage of SRGAN / ESRGAN / Real-ESRGAN starts from a fidelity (L1) run.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         _check_ranges(self)
@@ -139,6 +163,10 @@ class TrainConfig:
                 f"generator {self.generator.kind!r} needs; use e.g. --crop-size "
                 f"{max(multiple, self.data.crop_size // multiple * multiple)}"
             )
+        _check_discriminator_size(self)
+        if self.gan.loss == "ragan" and self.method != "pix2pix":
+            raise ConfigError(f"gan.loss: ragan (relativistic average) is for pix2pix; {self.method} "
+                              "takes vanilla, lsgan, wgangp or hinge")
         if self.data.crop_size < self.discriminator.min_size:
             raise ConfigError(
                 f"data.crop_size: {self.data.crop_size} px is smaller than discriminator "
@@ -176,6 +204,35 @@ class TrainConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
+def _check_discriminator_size(c: TrainConfig) -> None:
+    """The crop is what the discriminator judges: a fixed-size one takes that size only, and a U-Net
+    one needs sides its upsampled maps can meet their skips at."""
+    d, crop = c.discriminator, c.data.crop_size
+    fixed = getattr(d, "fixed_size", None)
+    if fixed is not None and crop != fixed:
+        raise ConfigError(f"data.crop_size: {crop} px, but discriminator {d.kind!r} judges exactly {fixed} px "
+                          f"images; use --crop-size {fixed}")
+    multiple = getattr(d, "size_multiple", 1)
+    if crop % multiple:
+        raise ConfigError(f"data.crop_size: {crop} is not a multiple of {multiple}, which discriminator "
+                          f"{d.kind!r} needs; use e.g. --crop-size {max(multiple, crop // multiple * multiple)}")
+
+
+def _check_perceptual(c: TrainConfig) -> None:
+    """Layer names and weights of the perceptual loss; at least one layer when it is on."""
+    from translate.perceptual import VGG19_LAYERS
+
+    for name, weight in c.perceptual.layers.items():
+        if name not in VGG19_LAYERS or name.startswith("pool"):
+            raise ConfigError(f"perceptual.layers: {name!r} is not a VGG19 conv or relu layer "
+                              f"(conv1_1 ... conv5_4, relu1_1 ... relu5_4)")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight) and weight >= 0):
+            raise ConfigError(f"perceptual.layers.{name}: must be a finite number >= 0, got {weight!r}")
+    if c.pix2pix.lambda_perceptual > 0 and not any(w > 0 for w in c.perceptual.layers.values()):
+        raise ConfigError("perceptual.layers: pix2pix.lambda_perceptual is on but no layer has a weight; "
+                          "set e.g. --set perceptual.layers.conv5_4=1")
+
+
 def _check_ranges(c: TrainConfig) -> None:
     """Each field on its own (cross-field rules are in __post_init__): ConfigError naming the first bad one."""
     o, d, g, p, cg, rt = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan, c.runtime
@@ -201,6 +258,9 @@ def _check_ranges(c: TrainConfig) -> None:
         ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
         ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
         ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),
+        ("pix2pix.lambda_perceptual", p.lambda_perceptual,
+         math.isfinite(p.lambda_perceptual) and p.lambda_perceptual >= 0, weight),
+        ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0 = off)"),
         ("cyclegan.lambda_a", cg.lambda_a, math.isfinite(cg.lambda_a) and cg.lambda_a >= 0, weight),
         ("cyclegan.lambda_b", cg.lambda_b, math.isfinite(cg.lambda_b) and cg.lambda_b >= 0, weight),
         ("cyclegan.lambda_identity", cg.lambda_identity,
@@ -221,6 +281,10 @@ def _check_ranges(c: TrainConfig) -> None:
     for name, value, ok, want in checks:
         if not ok:
             raise ConfigError(f"{name}: must be {want}, got {value!r}")
+    if not isinstance(c.perceptual.layers, dict):
+        raise ConfigError(f"perceptual.layers: expected a mapping of VGG19 layer names to weights, "
+                          f"got {c.perceptual.layers!r}")
+    _check_perceptual(c)
 
 
 def default_config(method: Method) -> TrainConfig:

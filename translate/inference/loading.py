@@ -111,7 +111,9 @@ def _checkpoint_models(checkpoint: Mapping[str, Any], path: Path, direction: str
         try:
             spec = spec_from_dict(checkpoint["specs"][name])
             net = build_net(spec)
-            net.load_state_dict(checkpoint["nets"][name], strict=True)
+            # A run that averages its generator weights (optim.ema_decay) converts with the averages.
+            weights = (checkpoint.get("ema") or {}).get(name, checkpoint["nets"][name])
+            net.load_state_dict(weights, strict=True)
         except KeyError:
             raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec") from None
         except (ValueError, RuntimeError) as e:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from translate import metrics
 from translate.config import TrainConfig
-from translate.losses import gan_loss, gradient_penalty
+from translate.losses import gan_loss, gradient_penalty, relativistic_gan_loss
 from translate.nets import build_net, init_weights, spec_to_dict
 
 
@@ -103,10 +103,11 @@ class GanMethod(nn.Module, abc.ABC):
                 for k, v in image_metrics(fake[0], real[0]).items()}
 
     @contextlib.contextmanager
-    def unwrapped(self) -> Iterator[None]:
-        """Forward passes through the bare nets: a DistributedDataParallel forward issues
-        collectives (buffer broadcasts) that would wait forever for ranks that are not validating."""
-        replicas, self.replicas = self.replicas, {}
+    def unwrapped(self, substitutes: Mapping[str, nn.Module] | None = None) -> Iterator[None]:
+        """Forward passes through the bare nets, or `substitutes` for some (averaged weights, say): a
+        DistributedDataParallel forward issues collectives (buffer broadcasts) that would wait
+        forever for ranks that are not validating."""
+        replicas, self.replicas = self.replicas, dict(substitutes or {})
         try:
             yield
         finally:
@@ -114,6 +115,14 @@ class GanMethod(nn.Module, abc.ABC):
 
     def replica(self, name: str) -> nn.Module:
         return self.replicas.get(name, self.nets[name])
+
+    def generate(self, name: str, x: Tensor) -> Tensor:
+        """Generator `name` on (N, C, H, W) input in [-1, 1], output in [-1, 1] (s times the size):
+        nets that work on [0, 1] (spec.value_range "zero_one", the SR nets) get their range mapped."""
+        net = self.replica(name)
+        if self.specs[name].value_range == "zero_one":
+            return net((x + 1) / 2) * 2 - 1
+        return net(x)
 
     def spec_dicts(self) -> dict[str, dict]:
         return {name: spec_to_dict(spec) for name, spec in self.specs.items()}
@@ -132,9 +141,12 @@ class GanMethod(nn.Module, abc.ABC):
 
     def _discriminator_loss(self, name: str, real: Tensor, fake: Tensor, *, label: str) -> dict[str, Tensor]:
         """0.5 * (loss(D(real), real) + loss(D(fake), fake)): halved to slow D relative to G
-        (pix2pix §3.3, CycleGAN §4), plus the gradient penalty for WGAN-GP."""
+        (pix2pix §3.3, CycleGAN §4), plus the gradient penalty for WGAN-GP; the relativistic loss
+        (ragan) judges real and fake against each other instead."""
         d = self.replica(name)
         fake = fake.detach()
+        if self.config.gan.loss == "ragan":  # already the mean of its real and fake terms
+            return {label: relativistic_gan_loss(d(real), d(fake), for_discriminator=True)}
         loss = 0.5 * (self._gan(d(real), is_real=True, for_discriminator=True)
                       + self._gan(d(fake), is_real=False, for_discriminator=True))
         losses = {label: loss}

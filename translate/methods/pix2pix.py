@@ -1,8 +1,11 @@
-"""pix2pix (Isola et al. 2017): conditional GAN + L1 on aligned pairs."""
+"""pix2pix (Isola et al. 2017): conditional GAN + L1 on aligned pairs; with settings, the paired
+super-resolution GANs too: SRGAN / ESRGAN / Real-ESRGAN (unconditional D, VGG19 perceptual loss,
+relativistic GAN)."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -10,22 +13,30 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from translate.config import TrainConfig
-from translate.losses import l1_loss
+from translate.errors import WeightsError
+from translate.losses import l1_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
 
 
 class Pix2Pix(GanMethod):
-    """One generator (g_ab, or g_ba when trained b_to_a) and a conditional discriminator `d` that
-    judges (input, output) pairs concatenated on channels, so in_channels = input + output."""
+    """One generator (g_ab, or g_ba when trained b_to_a) and a discriminator `d`. Conditional (the
+    paper): D judges (input, output) pairs concatenated on channels, so in_channels = input + output;
+    unconditional (pix2pix.conditional false, the SR GANs): D judges the output alone."""
 
     def __init__(self, config: TrainConfig) -> None:
-        g = config.generator
+        g, p = config.generator, config.pix2pix
         self.g_name = "g_ab" if config.direction == "a_to_b" else "g_ba"
-        d = dataclasses.replace(config.discriminator, in_channels=g.in_channels + g.out_channels)
-        adversarial = config.pix2pix.lambda_gan > 0
+        judged = g.in_channels + g.out_channels if p.conditional else g.out_channels
+        d = dataclasses.replace(config.discriminator, in_channels=judged)
+        adversarial = p.lambda_gan > 0
         super().__init__(config, {self.g_name: g, "d": d} if adversarial else {self.g_name: g})
         self.generator_names = (self.g_name,)
         self.discriminator_names = ("d",) if adversarial else ()
+        self.perceptual = None
+        if p.lambda_perceptual > 0:
+            from translate.perceptual import perceptual_loss
+
+            self.perceptual = perceptual_loss(config.perceptual)
 
     @staticmethod
     def data_channels(config: TrainConfig) -> tuple[int, int]:
@@ -67,28 +78,53 @@ class Pix2Pix(GanMethod):
         real_a, real_b = batch["a"], batch["b"]
         if self.config.direction == "b_to_a":
             real_a, real_b = real_b, real_a
-        fake_b = self.replica(self.g_name)(real_a)
-        # D judges (condition, output) pairs; a super-resolution input is smaller than the output,
-        # so D sees it bicubically upsampled to the output size.
-        cond = real_a
-        if cond.shape[-2:] != fake_b.shape[-2:]:
-            cond = F.interpolate(real_a, size=fake_b.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
-        return {"real_a": real_a, "real_b": real_b, "fake_b": fake_b, "cond": cond}
+        fake_b = self.generate(self.g_name, real_a)
+        out = {"real_a": real_a, "real_b": real_b, "fake_b": fake_b}
+        if self.config.pix2pix.conditional:
+            # D judges (condition, output) pairs; a super-resolution input is smaller than the
+            # output, so D sees it bicubically upsampled to the output size.
+            cond = real_a
+            if cond.shape[-2:] != fake_b.shape[-2:]:
+                cond = F.interpolate(real_a, size=fake_b.shape[-2:], mode="bicubic", align_corners=False).clamp(-1, 1)
+            out["cond"] = cond
+        return out
+
+    def _judged(self, out: dict[str, Tensor], image: str) -> Tensor:
+        """What D sees of `image` (real_b or fake_b): with its condition, or alone."""
+        return torch.cat([out["cond"], out[image]], 1) if "cond" in out else out[image]
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=self.config.pix2pix.lambda_l1)}
+        p = self.config.pix2pix
+        losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=p.lambda_l1)}
+        if self.perceptual is not None:
+            losses["G_perceptual"] = p.lambda_perceptual * self.perceptual(out["fake_b"], out["real_b"])
         if self.discriminator_names:
             # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
-            pred_fake = self.nets["d"](torch.cat([out["cond"], out["fake_b"]], 1))
-            losses["G_gan"] = self.config.pix2pix.lambda_gan * self._gan(pred_fake, is_real=True, for_discriminator=False)
+            d = self.nets["d"]
+            pred_fake = d(self._judged(out, "fake_b"))
+            if self.config.gan.loss == "ragan":
+                with torch.no_grad():  # the reference detaches D(real) in the generator step
+                    pred_real = d(self._judged(out, "real_b"))
+                gan = relativistic_gan_loss(pred_real, pred_fake, for_discriminator=False)
+            else:
+                gan = self._gan(pred_fake, is_real=True, for_discriminator=False)
+            losses["G_gan"] = p.lambda_gan * gan
         return losses
 
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         if not self.discriminator_names:
             return {}
-        real = torch.cat([out["cond"], out["real_b"]], 1)
-        fake = torch.cat([out["cond"], out["fake_b"]], 1)
-        return self._discriminator_loss("d", real, fake, label="D")
+        return self._discriminator_loss("d", self._judged(out, "real_b"), self._judged(out, "fake_b"), label="D")
+
+    def extra_state(self) -> dict[str, Any]:
+        """The sha256 of the VGG19 weights behind the perceptual loss, so a run records what it used."""
+        return {"feature_weights": {"vgg19": self.perceptual.sha256}} if self.perceptual is not None else {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        saved = state.get("feature_weights", {}).get("vgg19")
+        if self.perceptual is not None and saved and saved != self.perceptual.sha256:
+            raise WeightsError(f"perceptual.weights: the VGG19 file now has sha256 {self.perceptual.sha256[:12]}..., "
+                               f"the run started with {saved[:12]}...; resume with the same VGG19 weights")
 
     def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
         """Rows of the sample grid: input | output | target."""

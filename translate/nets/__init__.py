@@ -15,6 +15,8 @@ from translate.nets.rrdbnet import RrdbnetGenerator, RrdbnetSpec
 from translate.nets.srresnet import SrresnetGenerator, SrresnetSpec
 from translate.nets.srvgg_compact import SrvggCompactGenerator, SrvggCompactSpec
 from translate.nets.unet import UnetGenerator, UnetSpec
+from translate.nets.unet_discriminator import UnetDiscriminator, UnetDiscriminatorSpec
+from translate.nets.vgg_discriminator import VggStyleDiscriminator, VggStyleSpec
 
 __all__ = [
     "DISCRIMINATORS",
@@ -36,8 +38,12 @@ __all__ = [
     "SrresnetSpec",
     "SrvggCompactGenerator",
     "SrvggCompactSpec",
+    "UnetDiscriminator",
+    "UnetDiscriminatorSpec",
     "UnetGenerator",
     "UnetSpec",
+    "VggStyleDiscriminator",
+    "VggStyleSpec",
     "build_net",
     "init_weights",
     "is_generator",
@@ -47,13 +53,14 @@ __all__ = [
 ]
 
 GeneratorSpec = UnetSpec | ResnetSpec | SrresnetSpec | RrdbnetSpec | SrvggCompactSpec
-DiscriminatorSpec = PatchGanSpec | MultiscaleSpec
+DiscriminatorSpec = PatchGanSpec | MultiscaleSpec | VggStyleSpec | UnetDiscriminatorSpec
 Spec = GeneratorSpec | DiscriminatorSpec
 
 # kind -> (spec class, module class). Generators map (N, C, H, W) to (N, C', s*H, s*W) with
 # s = spec.scale, in the range spec.value_range names: [-1, 1] for our GAN nets (tanh); the
 # super-resolution nets read RGB in [0, 1] and write it unbounded (inference clamps).
-# Discriminators map (N, C, H, W) to a list of logit maps, one per scale.
+# Discriminators map (N, C, H, W) to a list of logit maps, one per scale (one logit per image for
+# vgg_style, one per pixel for unet_discriminator).
 GENERATORS: dict[str, tuple[type, type]] = {
     "unet": (UnetSpec, UnetGenerator),
     "resnet": (ResnetSpec, ResnetGenerator),
@@ -64,6 +71,8 @@ GENERATORS: dict[str, tuple[type, type]] = {
 DISCRIMINATORS: dict[str, tuple[type, type]] = {
     "patchgan": (PatchGanSpec, PatchGanDiscriminator),
     "multiscale": (MultiscaleSpec, MultiscaleDiscriminator),
+    "vgg_style": (VggStyleSpec, VggStyleDiscriminator),
+    "unet_discriminator": (UnetDiscriminatorSpec, UnetDiscriminator),
 }
 _NETS = {**GENERATORS, **DISCRIMINATORS}
 
@@ -80,6 +89,11 @@ PRESETS: dict[str, Spec] = {
     "pixelgan": PatchGanSpec(n_layers=0),
     "patchgan_70_antialias": PatchGanSpec(n_layers=3, antialias=True),
     "multiscale_patchgan": MultiscaleSpec(n_layers=3, n_scales=3),
+    # SRGAN / ESRGAN's VGG-style discriminator (BasicSR VGGStyleDiscriminator, one logit per
+    # 128 or 256 px image) and Real-ESRGAN's U-Net discriminator (UNetDiscriminatorSN, per pixel).
+    "vgg_style_128": VggStyleSpec(input_size=128),
+    "vgg_style_256": VggStyleSpec(input_size=256),
+    "unet_discriminator_sn": UnetDiscriminatorSpec(),
     # Super-resolution: SRGAN's SRResNet and BasicSR's MSRResNet_x4; ESRGAN / RealESRGAN_x4plus
     # (23 blocks), RealESRGAN_x4plus_anime_6B, RealESRGAN_x2plus; realesr-general-x4v3 and
     # realesr-animevideov3 (SRVGGNetCompact).

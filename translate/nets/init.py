@@ -23,12 +23,12 @@ def init_weights(net: nn.Module, *, scheme: str = "normal", gain: float = 0.02) 
         return
     for module in net.modules():
         if isinstance(module, _WEIGHTED):
-            # Under spectral norm `weight` is computed on the fly; initialise what it is made from.
-            weight = (
-                module.parametrizations.weight.original
-                if parametrize.is_parametrized(module, "weight")
-                else module.weight
-            )
+            # Under spectral norm `weight` is computed on the fly; initialise what it is made from
+            # (the parametrization's `original`, or `weight_orig` of torch.nn.utils.spectral_norm).
+            if parametrize.is_parametrized(module, "weight"):
+                weight = module.parametrizations.weight.original
+            else:
+                weight = getattr(module, "weight_orig", module.weight)
             if scheme == "normal":
                 nn.init.normal_(weight, 0.0, gain)
             elif scheme == "xavier":

@@ -11,9 +11,12 @@ from translate.errors import ConfigError
 from translate.tasks.base import Prepared, Task, TaskAdapter
 from translate.tasks.colorize import Colorize
 from translate.tasks.custom import Custom
+from translate.tasks.esrgan import Esrgan
 from translate.tasks.inpaint import Inpaint
+from translate.tasks.realesrgan import Realesrgan
 from translate.tasks.restore import Restore
 from translate.tasks.sketch import Sketch
+from translate.tasks.srgan import Srgan
 from translate.tasks.superres import Superres
 
 __all__ = ["TASKS", "Prepared", "Task", "TaskAdapter", "get_task", "recipe_tasks"]
@@ -25,6 +28,10 @@ TASKS: dict[str, Task] = {
     "inpaint": Inpaint(),
     "superres": Superres(),
     "restore": Restore(),
+    # The perceptual/GAN stage of the super-resolution papers, each started from a fidelity run.
+    "srgan": Srgan(),
+    "esrgan": Esrgan(),
+    "realesrgan": Realesrgan(),
 }
 
 
