@@ -6,6 +6,7 @@ Fixtures (factories; folders go under a fresh tmp_path folder unless `root` is g
   write_photos(n=6, ...)        -> folder of photos, half of them in a subfolder (for recipe tests)
   write_paired(layout, ...)     -> "aligned" | "paired_folders" | "paired_nosplit" dataset, B = b_of(A)
   write_unpaired(layout, ...)   -> "split" (trainA/trainB/testA/testB) | "flat" (A/B) dataset
+  vgg19_weights                 -> path of a random torchvision-layout VGG19 state dict (session)
 `size` is an int (square) or (height, width). Photos are resized with INTER_AREA and cached.
 """
 from __future__ import annotations
@@ -208,3 +209,19 @@ def metric_weights(tmp_path_factory) -> Path:
         layers = {f"lin{i}.model.1.weight": torch.rand((1, c, 1, 1), generator=generator) for i, c in enumerate(channels)}
         torch.save(layers, folder / FEATURE_WEIGHTS[f"lpips_{name}"].file)
     return folder
+
+
+@pytest.fixture(scope="session")
+def vgg19_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for torchvision's VGG19 ImageNet file: torchvision's own `features` layout (built by
+    torchvision) with random values, plus a classifier key the perceptual loss must ignore. Written
+    once per session, so the real loading code runs offline."""
+    import torch
+    from torchvision.models.vgg import cfgs, make_layers
+
+    torch.manual_seed(0)
+    state = {f"features.{k}": v for k, v in make_layers(cfgs["E"]).state_dict().items()}
+    state["classifier.6.bias"] = torch.zeros(1000)
+    path = tmp_path_factory.mktemp("weights") / "vgg19-random.pth"
+    torch.save(state, path)
+    return path

@@ -14,7 +14,9 @@ from translate.nets import build_net
 from translate.config import ConfigError, resolve_config
 from translate.tasks import get_task, recipe_tasks
 
-CHANNELS = {"colorize": (1, 2), "sketch": (1, 3), "inpaint": (4, 3), "superres": (3, 3), "restore": (3, 3)}
+CHANNELS = {"colorize": (1, 2), "sketch": (1, 3), "inpaint": (4, 3), "superres": (3, 3), "restore": (3, 3),
+            "srgan": (3, 3), "esrgan": (3, 3), "realesrgan": (3, 3)}
+SR_GAN_TASKS = ("srgan", "esrgan", "realesrgan")  # the SR papers' perceptual/GAN stage, own generators
 RECIPE_TASKS = recipe_tasks()
 
 
@@ -60,9 +62,12 @@ def test_recipe_validates_as_a_train_config(task):
     assert config.to_dict() == type(config).from_dict(config.to_dict()).to_dict()
     if task == "superres":
         assert config.generator.kind == "resnet" and config.generator.scale == config.synth.scale == 4
-    if task in ("superres", "restore"):
+    if task in ("superres", "restore", *SR_GAN_TASKS):
         assert config.data.preprocess == "crop"  # native-scale crops: resizing would blur the detail away
-    else:
+    if task in SR_GAN_TASKS:
+        assert config.generator.scale == config.synth.scale == 4 and not config.pix2pix.conditional
+        assert config.pix2pix.lambda_perceptual > 0 and config.optim.ema_decay == 0.999
+    elif task not in ("superres", "restore"):
         assert config.generator.kind == "unet"  # only the channels change: pix2pix's default architecture
 
 
@@ -88,7 +93,7 @@ def test_recipe_pairs_fit_its_generator(photo, task):
 
 
 def test_unknown_task_lists_the_tasks():
-    message = "task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore"
+    message = "task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore, srgan"
     with pytest.raises(ConfigError, match=message):
         resolve_config("pix2pix", task="deblur")
     with pytest.raises(ConfigError, match=message):

@@ -261,7 +261,7 @@ def test_bicubic_upscale_is_the_baseline(photo):
 
 def _config(task, **options):
     generator = PRESETS["unet_256"]
-    if task == "superres":
+    if task in ("superres", "srgan", "esrgan", "realesrgan"):  # the SR tasks share superres's pairs
         generator = dataclasses.replace(PRESETS["resnet_6blocks"], upscale=4)
     return TrainConfig(task=task, generator=generator, synth=SynthConfig(**options),
                        data=dataclasses.replace(TrainConfig().data, crop_size=256))

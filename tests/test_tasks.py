@@ -20,17 +20,19 @@ INPAINT = preset("unet_128", num_downs=5, base_channels=8, in_channels=4, out_ch
 
 
 def test_registry_names_its_tasks_and_refuses_others():
-    assert list(TASKS) == ["custom", "colorize", "sketch", "inpaint", "superres", "restore"]
+    assert list(TASKS) == ["custom", "colorize", "sketch", "inpaint", "superres", "restore", "srgan", "esrgan",
+                          "realesrgan"]
     assert all(isinstance(task, Task) and task.name == name and task.description for name, task in TASKS.items())
-    assert recipe_tasks() == ["colorize", "sketch", "inpaint", "superres", "restore"]
-    with pytest.raises(ConfigError, match="^task: unknown 'deblur'; choose one of custom, colorize, .*, restore$"):
+    assert recipe_tasks() == ["colorize", "sketch", "inpaint", "superres", "restore", "srgan", "esrgan", "realesrgan"]
+    with pytest.raises(ConfigError, match="^task: unknown .deblur.; choose one of custom, colorize, .*, realesrgan$"):
         get_task("deblur")
 
 
 @pytest.mark.parametrize("task, message", [
-    ("deblur", "error: task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore"),
+    ("deblur", "error: task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore, "
+               "srgan, esrgan, realesrgan"),
     ("custom", "error: task: 'custom' cannot be prepared from photos; choose one of colorize, sketch, inpaint, "
-               "superres, restore"),
+               "superres, restore, srgan, esrgan, realesrgan"),
 ])
 def test_prepare_names_the_tasks_it_can_prepare(tmp_path, capsys, task, message):
     assert main(["prepare", task, str(tmp_path), str(tmp_path / "out")]) == 2
