@@ -13,10 +13,10 @@ from torch import nn
 from translate.config import ConfigError, resolve_config
 from translate.ema import WeightAverage
 from translate.errors import WeightsError
-from translate.files import file_sha256
 from translate.losses import relativistic_gan_loss
-from translate.nets import PRESETS, build_net, init_weights, preset
+from translate.nets import build_net, init_weights, preset
 from translate.perceptual import VGG19_LAYERS, PerceptualLoss, load_vgg19_features, perceptual_loss
+from translate.weights import sha256_of
 
 
 # --- reference re-statements (BasicSR's discriminator_arch.py, written out again) -------------------
@@ -226,7 +226,7 @@ def test_perceptual_loss_by_hand(vgg19_weights, photo):
 def test_perceptual_loss_from_config_records_the_file(vgg19_weights):
     config = _sr_config("realesrgan", **{"perceptual.weights": str(vgg19_weights)}).perceptual
     loss = perceptual_loss(config)
-    assert loss.sha256 == file_sha256(vgg19_weights) and len(loss.sha256) == 64
+    assert loss.sha256 == sha256_of(vgg19_weights) and len(loss.sha256) == 64
     assert set(loss.layer_weights) == {"conv1_2", "conv2_2", "conv3_4", "conv4_4", "conv5_4"}
     assert len(loss.features.features) == VGG19_LAYERS.index("conv5_4") + 1
 

@@ -11,9 +11,9 @@ from translate.checkpoint import CheckpointError, load_checkpoint
 from translate.cli import main
 from translate.config import resolve_config
 from translate.data.images import read_image
-from translate.files import file_sha256
 from translate.inference.loading import load_model
 from translate.training import Trainer, train
+from translate.weights import sha256_of
 
 TINY_RRDB = {"generator": "rrdbnet_x4", "generator.base_channels": 8, "generator.n_blocks": 1,
              "generator.grow_channels": 4}
@@ -90,7 +90,7 @@ def test_resume_is_exact_with_weight_averages(tmp_path, sr_data, vgg19_weights):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     ckpt = load_checkpoint(tmp_path / "straight")
-    assert ckpt["method_state"]["feature_weights"]["vgg19"] == file_sha256(vgg19_weights)
+    assert ckpt["method_state"]["feature_weights"]["vgg19"] == sha256_of(vgg19_weights)
     # The averages move more slowly than the nets: after 4 steps they differ from both ends.
     start = load_checkpoint(fidelity)["nets"]["g_ab"]["conv_first.weight"]
     ema, live = ckpt["ema"]["g_ab"]["conv_first.weight"], ckpt["nets"]["g_ab"]["conv_first.weight"]
@@ -143,7 +143,7 @@ def test_cli_fidelity_then_gan_stage_then_resume_then_convert(tmp_path, sr_data,
     assert main(["train", "--resume", str(gan), "--max-steps", "3"]) == 0
     ckpt = load_checkpoint(gan)
     assert ckpt["step"] == 3 and set(ckpt["ema"]) == {"g_ab"} and ckpt["config"]["init_from"] == str(psnr)
-    assert ckpt["method_state"]["feature_weights"]["vgg19"] == file_sha256(vgg19_weights)
+    assert ckpt["method_state"]["feature_weights"]["vgg19"] == sha256_of(vgg19_weights)
     assert main(["convert", str(gan), str(sr_data / "test" / "A"), str(out)]) == 0
     for path in sorted((sr_data / "test" / "A").glob("*.png")):
         small, big = read_image(path), read_image(out / path.name)

@@ -1,7 +1,6 @@
-"""Files we write and folders we walk: atomic writes with normal permissions, one folder walk, file digests."""
+"""Files we write and folders we walk: atomic writes with normal permissions, one folder walk."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import uuid
@@ -91,11 +90,3 @@ def _identity(folder: Path) -> tuple[int, int]:
     stat = folder.stat()
     return stat.st_dev, stat.st_ino
 
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The hex sha256 of a file's bytes, read in 1 MiB chunks (weights files are hundreds of MB)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -7,6 +7,7 @@ names follow the papers and BasicSR: `convI_J` is the J-th conv of block I befor
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from translate.errors import CheckpointError, WeightsError
 
 if TYPE_CHECKING:
     from translate.config import PerceptualConfig
+
+log = logging.getLogger(__name__)
 
 _BLOCKS = (2, 2, 4, 4, 4)  # convs per block of VGG19 (configuration E)
 _WIDTHS = (64, 128, 256, 512, 512)
@@ -131,10 +134,12 @@ class PerceptualLoss(nn.Module):
 def perceptual_loss(config: PerceptualConfig, *, weights_dir: str | Path = "weights") -> PerceptualLoss:
     """The loss `config` describes, VGG19 found by `weights.locate` (explicit path, weights folder, cache)."""
     from translate import weights
-    from translate.files import file_sha256
 
     path = weights.locate("vgg19", config.weights or None, weights_dir)
     layers = {name: w for name, w in config.layers.items() if w > 0}
     last = max(layers, key=VGG19_LAYERS.index)
     features = load_vgg19_features(path, last_layer=last)
-    return PerceptualLoss(features, layers, criterion=config.criterion, sha256=file_sha256(path))
+    sha256 = weights.sha256_of(path)
+    if not weights.matches_published("vgg19", sha256):
+        log.warning("perceptual loss: %s is not torchvision's published VGG19 (sha256 %s...)", path, sha256[:12])
+    return PerceptualLoss(features, layers, criterion=config.criterion, sha256=sha256)
