@@ -96,6 +96,9 @@ def model_contract(translator: Translator, *, config: Mapping[str, Any] | None =
         "scale": int(translator.scale),
         "pixel_scale": {"uint8": 255, "uint16": 65535},  # x = pixel * 2 / max - 1
         "spec": spec_to_dict(spec),
+        # The net's own pixel range. The exported graph already maps [-1, 1] to it and back
+        # (clamping a "zero_one" net's output to [0, 1]), so callers always use the ranges above.
+        "value_range": translator.model.value_range,
         "config": public_config(translator.model.config if config is None else config),
     }
 
@@ -167,8 +170,9 @@ def export_net(translator: Translator) -> nn.Module:
     """A CPU fp32 copy of the translator's generator as it runs in `translator.mode`, built only
     from exportable layers: eval mode as is; paper mode with per-image batch norm and live dropout."""
     from translate.nets import build_net
+    from translate.nets.layers import signed_range_net
 
-    net = build_net(translator.spec)
+    net = signed_range_net(build_net(translator.spec), translator.model.value_range)
     # The translator's stats-aware norm layers have the same state dict as the plain ones.
     state = {k: v.detach().to("cpu", torch.float32) for k, v in translator.net.state_dict().items()}
     net.load_state_dict(state, strict=True)

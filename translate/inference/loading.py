@@ -26,6 +26,9 @@ class LoadedModel:
     `config` is the training config embedded in a translate checkpoint ({} otherwise);
     `direction` is None for a net without one (reference weights, a bare net); `method` is
     "pix2pix", "cyclegan", "reference" (published / original-code weights) or "custom".
+    `value_range` is the pixel range `net` reads and writes (`translate.nets.layers.ValueRange`):
+    "minus_one_one" (our GAN nets) or "zero_one" (published super-resolution nets, whose output
+    is clamped); None takes the spec's. Everything that runs the net honours it from here.
     """
 
     net: nn.Module
@@ -35,6 +38,11 @@ class LoadedModel:
     task: str = "custom"
     method: str = "custom"
     source: Path | None = None
+    value_range: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.value_range is None:
+            object.__setattr__(self, "value_range", getattr(self.spec, "value_range", "minus_one_one"))
 
     @property
     def net_name(self) -> str:
@@ -125,16 +133,20 @@ def _checkpoint_models(checkpoint: Mapping[str, Any], path: Path, direction: str
 
 def _reference_model(obj: Any, path: Path, arch: str | None) -> LoadedModel:
     from translate.nets import is_generator, spec_from_dict
-    from translate.nets.reference import detect_reference_generator, load_reference_generator
+    from translate.nets.reference import detect_reference_generator, load_reference_generator, unwrap_published
 
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+    state_dict = unwrap_published(obj)  # BasicSR / Real-ESRGAN: {"params_ema": sd} or {"params": sd}
+    if not isinstance(state_dict, Mapping) or not state_dict or \
+            not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise TranslatorError(f"{path}: neither a translate checkpoint nor a generator state dict")
     try:
-        spec = spec_from_dict(arch) if arch is not None else detect_reference_generator(obj)
+        spec = spec_from_dict(arch) if arch is not None else detect_reference_generator(state_dict)
         if not is_generator(spec):
             raise ValueError(f"--arch {arch}: a discriminator, not a generator")
-        net = load_reference_generator(obj, spec)
+        net = load_reference_generator(state_dict, spec)
     except ValueError as e:
         hint = "" if arch else "; name the architecture with --arch PRESET (see `translate info presets`)"
         raise TranslatorError(f"{path}: {first_line(e)}{hint}") from e
-    return LoadedModel(net.eval(), spec, {}, None, "custom", "reference", path)
+    # A net that enlarges is a super-resolution model whatever trained it.
+    task = "superres" if int(getattr(spec, "scale", 1)) > 1 else "custom"
+    return LoadedModel(net.eval(), spec, {}, None, task, "reference", path, spec.value_range)

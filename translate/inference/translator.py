@@ -2,7 +2,8 @@
 
 Data contract: images are HxW or HxWxC (C = 1, 3 or 4) uint8/uint16 numpy arrays, RGB(A) order;
 results have the input's dtype and height/width times the net's `scale`. Inside, nets see
-(N, C, H, W) float tensors in [-1, 1].
+(N, C, H, W) float tensors in [-1, 1]; a net of another value range (published SR nets read
+and write [0, 1]) runs wrapped so it does too (`translate.nets.layers.signed_range_net`).
 """
 from __future__ import annotations
 
@@ -129,8 +130,12 @@ class Translator:
 
     def __init__(self, model: LoadedModel, options: InferenceOptions | None = None) -> None:
         """Take ownership of `model.net` and set it up for inference as `options` say."""
+        from translate.nets.layers import signed_range_net
+
         options = options or InferenceOptions()
-        net, spec = model.net, model.spec
+        # From here on the net maps [-1, 1] to [-1, 1] whatever its own range: tiling, 16-bit,
+        # alpha, gray, the service and export then treat every model alike.
+        net, spec = signed_range_net(model.net, model.value_range), model.spec
         self.model = model
         self.options = options
         self.spec = spec

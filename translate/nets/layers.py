@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+import torch
 from torch import nn
 
 Norm = Literal["batch", "instance", "none"]
@@ -14,6 +15,24 @@ PADDINGS: tuple[str, ...] = get_args(Padding)
 # so inference clamps it to [0, 1] ("zero_one").
 ValueRange = Literal["minus_one_one", "zero_one"]
 VALUE_RANGES: tuple[str, ...] = get_args(ValueRange)
+
+
+class ZeroOneNet(nn.Module):
+    """A net that reads and writes [0, 1] run under our [-1, 1] contract:
+    x -> 2 * clamp(net((x + 1) / 2), 0, 1) - 1, the clamp being the published inference code's."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x + 1.0) * 0.5).clamp(0.0, 1.0) * 2.0 - 1.0
+
+
+def signed_range_net(net: nn.Module, value_range: ValueRange) -> nn.Module:
+    """`net` mapping [-1, 1] to [-1, 1]: as it is for "minus_one_one", wrapped for "zero_one"."""
+    check_choice("value_range", value_range, VALUE_RANGES)
+    return net if value_range == "minus_one_one" else ZeroOneNet(net)
 
 
 def norm_layer(norm: Norm, channels: int) -> nn.Module:
