@@ -10,11 +10,17 @@
 3. Accuracy: PSNR of bf16 against fp32 output on a real photo.
 4. Start-up: whole-process wall time of `python -m translate convert` on one 256x256 photo
    (resnet_9blocks), best and median of three runs (target: 3 s on a 2-core laptop).
-5. Safety: a folder holding a 20000x20000 PNG decompression bomb (about 1 MB) and ten photos (the
+5. Published SR model: one NxN photo (4096 by default) through a random-weight x4 ESRGAN-family
+   model file (RRDBNet in the published {"params_ema": ...} layout, loaded by detection, [0, 1]
+   range) with `translate convert` in its own process: wall time, peak RSS and the tile plan.
+   Full size (23 blocks, 64 features) is hours on a 2-core CPU and seconds on a GPU; --sr-blocks
+   and --sr-feat shrink the net, --sr-size the photo.
+6. Safety: a folder holding a 20000x20000 PNG decompression bomb (about 1 MB) and ten photos (the
    bomb is refused by its header, the rest convert), and one real 100-megapixel photo, each
    through the CLI in its own process: wall time and peak RSS.
 
 Usage: python scripts/bench_convert.py [--images 24] [--sizes 512,1024,2048] [--full]
+       [--skip folder,accuracy,large,startup,published,safety] [--sr-size 4096] [--device auto]
 (--full adds 4096x4096 for resnet_9blocks, several minutes on 2 cores).
 """
 from __future__ import annotations
@@ -232,6 +238,30 @@ def startup_benchmark(tmp: Path) -> None:
           f"(runs: {', '.join(f'{t:.2f}' for t in times)})", flush=True)
 
 
+def published_sr_benchmark(tmp: Path, *, size: int, blocks: int, feat: int, device: str) -> None:
+    from translate.nets import RrdbnetSpec
+
+    spec = RrdbnetSpec(base_channels=feat, n_blocks=blocks)
+    torch.manual_seed(0)
+    weights = tmp / "RealESRGAN_x4plus_random.pth"
+    torch.save({"params_ema": build_net(spec).state_dict()}, weights)  # Real-ESRGAN's file layout
+    src = tmp / f"sr_photo_{size}.png"
+    write_image(src, photo("astronaut", size))
+    probe = Translator.load(weights, device=device)  # the plan the converter will make, for the report
+    tiles = probe._tile_plan(size, size, 1)
+    print(f"\n## Published x4 RRDBNet ({blocks} blocks, {feat} features, random weights) on one {size}x{size} "
+          f"photo -> {4 * size}x{4 * size} PNG through the CLI, device {probe.device}, {probe.precision}")
+    print(f"activation estimate {probe.bytes_per_px:.0f} B/input px, budget {probe.memory_budget_bytes / 2**30:.2f} GB,"
+          f" {'x'.join(map(str, tiles)) + ' px tiles' if tiles else 'whole'}")
+    del probe
+    megapixels = str(16 * size * size / 1e6 + 1)
+    r = run_convert(str(weights), str(src), str(tmp / "sr_out.png"), "--device", device, "--max-megapixels", megapixels)
+    print(f"rc {r['rc']}, {r['seconds']:.1f} s ({r['seconds'] / (size * size / 1e6):.2f} s per input MP), "
+          f"peak RSS {r['peak_rss'] / 2**30:.2f} GB", flush=True)
+    if r["rc"]:
+        print(r["stderr"][-2000:])
+
+
 def safety_benchmark(tmp: Path) -> None:
     # A small net: these measure the pipeline's memory and refusals, not the net's speed.
     run = write_checkpoint(tmp / "small_run" / "checkpoints" / "latest.pt", ResnetSpec(base_channels=8, n_blocks=2))
@@ -266,7 +296,11 @@ def main() -> None:
                         help="large-image sizes (4096 for unet_256 only unless --full)")
     parser.add_argument("--full", action="store_true", help="also resnet_9blocks at 4096x4096")
     parser.add_argument("--skip", default="",
-                        help="comma list of parts to skip: folder,accuracy,large,startup,safety")
+                        help="comma list of parts to skip: folder,accuracy,large,startup,published,safety")
+    parser.add_argument("--sr-size", type=int, default=4096, help="published SR part: photo side (4096)")
+    parser.add_argument("--sr-blocks", type=int, default=23, help="published SR part: RRDB blocks (23)")
+    parser.add_argument("--sr-feat", type=int, default=64, help="published SR part: features (64)")
+    parser.add_argument("--device", default="auto", help="published SR part: device (auto)")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--convert-child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -290,6 +324,9 @@ def main() -> None:
             large_benchmark([int(s) for s in args.sizes.split(",")], args.full, tmp)
         if "startup" not in skip:
             startup_benchmark(tmp)
+        if "published" not in skip:
+            published_sr_benchmark(tmp, size=args.sr_size, blocks=args.sr_blocks, feat=args.sr_feat,
+                                   device=args.device)
         if "safety" not in skip:
             safety_benchmark(tmp)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f} (other processes skew timings)")

@@ -30,8 +30,9 @@ import torch
 from torch import nn
 
 from translate.errors import ExportError, first_line
-from translate.inference import tiling
-from translate.inference.translator import _MIN_SIDE, Translator, reflect_pad
+from translate.inference import normstats, tiling
+from translate.inference.translator import Translator, reflect_pad
+from translate.inference.zoo import net_name, spec_summary
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,6 @@ def model_contract(translator: Translator, *, config: Mapping[str, Any] | None =
     """Everything a caller needs to run the bare net: tensor layout and range, padding rule,
     scale, task, direction, inference mode, architecture and training config (JSON-ready)."""
     from translate import __version__
-    from translate.nets import spec_to_dict
 
     spec = translator.spec
     stochastic = _has_live_dropout(translator)
@@ -91,14 +91,12 @@ def model_contract(translator: Translator, *, config: Mapping[str, Any] | None =
         # H and W must be multiples of size_multiple and >= min_side; pad with reflection, split
         # evenly (the odd pixel after), then crop the output by the padding times `scale`.
         "size_multiple": int(translator.size_multiple),
-        "min_side": int(tiling.round_up(_MIN_SIDE, translator.size_multiple)),
+        "min_side": int(translator.min_side),
         "padding": "reflect",
         "scale": int(translator.scale),
         "pixel_scale": {"uint8": 255, "uint16": 65535},  # x = pixel * 2 / max - 1
-        "spec": spec_to_dict(spec),
-        # The net's own pixel range. The exported graph already maps [-1, 1] to it and back
-        # (clamping a "zero_one" net's output to [0, 1]), so callers always use the ranges above.
-        "value_range": translator.model.value_range,
+        "spec": spec_summary(spec),
+        "value_range": translator.model.value_range,  # the net's own; the graph maps [-1, 1] to it and back
         "config": public_config(translator.model.config if config is None else config),
     }
 
@@ -169,13 +167,7 @@ class PaperDropout(nn.Module):
 def export_net(translator: Translator) -> nn.Module:
     """A CPU fp32 copy of the translator's generator as it runs in `translator.mode`, built only
     from exportable layers: eval mode as is; paper mode with per-image batch norm and live dropout."""
-    from translate.nets import build_net
-    from translate.nets.layers import signed_range_net
-
-    net = signed_range_net(build_net(translator.spec), translator.model.value_range)
-    # The translator's stats-aware norm layers have the same state dict as the plain ones.
-    state = {k: v.detach().to("cpu", torch.float32) for k, v in translator.net.state_dict().items()}
-    net.load_state_dict(state, strict=True)
+    net = normstats.plain_copy(translator.net).to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
     net.eval()
     if translator.mode == "paper":
         for parent in list(net.modules()):
@@ -192,7 +184,7 @@ def export_net(translator: Translator) -> nn.Module:
 def _example_input(translator: Translator) -> torch.Tensor:
     # Batch 2 and sides of two size multiples or more, so no level of the net sees a size of 1
     # (which torch.export would otherwise specialise on).
-    side = tiling.round_up(max(64, _MIN_SIDE, 2 * translator.size_multiple), translator.size_multiple)
+    side = tiling.round_up(max(64, translator.min_side, 2 * translator.size_multiple), translator.size_multiple)
     generator = torch.Generator().manual_seed(0)
     return torch.rand(2, translator.spec.in_channels, side, side, generator=generator) * 2 - 1
 
@@ -259,9 +251,16 @@ def export_bytes(translator: Translator, format: str, *, opset: int = DEFAULT_OP
         _check_opset(opset)
     contract = model_contract(translator) if contract is None else contract
     net, example = export_net(translator), _example_input(translator)
-    if format == "onnx":
-        return _onnx_bytes(net, example, contract, opset)
-    return _pt2_bytes(net, example, contract)
+    try:
+        if format == "onnx":
+            return _onnx_bytes(net, example, contract, opset)
+        return _pt2_bytes(net, example, contract)
+    except (ExportError, ModuleNotFoundError):
+        raise
+    except Exception as e:  # noqa: BLE001 - tracing fails in many ways; the user needs one line
+        while e.__cause__ is not None:  # the ONNX exporter wraps torch.export's own reason
+            e = e.__cause__
+        raise ExportError(f"{net_name(translator.spec)} does not export to {format}: {first_line(e)}") from e
 
 
 def _check_opset(opset: int) -> None:
@@ -438,7 +437,7 @@ def check_parity(exported: str | os.PathLike | bytes, translator: Translator,
     worst = 0.0
     for image in images:
         x = translator.prepare(image).tensor[None]
-        pad = tiling.padding_for(x.shape[-2], x.shape[-1], translator.size_multiple, minimum=_MIN_SIDE)
+        pad = tiling.padding_for(x.shape[-2], x.shape[-1], translator.size_multiple, minimum=translator.min_side)
         x = reflect_pad(x, pad).contiguous()
         with torch.inference_mode():
             expected = reference_net(x.to(device)).to("cpu", torch.float32)

@@ -90,10 +90,12 @@ class RequestError(Exception):
 # ---------------------------------------------------------------- models
 def load_translators(source: str | os.PathLike, options: InferenceOptions | None = None, *,
                      direction: str | None = None, arch: str | None = None,
-                     weights_dir: str | os.PathLike = "weights") -> dict[str, Translator]:
+                     weights_dir: str | os.PathLike = "weights", trust_torchscript: bool = False,
+                     extra_arches: bool = False) -> dict[str, Translator]:
     """direction -> Translator for every generator in `source` (both for CycleGAN), read once, or
-    only `direction`'s; reference weights give one, under "a_to_b"."""
-    models = load_models(source, direction=direction, arch=arch, weights_dir=weights_dir)
+    only `direction`'s; published weights (ours or spandrel's) give one, under "a_to_b"."""
+    models = load_models(source, direction=direction, arch=arch, weights_dir=weights_dir,
+                         trust_torchscript=trust_torchscript, extra_arches=extra_arches)
     return {model.direction or "a_to_b": Translator(model, options) for model in models}
 
 

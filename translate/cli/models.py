@@ -39,6 +39,17 @@ def _add_model_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", metavar="PRESET",
                    help="architecture of reference weights when detection fails, e.g. resnet_9blocks")
     p.add_argument("--weights-dir", default="weights", help="folder of published models (weights)")
+    p.add_argument("--trust-torchscript", action="store_true",
+                   help="load a TorchScript .pt file (refused otherwise: loading one runs the code stored in it)")
+    p.add_argument("--extra-arches", action="store_true",
+                   help="also detect spandrel_extra_arches' architectures (installed separately; some of them "
+                        "are licensed for non-commercial use only)")
+
+
+def _source_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments that say how to read SOURCE (for load_models and Translator.load)."""
+    return {"direction": getattr(args, "direction", None), "arch": args.arch, "weights_dir": args.weights_dir,
+            "trust_torchscript": args.trust_torchscript, "extra_arches": args.extra_arches}
 
 
 def _add_direction(p: argparse.ArgumentParser, help: str) -> None:
@@ -80,8 +91,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise TranslatorError(f"{flag}: must be at least 1, got {value}")
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
-    translator = Translator.load(args.source, _inference_options(args), direction=args.direction, arch=args.arch,
-                                 weights_dir=args.weights_dir)
+    translator = Translator.load(args.source, _inference_options(args), **_source_options(args))
     with tqdm(unit="img", desc="convert", disable=None) as bar:
         def progress(event) -> None:
             bar.total = event.total
@@ -144,8 +154,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if Path(args.output).exists() and not args.overwrite:
             raise ExportError(f"{args.output}: already exists; pass --overwrite to replace it")
         options = _inference_options(args, device="cpu", precision="fp32")
-        translator = Translator.load(args.source, options, direction=args.direction, arch=args.arch,
-                                     weights_dir=args.weights_dir)
+        translator = Translator.load(args.source, options, **_source_options(args))
         report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
     except ModuleNotFoundError as e:
         raise ExportError(f"export needs {e.name}: pip install 'translate[onnx]'") from None
@@ -196,8 +205,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         from translate.serve import HostPolicy, create_app, is_loopback, load_translators, run_server
 
-        translators = load_translators(args.source, _inference_options(args), direction=args.direction,
-                                       arch=args.arch, weights_dir=args.weights_dir)
+        translators = load_translators(args.source, _inference_options(args), **_source_options(args))
         app = create_app(translators, max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent,
                          request_timeout_s=args.request_timeout_s,
@@ -215,8 +223,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- info
 def _add_info(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("info", help="list presets and dataset layouts, or describe a checkpoint")
-    p.add_argument("what", nargs="?", default="presets", help="presets, layouts, or a checkpoint / run directory")
+    p = sub.add_parser("info", help="list presets and dataset layouts, or describe a checkpoint or model file")
+    p.add_argument("what", nargs="?", default="presets",
+                   help="presets, layouts, a checkpoint / run directory, or a published weights file (says what "
+                        "was detected: architecture, task, channels, scale, size rules, range, tiling, precisions)")
+    p.add_argument("--arch", metavar="PRESET", help="architecture of reference weights when detection fails")
+    p.add_argument("--trust-torchscript", action="store_true", help="as for convert")
+    p.add_argument("--extra-arches", action="store_true", help="as for convert")
     p.set_defaults(func=_cmd_info)
 
 
@@ -234,8 +247,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
     else:
         import yaml
 
-        from translate.checkpoint import load_checkpoint
+        from translate.checkpoint import is_translate_checkpoint, load_checkpoint, resolve_checkpoint
+        from translate.inference.loading import describe_model, load_models, read_weights
 
+        path = Path(args.what)
+        if not path.is_dir() and not is_translate_checkpoint(
+                read_weights(resolve_checkpoint(path), trust_torchscript=args.trust_torchscript)):
+            for model in load_models(path, arch=args.arch, trust_torchscript=args.trust_torchscript,
+                                     extra_arches=args.extra_arches):
+                print(yaml.safe_dump(describe_model(model), sort_keys=False))
+            return 0
         ckpt = load_checkpoint(args.what)
         print(yaml.safe_dump({k: ckpt[k] for k in ("format_version", "translate_version", "step", "epoch", "specs")
                               if k in ckpt}, sort_keys=False))

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
+from torch.utils import _pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from translate.errors import ConfigError
 
@@ -45,14 +49,27 @@ def cpu_has_native_bf16() -> bool:
     return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
+def resolve_precision(precision: str, device: torch.device, *, supported: tuple[str, ...] | None = None,
+                      model: str = "model") -> str:
     """"auto": fp16 on CUDA, bf16 on CPUs with native bf16, else fp32. Checks explicit choices.
+    `supported` limits the choice to what the model runs in ("auto" falls back to fp32; an explicit
+    other choice is an error naming `model`).
 
     bf16 autocast roughly doubles CPU throughput. Its cost, measured by scripts/bench_convert.py
     on a real photo (8-bit output, same weights, bf16 vs fp32): unet_256 56.7 dB PSNR (at most 1
     level apart), resnet_9blocks 45.5-46.6 dB (a few pixels up to 8-15 levels apart). 16-bit
     images therefore run in fp32 under "auto" (`Translator.wants_exact`).
     """
+    chosen = _device_precision(precision, device)
+    if supported is None or chosen in supported:
+        return chosen
+    if precision == "auto":  # fp16 unsupported on a GPU: bf16 where both can, else fp32
+        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return "bf16" if "bf16" in supported and bf16_ok else "fp32"
+    raise ConfigError(f"precision {precision}: this {model} does not run in it; use {' or '.join(supported)}")
+
+
+def _device_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ConfigError(f"precision: {precision!r} must be one of {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -108,3 +125,44 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of tensor storages made inside it and still alive; keeps the peak.
+
+    Every tensor an op returns holds a reference on its storage (views share one); a storage
+    counts from its first tensor until its last is garbage: the activation memory of a forward.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: dict[int, int] = {}
+        self.refs: dict[int, int] = {}
+        self.current = 0
+        self.peak = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        for tensor in pytree.tree_leaves(out):
+            if isinstance(tensor, torch.Tensor) and (key := tensor.untyped_storage().data_ptr()):
+                if key not in self.refs:
+                    self.refs[key], self.sizes[key] = 0, tensor.untyped_storage().nbytes()
+                    self.current += self.sizes[key]
+                    self.peak = max(self.peak, self.current)
+                self.refs[key] += 1
+                weakref.finalize(tensor, self._release, key)
+        return out
+
+    def _release(self, key: int) -> None:
+        self.refs[key] -= 1
+        if not self.refs[key]:
+            del self.refs[key]
+            self.current -= self.sizes.pop(key)
+
+
+def peak_activation_bytes(forward: Callable[[torch.Tensor], Any], x: torch.Tensor) -> int:
+    """Peak bytes of the tensors `forward(x)` makes (its activations and output; not `x` or weights)."""
+    tracker = _LiveTensorBytes()
+    with torch.inference_mode(), tracker:
+        forward(x)
+    return tracker.peak

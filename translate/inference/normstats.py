@@ -12,6 +12,7 @@ its own statistics. Outside a context the layers behave exactly like the ones th
 """
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -164,6 +165,28 @@ def install_stat_norms(net: nn.Module, *, batch_stats: bool) -> NormStatsContext
             index += 1
             setattr(parent, name, new)
     return context if index else None
+
+
+def plain_copy(net: nn.Module) -> nn.Module:
+    """A deep copy of `net` whose stats-aware layers are the plain ones again (same weights and
+    modes), e.g. for export, which cannot keep a thread-local context; `net` is untouched."""
+    contexts = {id(m.stats_context): None for m in net.modules() if isinstance(m, _StatsMixin)}
+    copied = copy.deepcopy(net, memo=contexts)  # the copies get no context rather than a copy of it
+    for parent in list(copied.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, StatsInstanceNorm):
+                plain: nn.Module = nn.InstanceNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
+                                                     affine=child.affine,
+                                                     track_running_stats=child.track_running_stats)
+            elif isinstance(child, PerImageBatchNorm):
+                plain = nn.BatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
+                                       affine=child.affine, track_running_stats=child.track_running_stats)
+            else:
+                continue
+            plain.load_state_dict(child.state_dict())
+            plain.train(child.training)
+            setattr(parent, name, plain.to(next(iter(child.state_dict().values()), torch.empty(0)).device))
+    return copied
 
 
 def downscaled_size(height: int, width: int, *, max_pixels: float, multiple: int) -> tuple[int, int]:

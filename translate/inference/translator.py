@@ -25,8 +25,11 @@ from torch import nn
 from translate.data.images import fit_to_format, image_to_tensor, read_image, write_image
 from translate.errors import Cancelled, TranslatorError
 from translate.inference import normstats, tiling
-from translate.inference.device import auto_memory_budget, autocast, resolve_device, resolve_precision
+from translate.inference.device import (
+    auto_memory_budget, autocast, available_memory_bytes, peak_activation_bytes, resolve_device, resolve_precision,
+)
 from translate.inference.loading import LoadedModel, load_model
+from translate.inference.zoo import ForeignSpec, net_name
 from translate.tasks import Prepared, TaskAdapter, get_task
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,9 @@ MODES: tuple[str, ...] = ("eval", "paper")
 # RSS over (largest leaf-module output in fp32 bytes) was 2.1 (unet_256) to 3.4 (resnet_9blocks,
 # contiguous fp32) on CPU; 3.5 keeps the estimate on the safe side.
 _PEAK_OVER_LARGEST = 3.5
+# Measured tensor peak -> process memory: resnet_9blocks' live tensors peak at 524 B/px (256 px,
+# `peak_activation_bytes`), half its RSS-calibrated estimate above (1072 B/px), hence 2.
+_MEASURED_PEAK_MARGIN = 2.0
 _MAX_BATCH = {"cpu": 8, "cuda": 32}
 # Smallest padded side: a ResNet's residual blocks reflect-pad their 1/4-size maps by one pixel,
 # which needs those maps to be at least 2 wide; 16 leaves room for any generator we build.
@@ -84,8 +90,14 @@ def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
     `_PEAK_OVER_LARGEST`. A real pass rather than one on the meta device: meta kernels of
     reflection padding and instance norm are Python decompositions that import torch._dynamo
     and sympy, a second of start-up for every conversion.
+
+    Foreign (spandrel) nets are measured instead: their peak may sit in tensors no leaf module
+    returns (attention maps, window partitions), so every tensor their forward makes is counted.
     """
-    side = tiling.round_up(64, spec.size_multiple)
+    side = tiling.round_up(max(64, int(getattr(spec, "min_side", 0))), spec.size_multiple)
+    if isinstance(spec, ForeignSpec):
+        probe = torch.zeros(1, spec.in_channels, side, side)
+        return _MEASURED_PEAK_MARGIN * peak_activation_bytes(net, probe) / (side * side)
     largest = 0
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -142,10 +154,15 @@ class Translator:
         self.task = model.task
         self.mode = options.mode
         self.device = resolve_device(options.device)
-        self.precision = resolve_precision(options.precision, self.device)
+        self.precision = resolve_precision(options.precision, self.device, supported=getattr(spec, "precisions", None),
+                                           model=f"{net_name(spec)} model")
         self.auto_precision = options.precision == "auto"
         self.scale = int(getattr(spec, "scale", 1))
         self.size_multiple = int(spec.size_multiple)
+        self.min_side = tiling.round_up(max(_MIN_SIDE, int(getattr(spec, "min_side", 0))), self.size_multiple)
+        # Models that see the whole image at once (spandrel's hints): "discouraged" runs whole unless
+        # tile_size asks for tiles, "internal" (the model tiles itself) never tiles.
+        self.tiling = str(getattr(spec, "tiling", "supported"))
         try:
             self.adapter: TaskAdapter = get_task(model.task).adapter(spec)
         except ValueError as e:
@@ -155,9 +172,18 @@ class Translator:
             suggestion = max(self.size_multiple, tile_size // self.size_multiple * self.size_multiple)
             raise TranslatorError(f"tile_size: {tile_size} must be a multiple of {self.size_multiple} for "
                                   f"this {spec.kind} generator; use e.g. {suggestion}")
+        if tile_size is not None and self.tiling == "internal":
+            raise TranslatorError(f"tile_size: this {net_name(spec)} model tiles "
+                                  "internally and must see whole images; drop --tile-size")
+        if tile_size is not None and tile_size < self.min_side:
+            raise TranslatorError(f"tile_size: {tile_size} is below this model's minimum side {self.min_side}")
         self.tile_size = tile_size
         self.overlap_px = options.overlap_px
         self.memory_budget_bytes = int(options.memory_budget_bytes or auto_memory_budget(self.device))
+        # A model that discourages tiling runs whole while it fits half the free memory (unless a budget
+        # was given): its hint outweighs our speed-minded budget, but not running out of memory.
+        self.whole_image_bytes = self.memory_budget_bytes if options.memory_budget_bytes else \
+            max(self.memory_budget_bytes, available_memory_bytes(self.device) // 2)
         self.net = self._set_up(net, options.channels_last)
 
     def _set_up(self, net: nn.Module, channels_last: bool | None) -> nn.Module:
@@ -197,13 +223,16 @@ class Translator:
         direction: str | None = None,
         arch: str | None = None,
         weights_dir: str | os.PathLike = "weights",
+        trust_torchscript: bool = False,
+        extra_arches: bool = False,
         **changes: Any,
     ) -> Translator:
-        """Load a run directory, checkpoint, reference `*_net_G.pth` or published NAME (see
-        `loading.load_models`). `changes` are InferenceOptions fields applied to `options`,
+        """Load a run directory, checkpoint, published weights file (ours or spandrel's) or published
+        NAME (see `loading.load_models`). `changes` are InferenceOptions fields applied to `options`,
         e.g. `Translator.load(path, device="cpu")`."""
         options = (options or InferenceOptions()).replace(**changes)
-        model = load_model(source, direction=direction, arch=arch, weights_dir=weights_dir)
+        model = load_model(source, direction=direction, arch=arch, weights_dir=weights_dir,
+                           trust_torchscript=trust_torchscript, extra_arches=extra_arches)
         translator = cls(model, options)
         log.info("loaded %s", translator.describe())
         return translator
@@ -248,7 +277,7 @@ class Translator:
     def max_batch(self, height: int, width: int) -> int:
         """How many height x width images one forward call should hold: what fits the memory
         budget and, on CPU, what pays off (see below), at most 8 on CPU and 32 on GPU."""
-        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         per_image = (height + pad.top + pad.bottom) * (width + pad.left + pad.right) * self.bytes_per_px
         limit = min(int(self.memory_budget_bytes // max(per_image, 1.0)), _MAX_BATCH.get(self.device.type, 8))
         if self.device.type == "cpu":
@@ -273,6 +302,12 @@ class Translator:
 
     def _tile_plan(self, height: int, width: int, batch: int, *, reserve_bytes: int = 0) -> tuple[int, int] | None:
         """(tile height, tile width) for a padded height x width image, or None to run it whole."""
+        if self.tiling == "internal":
+            return None
+        if self.tiling == "discouraged" and self.tile_size is None:
+            if batch * height * width * self.bytes_per_px <= self.whole_image_bytes:
+                return None
+            log.info("%dx%d does not fit memory whole; tiling although this model discourages it", width, height)
         if self.tile_size is not None:
             if max(height, width) <= self.tile_size:
                 return None
@@ -293,7 +328,7 @@ class Translator:
         `exact` runs in fp32 whatever the precision setting; `cancel` as in `__call__`. Thread-safe.
         """
         n, _, height, width = x.shape
-        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         s = self.scale
         with torch.inference_mode():
             padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)
@@ -312,7 +347,7 @@ class Translator:
 
     def runs_tiled(self, height: int, width: int) -> bool:
         """Whether a height x width input runs as tiles (from its integer pixels, see `run_prepared`)."""
-        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         padded = (height + pad.top + pad.bottom, width + pad.left + pad.right)
         return self._tile_plan(*padded, 1, reserve_bytes=self._output_bytes(height, width)) is not None
 
@@ -328,7 +363,7 @@ class Translator:
         height, width = pixels.shape[:2]
         if not self.runs_tiled(height, width):
             return self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0]
-        pad = tiling.padding_for(height, width, self.size_multiple, minimum=_MIN_SIDE)
+        pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         rows = tiling.padded_index(height, pad.top, pad.bottom)
         cols = tiling.padded_index(width, pad.left, pad.right)
         tile = self._tile_plan(len(rows), len(cols), 1, reserve_bytes=self._output_bytes(height, width))
@@ -403,7 +438,7 @@ class Translator:
     def describe(self) -> str:
         """One line: source, net, device, precision, mode."""
         model = self.model
-        return (f"{model.source or 'net'} [{model.method} {model.net_name} {self.spec.kind}] "
+        return (f"{model.source or 'net'} [{model.method} {model.net_name} {net_name(self.spec)}] "
                 f"on {self.device}, {self.precision}, {self.mode} mode")
 
 

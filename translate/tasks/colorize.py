@@ -15,7 +15,7 @@ import torch
 
 from translate.data.images import tensor_to_image, to_channels, to_uint8
 from translate.errors import ImageError, TranslatorError
-from translate.tasks.base import PairMaker, Prepared, Task, check_image, rgb8
+from translate.tasks.base import GenericAdapter, PairMaker, Prepared, Task, TaskAdapter, check_image, rgb8
 
 
 def lab_split(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +96,9 @@ class Colorize(Task):
             raise ImageError("grey image, no colour to learn from")
         return net_input, photo
 
-    def adapter(self, spec: Any) -> ColorizeAdapter:
+    def adapter(self, spec: Any) -> TaskAdapter:
+        if (spec.in_channels, spec.out_channels) == (3, 3):  # a net doing its own Lab round trip (DDColor)
+            return GenericAdapter(spec)
         return ColorizeAdapter(spec)
 
     def eval_input(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
