@@ -197,7 +197,7 @@ def test_torchscript_needs_the_trust_flag(tmp_path, photo, capsys):
 
 def test_unrecognised_weights_name_both_loaders(tmp_path):
     torch.save({"encoder.weight": torch.zeros(4, 3, 3, 3)}, tmp_path / "odd.pth")
-    with pytest.raises(TranslatorError, match="not a model translate or spandrel recognises") as info:
+    with pytest.raises(TranslatorError, match="nor weights our zoo or spandrel recognises") as info:
         load_model(tmp_path / "odd.pth")
     assert "\n" not in str(info.value)
 

@@ -181,5 +181,6 @@ def load_error(path: Path, ours: Exception, theirs: Exception | None) -> Transla
         return TranslatorError(f"{path}: {first_line(ours)}; name the architecture with --arch PRESET (see "
                                f"`translate info presets`), or for community architectures (SwinIR, HAT, "
                                f"LaMa, ...) {INSTALL_HINT}")
-    return TranslatorError(f"{path}: not a model translate or spandrel recognises ({first_line(ours)}; spandrel: "
-                           f"{first_line(theirs)}); for one of our architectures pass --arch PRESET")
+    return TranslatorError(f"{path}: not a translate checkpoint, nor weights our zoo or spandrel recognises "
+                           f"({first_line(ours)}; spandrel: {first_line(theirs)}); for one of our architectures "
+                           "pass --arch PRESET")

@@ -97,8 +97,8 @@ class Colorize(Task):
         return net_input, photo
 
     def adapter(self, spec: Any) -> TaskAdapter:
-        if (spec.in_channels, spec.out_channels) == (3, 3):  # a net doing its own Lab round trip (DDColor)
-            return GenericAdapter(spec)
+        if spec.kind == "spandrel" and (spec.in_channels, spec.out_channels) == (3, 3):
+            return GenericAdapter(spec)  # a community colorizer doing its own Lab round trip (DDColor)
         return ColorizeAdapter(spec)
 
     def eval_input(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
