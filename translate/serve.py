@@ -29,7 +29,8 @@ from translate.data.images import ImageError, decode_image, encode_image, fit_to
 from translate.direction import DIRECTIONS
 from translate.errors import TranslatorError
 from translate.inference.loading import load_models
-from translate.inference.translator import InferenceOptions, Translator
+from translate.inference.options import InferenceOptions
+from translate.inference.translator import Translator
 from translate.serve_guard import HostPolicy, RequestGuard, is_loopback  # noqa: F401 - is_loopback for cli
 from translate.serve_jobs import JobQueue, JobStopped
 from translate.tasks import Task, get_task

@@ -71,7 +71,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
 
 def _inference_options(args: argparse.Namespace, **fixed: object):
     """The engine options a convert / serve / export command line asks for (`fixed` wins)."""
-    from translate.inference.translator import InferenceOptions
+    from translate.inference.options import InferenceOptions
 
     names = ("device", "precision", "tile_size", "overlap_px", "mode")
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}

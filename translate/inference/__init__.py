@@ -6,7 +6,7 @@ Never imports training or augmentation code, so embedding a Translator stays lig
 from __future__ import annotations
 
 _EXPORTS = {
-    "Translator": "translator", "InferenceOptions": "translator", "LoadedModel": "loading",
+    "Translator": "translator", "InferenceOptions": "options", "LoadedModel": "loading",
     "load_model": "loading", "load_models": "loading", "ConvertReport": "folder", "convert_folder": "folder",
 }
 __all__ = sorted(_EXPORTS)

@@ -10,9 +10,12 @@ from typing import Any, Literal
 
 import torch
 from torch.utils import _pytree as pytree
+from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from translate.errors import ConfigError
+from translate.inference.tiling import round_up
+from translate.inference.zoo import ForeignSpec
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
@@ -20,6 +23,13 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 # keeps a 4096x4096 conversion under 3 GB peak RSS with its image buffers, and lets 1024x1024
 # run whole with resnet_9blocks (tiling costs a statistics pass plus overlaps).
 _CPU_BUDGET_CAP = 3 << 29
+# Peak activation memory of a forward pass over the largest activation it makes: measured peak
+# RSS over (largest leaf-module output in fp32 bytes) was 2.1 (unet_256) to 3.4 (resnet_9blocks,
+# contiguous fp32) on CPU; 3.5 keeps the estimate on the safe side.
+_PEAK_OVER_LARGEST = 3.5
+# Measured tensor peak -> process memory: resnet_9blocks' live tensors peak at 524 B/px (256 px,
+# `peak_activation_bytes`), half its RSS-calibrated estimate above (1072 B/px), hence 2.
+_MEASURED_PEAK_MARGIN = 2.0
 
 
 def resolve_device(device: str | torch.device, *, field: str = "device") -> torch.device:
@@ -166,3 +176,36 @@ def peak_activation_bytes(forward: Callable[[torch.Tensor], Any], x: torch.Tenso
     with torch.inference_mode(), tracker:
         forward(x)
     return tracker.peak
+
+
+def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
+    """Estimated peak activation bytes per input pixel of one forward pass of `net` (built from `spec`).
+
+    The largest leaf-module output per input pixel of one small CPU pass, in fp32, times
+    `_PEAK_OVER_LARGEST`. A real pass rather than one on the meta device: meta kernels of
+    reflection padding and instance norm are Python decompositions that import torch._dynamo
+    and sympy, a second of start-up for every conversion.
+
+    Foreign (spandrel) nets are measured instead: their peak may sit in tensors no leaf module
+    returns (attention maps, window partitions), so every tensor their forward makes is counted.
+    """
+    side = round_up(max(64, int(getattr(spec, "min_side", 0))), spec.size_multiple)
+    if isinstance(spec, ForeignSpec):
+        probe = torch.zeros(1, spec.in_channels, side, side)
+        return _MEASURED_PEAK_MARGIN * peak_activation_bytes(net, probe) / (side * side)
+    largest = 0
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal largest
+        if isinstance(output, torch.Tensor):
+            largest = max(largest, output.numel())
+
+    hooks = [module.register_forward_hook(hook) for module in net.modules()
+             if not any(True for _ in module.children())]
+    try:
+        with torch.inference_mode():
+            net(torch.zeros(1, spec.in_channels, side, side))
+    finally:
+        for handle in hooks:
+            handle.remove()
+    return _PEAK_OVER_LARGEST * 4.0 * largest / (side * side)

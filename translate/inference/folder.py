@@ -324,33 +324,35 @@ class FolderConverter:
                 self.record(job.src, Status.FAILED, f"translation failed: {_reason(e, job.src)}")
             return
         for (job, prepared), output in zip(batch, outputs):
-            self._writes.append((job, self._pool.submit(self._write, job, [output], prepared)))
+            self._writes.append((job, self._pool.submit(self._finish_and_write, job, [output], prepared)))
         if len(self._writes) > self._lookahead:
             self._collect_writes(block=True)
 
     def _convert_large(self, job: ConvertJob, prepared: Prepared) -> None:
-        """An input that runs tiled, converted here from start to end, so its full-size buffers
-        (integer pixels, float output, finished image) are dropped as soon as the next exists."""
+        """An input that runs tiled, converted here from start to end: its tiles blend into bands
+        finished straight into the output image, and the input is dropped before encoding."""
         try:
-            outputs = [self.translator.run_prepared(prepared)]
+            image = self.translator.translate_prepared(prepared)
         except Exception as e:
             log.debug("translating %s failed", job.src, exc_info=True)
             self.record(job.src, Status.FAILED, f"translation failed: {_reason(e, job.src)}")
             return
-        # The net has read the pixels; `finish` needs only the context. An empty array, not a
-        # view: a view would keep the full-size array alive.
+        # An empty array, not a view: a view would keep the full-size input alive.
         prepared.pixels = np.empty((0, 0, prepared.pixels.shape[2]), prepared.pixels.dtype)
         try:
-            self.record(job.src, self._write(job, outputs, prepared))
+            self.record(job.src, self._write(job, image))
         except Exception as e:  # carry on: report this file, convert the rest
             log.debug("writing %s failed", job.dst, exc_info=True)
             self.record(job.src, Status.FAILED, _reason(e, job.dst))
 
-    def _write(self, job: ConvertJob, outputs: list[torch.Tensor], prepared: Prepared) -> Status:
-        """Finish and write one output; `outputs` holds it alone, so finishing frees it."""
-        if job.dst.exists() and not self.overwrite:  # another process got there first
+    def _finish_and_write(self, job: ConvertJob, outputs: list[torch.Tensor], prepared: Prepared) -> Status:
+        """Finish and write one net output; `outputs` holds it alone, so finishing frees it."""
+        return self._write(job, self.translator.finish(outputs.pop(), prepared))
+
+    def _write(self, job: ConvertJob, image: np.ndarray) -> Status:
+        """Write one finished image (unless another process got there first)."""
+        if job.dst.exists() and not self.overwrite:
             return Status.SKIPPED_EXISTING
-        image = self.translator.finish(outputs.pop(), prepared)
         write_image(job.dst, fit_to_format(image, job.dst.suffix))
         return Status.CONVERTED
 

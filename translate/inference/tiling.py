@@ -153,10 +153,14 @@ def _tile_lengths(length: int, overlap_px: int, multiple: int) -> list[int]:
     return lengths or [multiple]
 
 
-def plan_tiles(height: int, width: int, *, max_pixels: float, overlap_px: int, multiple: int) -> tuple[int, int]:
+def plan_tiles(height: int, width: int, *, max_pixels: float, overlap_px: int, multiple: int,
+               row_cost: float = 0.0) -> tuple[int, int]:
     """(tile_height, tile_width) for a padded `height` x `width` image: tiles of at most
     `max_pixels`, multiples of `multiple`, that minimise the pixels the net must process.
 
+    `row_cost` charges every row of a tile as that many more pixels: the float band of output
+    rows a tile row blends into (`RowBands`) spans the whole width, so tile_height *
+    (tile_width + row_cost) <= max_pixels keeps tiles and band within one budget.
     Tiles may be rectangles: an image just over the budget becomes two tiles of half the image
     plus the overlap, not four squares. Never below `multiple` a side, whatever the budget.
     """
@@ -172,7 +176,7 @@ def plan_tiles(height: int, width: int, *, max_pixels: float, overlap_px: int, m
     for tile_h in rows:
         # For a given height, the widest tile that fits needs the fewest columns; the next
         # narrower one is tried too because rounding to `multiple` can favour it.
-        fitting = [w for w in cols if tile_h * w <= max_pixels][:2]
+        fitting = [w for w in cols if tile_h * (w + row_cost) <= max_pixels][:2]
         for tile_w in fitting:
             candidate = (cost(tile_h, tile_w), (tile_h, tile_w))
             if best is None or candidate[0] < best[0]:
@@ -186,3 +190,61 @@ def default_overlap(tile_size: int) -> int:
     """Default tile overlap: an eighth of the tile, 32 to 128 px (beyond the border zone where
     reflect padding inside the net changes the output), and at most half the tile."""
     return min(max(32, min(tile_size // 8, 128)), tile_size // 2)
+
+
+class RowBands:
+    """The blended, cropped output of a tile grid, built one tile row at a time in a float band.
+
+    The band holds the current tile row's output rows at full output width. Tiles add into it
+    weighted (`axis_weights`; parts over the padding dropped); once a tile row is done, the rows
+    above the next tile row's top can receive nothing more and are handed out finished, and the
+    rest moves up. So a tiled image never has a full-size float output: one band of
+    tile_height * scale rows, whatever the image height. Tiles add in row-major order onto
+    zeros, as into a whole-image buffer, so every output value is bitwise the same.
+    """
+
+    def __init__(self, tops: list[int], lefts: list[int], tile: tuple[int, int], pad: Padding,
+                 size: tuple[int, int], *, channels: int, scale: int = 1) -> None:
+        self.tops, self.lefts, self.tile, self.pad, self.size, self.scale = tops, lefts, tile, pad, size, scale
+        self.row_weights = axis_weights(tops, tile[0], scale=scale)
+        self.col_weights = axis_weights(lefts, tile[1], scale=scale)
+        self.band = np.zeros((channels, tile[0] * scale, size[1] * scale), dtype=np.float32)
+        self.band_top = 0  # cropped input row of the band's first row
+        self._handed_out = 0  # band rows (in input rows) handed out, to move up before the next add
+
+    def add(self, row: int, col: int, output: np.ndarray) -> None:
+        """Add tile (`row`, `col`)'s output, (C, tile_h*s, tile_w*s) float32 (weighted in place)."""
+        self._move_up()
+        s, pad = self.scale, self.pad
+        top, left = self.tops[row], self.lefts[col]
+        output *= self.row_weights[row][:, None] * self.col_weights[col][None, :]
+        r0, r1 = max(top, pad.top), min(top + self.tile[0], pad.top + self.size[0])
+        c0, c1 = max(left, pad.left), min(left + self.tile[1], pad.left + self.size[1])
+        if r0 < r1 and c0 < c1:
+            b0 = r0 - pad.top - self.band_top
+            self.band[:, b0 * s : (b0 + r1 - r0) * s, (c0 - pad.left) * s : (c1 - pad.left) * s] += \
+                output[:, (r0 - top) * s : (r1 - top) * s, (c0 - left) * s : (c1 - left) * s]
+
+    def finish_row(self, row: int) -> tuple[int, np.ndarray]:
+        """After every tile of `row` was added: (first output row, the finished output rows as a
+        (C, n, W*s) view of the band, valid until the next `add`); n may be 0."""
+        self._move_up()
+        height = self.size[0]
+        end = height if row == len(self.tops) - 1 else min(max(self.tops[row + 1] - self.pad.top, 0), height)
+        done = max(end - self.band_top, 0)
+        first = self.band_top * self.scale
+        self._handed_out, self.band_top = done, self.band_top + done
+        return first, self.band[:, : done * self.scale]
+
+    def _move_up(self) -> None:
+        """Drop the rows handed out: the rest moves to the band's top (in chunks no longer than
+        the shift, so no copy overlaps its source), and the rows freed below become zeros."""
+        shift = self._handed_out * self.scale
+        if not shift:
+            return
+        rows = self.band.shape[1]
+        for start in range(0, rows - shift, shift):
+            stop = min(start + shift, rows - shift)
+            self.band[:, start:stop] = self.band[:, start + shift : stop + shift]
+        self.band[:, max(rows - shift, 0) :] = 0.0
+        self._handed_out = 0

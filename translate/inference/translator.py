@@ -8,14 +8,12 @@ and write [0, 1]) runs wrapped so it does too (`translate.nets.layers.signed_ran
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -26,94 +24,19 @@ from translate.data.images import fit_to_format, image_to_tensor, read_image, wr
 from translate.errors import Cancelled, TranslatorError
 from translate.inference import normstats, tiling
 from translate.inference.device import (
-    auto_memory_budget, autocast, available_memory_bytes, peak_activation_bytes, resolve_device, resolve_precision,
+    activation_bytes_per_px, auto_memory_budget, autocast, available_memory_bytes, resolve_device, resolve_precision,
 )
 from translate.inference.loading import LoadedModel, load_model
-from translate.inference.zoo import ForeignSpec, net_name
+from translate.inference.options import InferenceOptions
+from translate.inference.zoo import net_name
 from translate.tasks import Prepared, TaskAdapter, get_task
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["eval", "paper"]
-MODES: tuple[str, ...] = ("eval", "paper")
-# Peak activation memory of a forward pass over the largest activation it makes: measured peak
-# RSS over (largest leaf-module output in fp32 bytes) was 2.1 (unet_256) to 3.4 (resnet_9blocks,
-# contiguous fp32) on CPU; 3.5 keeps the estimate on the safe side.
-_PEAK_OVER_LARGEST = 3.5
-# Measured tensor peak -> process memory: resnet_9blocks' live tensors peak at 524 B/px (256 px,
-# `peak_activation_bytes`), half its RSS-calibrated estimate above (1072 B/px), hence 2.
-_MEASURED_PEAK_MARGIN = 2.0
 _MAX_BATCH = {"cpu": 8, "cuda": 32}
 # Smallest padded side: a ResNet's residual blocks reflect-pad their 1/4-size maps by one pixel,
 # which needs those maps to be at least 2 wide; 16 leaves room for any generator we build.
 _MIN_SIDE = 16
-
-
-@dataclass(frozen=True)
-class InferenceOptions:
-    """Runtime choices for a Translator (never architecture, which comes with the model).
-
-    device: auto, cpu, cuda, cuda:1 ...; precision: auto (fp16 on CUDA, bf16 on CPUs with native
-    bf16, else fp32), fp32, bf16, fp16; tile_size / overlap_px: run images larger than tile_size
-    as overlapping tiles (default: whole when the image fits `memory_budget_bytes`, default from
-    the free memory); mode: eval (deterministic) or paper (the pix2pix paper's test-time batch
-    statistics and dropout); channels_last: None picks what is faster for the net and device.
-    """
-
-    device: str | torch.device = "auto"
-    precision: str = "auto"
-    tile_size: int | None = None
-    overlap_px: int | None = None
-    mode: str = "eval"
-    channels_last: bool | None = None
-    memory_budget_bytes: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise TranslatorError(f"mode: {self.mode!r} must be one of {', '.join(MODES)}")
-        if self.tile_size is not None and self.tile_size < 1:
-            raise TranslatorError(f"tile_size: must be at least 1, got {self.tile_size}")
-        if self.overlap_px is not None and self.overlap_px < 0:
-            raise TranslatorError(f"overlap_px: must be >= 0, got {self.overlap_px}")
-        if self.memory_budget_bytes is not None and self.memory_budget_bytes < 1:
-            raise TranslatorError(f"memory_budget_bytes: must be at least 1, got {self.memory_budget_bytes}")
-
-    def replace(self, **changes: Any) -> InferenceOptions:
-        """A copy with `changes` (field names of this class)."""
-        return dataclasses.replace(self, **changes)
-
-
-def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
-    """Estimated peak activation bytes per input pixel of one forward pass of `net` (built from `spec`).
-
-    The largest leaf-module output per input pixel of one small CPU pass, in fp32, times
-    `_PEAK_OVER_LARGEST`. A real pass rather than one on the meta device: meta kernels of
-    reflection padding and instance norm are Python decompositions that import torch._dynamo
-    and sympy, a second of start-up for every conversion.
-
-    Foreign (spandrel) nets are measured instead: their peak may sit in tensors no leaf module
-    returns (attention maps, window partitions), so every tensor their forward makes is counted.
-    """
-    side = tiling.round_up(max(64, int(getattr(spec, "min_side", 0))), spec.size_multiple)
-    if isinstance(spec, ForeignSpec):
-        probe = torch.zeros(1, spec.in_channels, side, side)
-        return _MEASURED_PEAK_MARGIN * peak_activation_bytes(net, probe) / (side * side)
-    largest = 0
-
-    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        nonlocal largest
-        if isinstance(output, torch.Tensor):
-            largest = max(largest, output.numel())
-
-    hooks = [module.register_forward_hook(hook) for module in net.modules()
-             if not any(True for _ in module.children())]
-    try:
-        with torch.inference_mode():
-            net(torch.zeros(1, spec.in_channels, side, side))
-    finally:
-        for handle in hooks:
-            handle.remove()
-    return _PEAK_OVER_LARGEST * 4.0 * largest / (side * side)
 
 
 def reflect_pad(x: torch.Tensor, pad: tiling.Padding) -> torch.Tensor:
@@ -247,16 +170,16 @@ class Translator:
     def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None) -> np.ndarray:
         """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`.
         Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`."""
-        prepared = self.prepare(image)
-        return self.finish(self.run_prepared(prepared, cancel=cancel), prepared)
+        return self.translate_prepared(self.prepare(image), cancel=cancel)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The task adapter's net input for `image` (thread-safe, CPU only)."""
         return self.adapter.prepare(image)
 
-    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
-        """The task adapter's image for one net output (C, s*H, s*W) in [-1, 1]."""
-        return self.adapter.finish(output, prepared)
+    def finish(self, output: torch.Tensor, prepared: Prepared, *, top: int = 0) -> np.ndarray:
+        """The task adapter's image for one net output (C, s*H, s*W) in [-1, 1], or for the band of
+        output rows from `top` on (a tiled run finishes its output band by band)."""
+        return self.adapter.finish(output, prepared, top=top)
 
     def wants_exact(self, prepared: Prepared) -> bool:
         """Whether to run this input in fp32 although precision "auto" picked bf16/fp16: 16-bit
@@ -300,8 +223,18 @@ class Translator:
             return self.memory_budget_bytes
         return max(self.memory_budget_bytes - reserve_bytes, self.memory_budget_bytes // 4)
 
-    def _tile_plan(self, height: int, width: int, batch: int, *, reserve_bytes: int = 0) -> tuple[int, int] | None:
-        """(tile height, tile width) for a padded height x width image, or None to run it whole."""
+    def _band_bytes_per_row(self, width: int) -> int:
+        """Host bytes per input row of a tile for its output band (`tiling.RowBands`), for a padded
+        `width`: the float band, and as much again while finished rows become the output dtype
+        (a clamped float chunk, the integer rows, alpha). Charged to the budget on CPU only, where
+        it shares memory with the activations."""
+        return 2 * 4 * self.spec.out_channels * self.scale**2 * width if self.device.type == "cpu" else 0
+
+    def _tile_plan(self, height: int, width: int, batch: int, *,
+                   whole_reserve_bytes: int = 0) -> tuple[int, int] | None:
+        """(tile height, tile width) for a padded height x width image, or None to run it whole:
+        whole while its activations fit the budget beside `whole_reserve_bytes` (its whole float
+        output, when that is held too); tiles and their output band fit the budget together."""
         if self.tiling == "internal":
             return None
         if self.tiling == "discouraged" and self.tile_size is None:
@@ -312,13 +245,12 @@ class Translator:
             if max(height, width) <= self.tile_size:
                 return None
             return min(self.tile_size, height), min(self.tile_size, width)
-        budget = self._activation_budget(reserve_bytes)
-        if batch * height * width * self.bytes_per_px <= budget:
+        if batch * height * width * self.bytes_per_px <= self._activation_budget(whole_reserve_bytes):
             return None
-        max_pixels = budget / self.bytes_per_px
+        max_pixels = self.memory_budget_bytes / self.bytes_per_px
         overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(int(max_pixels**0.5))
-        tile = tiling.plan_tiles(height, width, max_pixels=max_pixels, overlap_px=overlap,
-                                 multiple=self.size_multiple)
+        tile = tiling.plan_tiles(height, width, max_pixels=max_pixels, overlap_px=overlap, multiple=self.size_multiple,
+                                 row_cost=self._band_bytes_per_row(width) / self.bytes_per_px)
         return None if tile == (height, width) else tile
 
     def run_net(self, x: torch.Tensor, *, exact: bool = False,
@@ -338,35 +270,39 @@ class Translator:
                 y = self._forward(padded, exact)
                 y = y[:, :, pad.top * s : (pad.top + height) * s, pad.left * s : (pad.left + width) * s]
                 return y.to("cpu", torch.float32)
-            outputs = []
+            out = torch.empty(n, self.spec.out_channels, height * s, width * s, dtype=torch.float32)
             for i in range(n):
                 image = padded[i : i + 1]
-                outputs.append(self._run_tiled(lambda r0, r1, c0, c1: image[:, :, r0:r1, c0:c1],
-                                               lambda _: image, pad, (height, width), tile, exact, cancel))
-            return torch.cat(outputs)
+                for top, band in self._tiled_bands(lambda r0, r1, c0, c1: image[:, :, r0:r1, c0:c1],
+                                                   lambda _: image, pad, (height, width), tile, exact, cancel):
+                    out[i, :, top : top + band.shape[1]] = band
+            return out
 
     def runs_tiled(self, height: int, width: int) -> bool:
-        """Whether a height x width input runs as tiles (from its integer pixels, see `run_prepared`)."""
+        """Whether a height x width input runs as tiles (from its integer pixels, see `translate_prepared`)."""
+        return self._image_tile_plan(height, width) is not None
+
+    def _image_tile_plan(self, height: int, width: int) -> tuple[int, int] | None:
+        """`_tile_plan` for one image of height x width: a whole run holds its float output too."""
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         padded = (height + pad.top + pad.bottom, width + pad.left + pad.right)
-        return self._tile_plan(*padded, 1, reserve_bytes=self._output_bytes(height, width)) is not None
+        output_bytes = 4 * self.spec.out_channels * height * width * self.scale**2
+        return self._tile_plan(*padded, 1, whole_reserve_bytes=output_bytes)
 
-    def _output_bytes(self, height: int, width: int) -> int:
-        return 4 * self.spec.out_channels * height * width * self.scale**2
-
-    def run_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None) -> torch.Tensor:
-        """The net output (C_out, s*H, s*W) float32 on the CPU for one prepared input. A large
-        input runs tile by tile from its integer pixels: each tile becomes floats only while it
-        runs, and the blended output is the one full-size float buffer."""
+    def translate_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None) -> np.ndarray:
+        """The finished image for one prepared input (`cancel` as in `__call__`). A large input
+        runs tile by tile from its integer pixels: each tile becomes floats only while it runs,
+        tiles blend into a float band of output rows, and finished rows go straight into the
+        output image, the one full-size buffer (see `tiling.RowBands`)."""
         exact = self.wants_exact(prepared)
         pixels = prepared.pixels
         height, width = pixels.shape[:2]
-        if not self.runs_tiled(height, width):
-            return self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0]
+        tile = self._image_tile_plan(height, width)
+        if tile is None:
+            return self.finish(self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0], prepared)
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         rows = tiling.padded_index(height, pad.top, pad.bottom)
         cols = tiling.padded_index(width, pad.left, pad.right)
-        tile = self._tile_plan(len(rows), len(cols), 1, reserve_bytes=self._output_bytes(height, width))
 
         def read(r0: int, r1: int, c0: int, c1: int) -> torch.Tensor:
             return image_to_tensor(pixels[np.ix_(rows[r0:r1], cols[c0:c1])])[None].to(self.device)
@@ -374,8 +310,14 @@ class Translator:
         def downscaled(max_pixels: float) -> torch.Tensor:
             return self._downscaled_input(pixels, (len(rows), len(cols)), max_pixels, read)
 
+        image: np.ndarray | None = None
         with torch.inference_mode():
-            return self._run_tiled(read, downscaled, pad, (height, width), tile, exact, cancel)[0]
+            for top, band in self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel):
+                finished = self.finish(band, prepared, top=top)
+                if image is None:
+                    image = np.empty((height * self.scale, *finished.shape[1:]), finished.dtype)
+                image[top : top + len(finished)] = finished
+        return image
 
     def _downscaled_input(self, pixels: np.ndarray, padded: tuple[int, int], max_pixels: float,
                           read: Callable[..., torch.Tensor]) -> torch.Tensor:
@@ -392,48 +334,47 @@ class Translator:
         pad = tiling.Padding(top, size[0] - small_h - top, left, size[1] - small_w - left)
         return reflect_pad(image_to_tensor(small)[None], pad).to(self.device)
 
-    def _run_tiled(self, read: Callable[[int, int, int, int], torch.Tensor],
-                   downscaled: Callable[[float], torch.Tensor], pad: tiling.Padding,
-                   size: tuple[int, int], tile: tuple[int, int], exact: bool,
-                   cancel: threading.Event | None = None) -> torch.Tensor:
+    def _stats_scope(self, downscaled: Callable[[float], torch.Tensor], exact: bool,
+                     cancel: threading.Event | None) -> contextlib.AbstractContextManager:
+        """Where tiles normalise with whole-image statistics: one pass over the whole image
+        (downscaled to fit the budget; no output buffer is held yet) measures every instance-norm
+        layer, so all tiles normalise alike and no tile-to-tile colour shift appears."""
+        if self._norm_context is None:
+            return contextlib.nullcontext()
+        _stop_if_cancelled(cancel)
+        max_pixels = self.memory_budget_bytes / self.bytes_per_px
+        stats = normstats.record_stats(lambda z: self._forward(z, exact), self._norm_context,
+                                       downscaled(max_pixels), max_pixels=max_pixels, multiple=self.size_multiple)
+        return self._norm_context.frozen(stats)
+
+    def _tiled_bands(self, read: Callable[[int, int, int, int], torch.Tensor],
+                     downscaled: Callable[[float], torch.Tensor], pad: tiling.Padding,
+                     size: tuple[int, int], tile: tuple[int, int], exact: bool,
+                     cancel: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """One image of `size` (H, W) as overlapping tiles of its padded self, whose windows
         `read(top, bottom, left, right)` gives as (1, C, h, w) floats; `downscaled(max_pixels)` is
-        the padded image for the statistics pass. Returns (1, C_out, s*H, s*W) on the CPU."""
+        the padded image for the statistics pass. Yields (first output row, finished output rows
+        (C_out, n, s*W) float32 on the CPU, valid until the next item) from the top down."""
         height, width = size[0] + pad.top + pad.bottom, size[1] + pad.left + pad.right
         tile_h, tile_w = tile
         overlap = self.overlap_px if self.overlap_px is not None else tiling.default_overlap(max(tile))
         # Aligned starts give every tile the stride-2 sampling grid of the whole image, so tiles
         # agree with a whole-image pass away from their borders.
-        m, s = self.size_multiple, self.scale
+        m = self.size_multiple
         tops = tiling.tile_starts(height, tile_h, tiling.clamp_overlap(overlap, tile_h, m), align=m)
         lefts = tiling.tile_starts(width, tile_w, tiling.clamp_overlap(overlap, tile_w, m), align=m)
-        row_weights = [torch.from_numpy(w) for w in tiling.axis_weights(tops, tile_h, scale=s)]
-        col_weights = [torch.from_numpy(w) for w in tiling.axis_weights(lefts, tile_w, scale=s)]
-        stats_scope: contextlib.AbstractContextManager = contextlib.nullcontext()
-        if self._norm_context is not None:
-            _stop_if_cancelled(cancel)
-            # One pass over the whole image (downscaled to fit the budget) measures every
-            # instance-norm layer; all tiles then normalise alike, so no tile-to-tile colour shift.
-            max_pixels = self._activation_budget(self._output_bytes(*size)) / self.bytes_per_px
-            stats = normstats.record_stats(lambda z: self._forward(z, exact), self._norm_context,
-                                           downscaled(max_pixels), max_pixels=max_pixels, multiple=m)
-            stats_scope = self._norm_context.frozen(stats)
+        bands = tiling.RowBands(tops, lefts, tile, pad, size, channels=self.spec.out_channels, scale=self.scale)
         log.debug("tiling %dx%d with %d tiles of %dx%d (overlap >= %d px)",
                   height, width, len(tops) * len(lefts), tile_h, tile_w, overlap)
-        # Only the cropped output is kept: tile parts over the padding are dropped as they come.
-        out = torch.zeros(1, self.spec.out_channels, size[0] * s, size[1] * s, dtype=torch.float32)
-        with stats_scope:
-            for top, wy in zip(tops, row_weights):
-                for left, wx in zip(lefts, col_weights):
+        with self._stats_scope(downscaled, exact, cancel):
+            for row, top in enumerate(tops):
+                for col, left in enumerate(lefts):
                     _stop_if_cancelled(cancel)
                     y = self._forward(read(top, top + tile_h, left, left + tile_w), exact).to("cpu", torch.float32)
-                    y *= wy[:, None] * wx[None, :]
-                    r0, r1 = max(top, pad.top), min(top + tile_h, pad.top + size[0])
-                    c0, c1 = max(left, pad.left), min(left + tile_w, pad.left + size[1])
-                    if r0 < r1 and c0 < c1:
-                        out[:, :, (r0 - pad.top) * s : (r1 - pad.top) * s, (c0 - pad.left) * s : (c1 - pad.left) * s] += \
-                            y[:, :, (r0 - top) * s : (r1 - top) * s, (c0 - left) * s : (c1 - left) * s]
-        return out
+                    bands.add(row, col, y[0].numpy())
+                first, finished = bands.finish_row(row)
+                if finished.shape[1]:
+                    yield first, torch.from_numpy(finished)
 
     def describe(self) -> str:
         """One line: source, net, device, precision, mode."""

@@ -3,7 +3,8 @@ the generic image-to-image adapter most tasks convert with.
 
 Inference data contract: `TaskAdapter.prepare` turns an HxW or HxWxC uint8/uint16 image into a
 HxWxC_in integer net input (`Prepared.pixels`; `.tensor` is it in [-1, 1]) plus whatever `finish` needs; `finish` turns the net output
-(C_out, s*H, s*W) in [-1, 1] (s = spec.scale) back into an image of the input's dtype.
+(C_out, s*H, s*W) in [-1, 1] (s = spec.scale) back into an image of the input's dtype, or a band of
+it: output rows from `top` on (a multiple of s), which a tiled run finishes as the rows complete.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ class Prepared:
 class TaskAdapter(Protocol):
     def prepare(self, image: np.ndarray) -> Prepared: ...
 
-    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray: ...
+    def finish(self, output: torch.Tensor, prepared: Prepared, *, top: int = 0) -> np.ndarray: ...
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
@@ -99,11 +100,11 @@ class GenericAdapter:
         pixels = to_channels(image, self.in_channels)
         return Prepared(pixels, image.dtype, _Generic(squeeze=squeeze, alpha=alpha))
 
-    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+    def finish(self, output: torch.Tensor, prepared: Prepared, *, top: int = 0) -> np.ndarray:
         note: _Generic = prepared.context
         image = tensor_to_image(output, prepared.dtype)
         if note.alpha is not None:
-            alpha = note.alpha
+            alpha = note.alpha[top // self.scale : (top + image.shape[0]) // self.scale]
             if self.scale > 1:
                 alpha = np.repeat(np.repeat(alpha, self.scale, axis=0), self.scale, axis=1)
             if image.shape[2] == 1:

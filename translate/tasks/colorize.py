@@ -73,12 +73,13 @@ class ColorizeAdapter:
         lightness, alpha = _lightness(image)
         return Prepared(lightness, image.dtype, _Colorize(lightness, alpha))
 
-    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+    def finish(self, output: torch.Tensor, prepared: Prepared, *, top: int = 0) -> np.ndarray:
         note: _Colorize = prepared.context
-        rgb = lab_to_rgb(note.lightness, tensor_to_image(output, np.uint8))
+        rows = slice(top, top + output.shape[1])
+        rgb = lab_to_rgb(note.lightness[rows], tensor_to_image(output, np.uint8))
         if prepared.dtype == np.uint16:
             rgb = rgb.astype(np.uint16) * 257
-        return rgb if note.alpha is None else np.concatenate([rgb, note.alpha.astype(rgb.dtype)], axis=2)
+        return rgb if note.alpha is None else np.concatenate([rgb, note.alpha[rows].astype(rgb.dtype)], axis=2)
 
 
 class Colorize(Task):

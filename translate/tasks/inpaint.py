@@ -195,10 +195,11 @@ class InpaintAdapter:
         rgb = image[:, :, :3]
         return Prepared(masked_input(rgb, hole), image.dtype, _Inpaint(rgb, hole > 0))
 
-    def finish(self, output: torch.Tensor, prepared: Prepared) -> np.ndarray:
+    def finish(self, output: torch.Tensor, prepared: Prepared, *, top: int = 0) -> np.ndarray:
         note: _Inpaint = prepared.context
         filled = tensor_to_image(output, prepared.dtype)
-        return np.where(note.hole[:, :, None], filled, note.rgb)
+        rows = slice(top, top + filled.shape[0])
+        return np.where(note.hole[rows, :, None], filled, note.rgb[rows])
 
 
 class Inpaint(Task):
