@@ -12,7 +12,8 @@
    (resnet_9blocks), best and median of three runs (target: 3 s on a 2-core laptop).
 5. Published SR model: one NxN photo (4096 by default) through a random-weight x4 ESRGAN-family
    model file (RRDBNet in the published {"params_ema": ...} layout, loaded by detection, [0, 1]
-   range) with `translate convert` in its own process: wall time, peak RSS and the tile plan.
+   range) with `translate convert` in its own process: wall time, peak RSS and the tile plan, next to
+   the output image's size and that of the full-size float32 output tiled conversions used to hold.
    Full size (23 blocks, 64 features) is hours on a 2-core CPU and seconds on a GPU; --sr-blocks
    and --sr-feat shrink the net, --sr-size the photo.
 6. Safety: a folder holding a 20000x20000 PNG decompression bomb (about 1 MB) and ten photos (the
@@ -157,7 +158,7 @@ def child(name: str, size: int, tmp: Path, precision: str, budget: int | None) -
     start = time.perf_counter()
     translator.translate_file(src, dst, overwrite=True)
     seconds = time.perf_counter() - start
-    tiles = translator._tile_plan(size, size, 1)
+    tiles = translator._image_tile_plan(size, size)
     print(json.dumps({"seconds": seconds, "peak_rss": peak_rss_bytes(), "tiles": tiles}))
 
 
@@ -248,16 +249,21 @@ def published_sr_benchmark(tmp: Path, *, size: int, blocks: int, feat: int, devi
     src = tmp / f"sr_photo_{size}.png"
     write_image(src, photo("astronaut", size))
     probe = Translator.load(weights, device=device)  # the plan the converter will make, for the report
-    tiles = probe._tile_plan(size, size, 1)
+    tiles = probe._image_tile_plan(size, size)
+    out_side = probe.scale * size
+    image_bytes, float_bytes = 3 * out_side**2, 4 * 3 * out_side**2  # uint8 output; a float32 output buffer
+    band = f", float row band {4 * 3 * probe.scale**2 * tiles[0] * size / 2**20:.0f} MB" if tiles else ""
     print(f"\n## Published x4 RRDBNet ({blocks} blocks, {feat} features, random weights) on one {size}x{size} "
-          f"photo -> {4 * size}x{4 * size} PNG through the CLI, device {probe.device}, {probe.precision}")
+          f"photo -> {out_side}x{out_side} PNG through the CLI, device {probe.device}, {probe.precision}")
     print(f"activation estimate {probe.bytes_per_px:.0f} B/input px, budget {probe.memory_budget_bytes / 2**30:.2f} GB,"
-          f" {'x'.join(map(str, tiles)) + ' px tiles' if tiles else 'whole'}")
+          f" {'x'.join(map(str, tiles)) + ' px tiles' if tiles else 'whole'}{band}")
     del probe
     megapixels = str(16 * size * size / 1e6 + 1)
     r = run_convert(str(weights), str(src), str(tmp / "sr_out.png"), "--device", device, "--max-megapixels", megapixels)
     print(f"rc {r['rc']}, {r['seconds']:.1f} s ({r['seconds'] / (size * size / 1e6):.2f} s per input MP), "
-          f"peak RSS {r['peak_rss'] / 2**30:.2f} GB", flush=True)
+          f"peak RSS {r['peak_rss'] / 2**30:.2f} GB; output image (uint8) {image_bytes / 2**30:.2f} GB; "
+          f"a full-size float32 output (tiled conversions held one before row bands) "
+          f"{float_bytes / 2**30:.2f} GB", flush=True)
     if r["rc"]:
         print(r["stderr"][-2000:])
 

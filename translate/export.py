@@ -10,6 +10,7 @@ least `min_side`); the caller reflect-pads, tiles and crops (see examples/README
 Both formats come from torch.export's tracing (the ONNX exporter runs on it), so Python control
 flow on spec fields in a net's forward is fine and no shape is baked in. TorchScript is not
 offered: torch.jit is deprecated, and scripting fails on forwards that read the spec dataclass.
+Reading an export back (its contract, a runner per format) is `translate/exported.py`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from translate.errors import ExportError, first_line
+from translate.exported import METADATA_KEY, read_bytes, read_contract, runner  # noqa: F401 - read_contract: API
 from translate.inference import normstats, tiling
 from translate.inference.translator import Translator, reflect_pad
 from translate.inference.zoo import net_name, spec_summary
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "translate-export"
 EXPORT_FORMAT_VERSION = 1
-METADATA_KEY = "translate.json"
 FORMATS: dict[str, str] = {".onnx": "onnx", ".pt2": "pt2"}  # output suffix -> format
 # Opset 18 is what torch's (dynamo-based) ONNX exporter targets natively; ONNX Runtime >= 1.14 runs it.
 DEFAULT_OPSET = 18
@@ -127,24 +128,6 @@ def _has_live_dropout(translator: Translator) -> bool:
 
 
 # ---------------------------------------------------------------- the exported net
-class PerImageBatchNorm2d(nn.Module):
-    """Batch norm on each image's own statistics (pix2pix paper test mode), as plain tensor maths
-    (normstats.PerImageBatchNorm also consults a thread-local context, which export cannot keep)."""
-
-    def __init__(self, source: nn.BatchNorm2d) -> None:
-        super().__init__()
-        self.eps = float(source.eps)
-        weight = source.weight if source.affine else torch.ones(source.num_features)
-        bias = source.bias if source.affine else torch.zeros(source.num_features)
-        self.register_buffer("weight", weight.detach().float().cpu().clone())
-        self.register_buffer("bias", bias.detach().float().cpu().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)
-        scale = torch.rsqrt(var + self.eps) * self.weight[None, :, None, None]
-        return x * scale + (self.bias[None, :, None, None] - mean * scale)
-
-
 class PaperDropout(nn.Module):
     """Dropout that stays on at test time (pix2pix paper, section 3.1).
 
@@ -166,15 +149,14 @@ class PaperDropout(nn.Module):
 
 def export_net(translator: Translator) -> nn.Module:
     """A CPU fp32 copy of the translator's generator as it runs in `translator.mode`, built only
-    from exportable layers: eval mode as is; paper mode with per-image batch norm and live dropout."""
+    from exportable layers: eval mode as is; paper mode with per-image batch norm (the plain copy
+    of the translator's own) and live dropout."""
     net = normstats.plain_copy(translator.net).to("cpu", torch.float32).to(memory_format=torch.contiguous_format)
     net.eval()
     if translator.mode == "paper":
         for parent in list(net.modules()):
             for name, child in list(parent.named_children()):
-                if type(child) is nn.BatchNorm2d:
-                    setattr(parent, name, PerImageBatchNorm2d(child))
-                elif isinstance(child, nn.Dropout) and child.p > 0:
+                if isinstance(child, nn.Dropout) and child.p > 0:
                     setattr(parent, name, PaperDropout(child.p))
     for p in net.parameters():
         p.requires_grad_(False)
@@ -330,80 +312,6 @@ def export_model(
     return ExportReport(path, format, contract, diff, len(data), time.perf_counter() - start)
 
 
-# ---------------------------------------------------------------- reading exports back
-def read_contract(exported: str | os.PathLike | bytes) -> dict[str, Any]:
-    """The contract embedded in an exported .onnx or .pt2 file (or its bytes)."""
-    data = _read_bytes(exported)
-    name = exported if not isinstance(exported, bytes) else "export"
-    if _is_pt2(data):
-        files = {METADATA_KEY: ""}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.export.load(io.BytesIO(data), extra_files=files)
-        text = files[METADATA_KEY]
-        text = text.decode() if isinstance(text, bytes) else text
-    else:
-        import onnx
-
-        model = onnx.load_from_string(data)
-        text = next((p.value for p in model.metadata_props if p.key == METADATA_KEY), "")
-    if not text:
-        raise ExportError(f"{name}: no '{METADATA_KEY}' contract; not exported by translate")
-    return json.loads(text)
-
-
-def _read_bytes(exported: str | os.PathLike | bytes) -> bytes:
-    if isinstance(exported, bytes):
-        return exported
-    path = Path(exported)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such exported model file")
-    return path.read_bytes()
-
-
-def _is_pt2(data: bytes) -> bool:
-    return data[:4] == b"PK\x03\x04"  # .pt2 archives are zip files; ONNX is a protobuf
-
-
-class _OnnxRunner:
-    """Run an ONNX export with ONNX Runtime on the CPU; `keep_all` forces dropout units kept."""
-
-    def __init__(self, data: bytes, *, keep_all: bool) -> None:
-        import onnx
-        import onnxruntime as ort
-
-        if keep_all:  # PaperDropout exports as RandomUniformLike >= p: make the noise all ones
-            model = onnx.load_from_string(data)
-            for node in model.graph.node:
-                if node.op_type in ("RandomUniformLike", "RandomUniform"):
-                    for attribute in node.attribute:
-                        if attribute.name in ("low", "high"):
-                            attribute.f = 1.0
-            data = model.SerializeToString()
-        self.session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {"input": x.numpy()})[0])
-
-
-class _Pt2Runner:
-    """Run a .pt2 export with PyTorch on the CPU; `keep_all` forces dropout units kept."""
-
-    def __init__(self, data: bytes, *, keep_all: bool) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.module = torch.export.load(io.BytesIO(data)).module()
-        if keep_all:  # PaperDropout traced to rand_like >= p: make the noise all ones
-            for node in self.module.graph.nodes:
-                if node.target is torch.ops.aten.rand_like.default:
-                    node.target = torch.ops.aten.ones_like.default
-            self.module.recompile()
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode():
-            return self.module(x)
-
-
 def parity_photos() -> list[np.ndarray]:
     """The default parity images: `PARITY_PHOTOS` from skimage.data, HxWx3 uint8 RGB."""
     import cv2
@@ -422,10 +330,9 @@ def check_parity(exported: str | os.PathLike | bytes, translator: Translator,
     In paper mode with dropout the net is random, so both sides then keep every dropout unit
     (the export's noise is forced in a copy held in memory; the reference is `export_net`).
     """
-    data = _read_bytes(exported)
+    data = read_bytes(exported)
     keep_all = _has_live_dropout(translator)
-    runner_class = _Pt2Runner if _is_pt2(data) else _OnnxRunner
-    run_exported = runner_class(data, keep_all=keep_all)
+    run_exported = runner(data, keep_all=keep_all)
     if keep_all:
         reference_net = export_net(translator)
         for module in reference_net.modules():

@@ -167,25 +167,48 @@ def install_stat_norms(net: nn.Module, *, batch_stats: bool) -> NormStatsContext
     return context if index else None
 
 
+class PlainPerImageBatchNorm(nn.Module):
+    """PerImageBatchNorm as plain tensor maths, without the thread-local context (which export
+    cannot keep): each image normalised with its own statistics, then the affine parameters."""
+
+    def __init__(self, source: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.eps = float(source.eps)
+        weight = source.weight if source.affine else torch.ones(source.num_features)
+        bias = source.bias if source.affine else torch.zeros(source.num_features)
+        self.register_buffer("weight", weight.detach().float().clone())
+        self.register_buffer("bias", bias.detach().float().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        var, mean = torch.var_mean(x, dim=(2, 3), unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var + self.eps) * self.weight[None, :, None, None]
+        return x * scale + (self.bias[None, :, None, None] - mean * scale)
+
+
+def _plain(layer: nn.Module) -> nn.Module | None:
+    """The plain layer computing what a stats-aware `layer` computes outside a context; None for others."""
+    if isinstance(layer, PerImageBatchNorm):
+        return PlainPerImageBatchNorm(layer)
+    if not isinstance(layer, StatsInstanceNorm):
+        return None
+    plain = nn.InstanceNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum, affine=layer.affine,
+                              track_running_stats=layer.track_running_stats)
+    plain.load_state_dict(layer.state_dict())
+    return plain.to(next(iter(layer.state_dict().values()), torch.empty(0)).device)
+
+
 def plain_copy(net: nn.Module) -> nn.Module:
-    """A deep copy of `net` whose stats-aware layers are the plain ones again (same weights and
-    modes), e.g. for export, which cannot keep a thread-local context; `net` is untouched."""
+    """A deep copy of `net` whose stats-aware layers are plain ones again (same weights, modes and
+    results outside a context), e.g. for export, which cannot keep a thread-local context; `net`
+    is untouched."""
     contexts = {id(m.stats_context): None for m in net.modules() if isinstance(m, _StatsMixin)}
     copied = copy.deepcopy(net, memo=contexts)  # the copies get no context rather than a copy of it
     for parent in list(copied.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, StatsInstanceNorm):
-                plain: nn.Module = nn.InstanceNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
-                                                     affine=child.affine,
-                                                     track_running_stats=child.track_running_stats)
-            elif isinstance(child, PerImageBatchNorm):
-                plain = nn.BatchNorm2d(child.num_features, eps=child.eps, momentum=child.momentum,
-                                       affine=child.affine, track_running_stats=child.track_running_stats)
-            else:
-                continue
-            plain.load_state_dict(child.state_dict())
-            plain.train(child.training)
-            setattr(parent, name, plain.to(next(iter(child.state_dict().values()), torch.empty(0)).device))
+            plain = _plain(child)
+            if plain is not None:
+                plain.train(child.training)
+                setattr(parent, name, plain)
     return copied
 
 
