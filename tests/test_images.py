@@ -314,3 +314,14 @@ def test_tensor_conversions_check_shapes():
         image_to_tensor(np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="tensor_to_image"):
         tensor_to_image(torch.zeros(1, 3, 4, 4))
+
+
+def test_writing_in_place_gives_the_same_file_without_a_second_copy(tmp_path, photo):
+    rgba = np.concatenate([photo("coffee", (20, 30)), photo("camera", (20, 30))], axis=2)
+    for image in (np.array(photo("coffee", (20, 30))), rgba, (rgba.astype(np.uint16) * 257)):
+        kept = image.copy()
+        write_image(tmp_path / "copy.png", image)
+        np.testing.assert_array_equal(image, kept)  # the caller's array is untouched by default
+        write_image(tmp_path / "in_place.png", image, in_place=True)
+        assert (tmp_path / "in_place.png").read_bytes() == (tmp_path / "copy.png").read_bytes()
+        np.testing.assert_array_equal(read_image(tmp_path / "in_place.png"), kept)

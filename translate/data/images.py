@@ -107,9 +107,15 @@ def _opencv_reason(error: cv2.error) -> str:
     return f"OpenCV refused it ({condition})"
 
 
-def encode_image(image: np.ndarray, suffix: str, *, name: str = "image") -> bytes:
+def encode_image(image: np.ndarray, suffix: str, *, name: str = "image", in_place: bool = False) -> bytes:
     """HWC (or HW) uint8/uint16 RGB(A) -> file bytes in the format of `suffix` (".png", ".jpg", ...).
-    cv2's defaults: JPEG quality 95, lossless WebP. Errors are ImageError("<name>: <problem>")."""
+    cv2's defaults: JPEG quality 95, lossless WebP. Errors are ImageError("<name>: <problem>").
+    `in_place`: the caller gives `image` up, so its colour order is swapped in it, not in a copy."""
+    return _encoded(image, suffix, name=name, in_place=in_place).tobytes()
+
+
+def _encoded(image: np.ndarray, suffix: str, *, name: str, in_place: bool) -> np.ndarray:
+    """`encode_image`'s bytes as the uint8 array OpenCV returns (no copy into a bytes object)."""
     suffix = suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         accepted = ", ".join(sorted(IMAGE_SUFFIXES))
@@ -125,20 +131,21 @@ def encode_image(image: np.ndarray, suffix: str, *, name: str = "image") -> byte
         raise ImageError(f"{name}: cannot store 16-bit pixels as {suffix} (use .png or .tif)")
     if image.shape[2] == 4 and suffix not in _SUFFIXES_ALPHA:
         raise ImageError(f"{name}: cannot store an alpha channel as {suffix} (use .png, .webp or .tif)")
-    if image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    if image.shape[2] in (3, 4):
+        code = cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA
+        image = cv2.cvtColor(image, code, dst=image if in_place and image.flags.writeable else None)
     ok, encoded = cv2.imencode(suffix, image)
     if not ok:
         raise ImageError(f"{name}: cannot encode image as {suffix}")
-    return encoded.tobytes()
+    return encoded
 
 
-def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Atomically write HWC (or HW) uint8/uint16 RGB(A); the suffix picks the format; parents are created."""
+def write_image(path: str | os.PathLike, image: np.ndarray, *, in_place: bool = False) -> None:
+    """Atomically write HWC (or HW) uint8/uint16 RGB(A); the suffix picks the format; parents are
+    created. `in_place` as in `encode_image` (a large output then needs no second full-size array)."""
     path = Path(path)
-    atomic_write(path, encode_image(image, path.suffix, name=str(path)))
+    encoded = _encoded(image, path.suffix, name=str(path), in_place=in_place)
+    atomic_write(path, lambda f: f.write(encoded))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

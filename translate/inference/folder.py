@@ -353,7 +353,7 @@ class FolderConverter:
         """Write one finished image (unless another process got there first)."""
         if job.dst.exists() and not self.overwrite:
             return Status.SKIPPED_EXISTING
-        write_image(job.dst, fit_to_format(image, job.dst.suffix))
+        write_image(job.dst, fit_to_format(image, job.dst.suffix), in_place=True)  # the image is ours
         return Status.CONVERTED
 
     def _collect_writes(self, block: bool) -> None:

@@ -192,8 +192,7 @@ class Translator:
         dst = Path(dst)
         if dst.exists() and not overwrite:
             raise TranslatorError(f"{dst}: already exists; pass overwrite=True to replace it")
-        image = self(read_image(src))
-        write_image(dst, fit_to_format(image, dst.suffix))
+        write_image(dst, fit_to_format(self(read_image(src)), dst.suffix), in_place=True)  # the image is ours
         return dst
 
     # ------------------------------------------------------------ tensors
