@@ -14,7 +14,7 @@ from translate.errors import ConfigError
 from translate.nets import PRESETS, DiscriminatorSpec, GeneratorSpec, is_generator
 from translate.tasks import get_task
 
-Method = Literal["pix2pix", "cyclegan"]
+Method = Literal["pix2pix", "cyclegan", "cut", "fastcut"]
 GanLoss = Literal["vanilla", "lsgan", "wgangp", "hinge", "ragan"]
 
 
@@ -93,6 +93,19 @@ class CycleGANConfig:
 
 
 @dataclass
+class CUTConfig:
+    """CUT / FastCUT (Park et al. 2020): one generator, one discriminator, PatchNCE instead of a cycle."""
+    lambda_gan: float = 1.0
+    lambda_nce: float = 1.0  # FastCUT: 10
+    nce_layers: str = "input,down1,down2,block1,block5"  # ResnetSpec.taps; CUT's nce_layers 0,4,8,12,16
+    num_patches: int = 256  # locations sampled per layer and image
+    mlp_channels: int = 256  # width of the projection MLPs (the reference's netF_nc)
+    nce_t: float = 0.07  # temperature
+    nce_idt: bool = True  # also NCE(real_B, G(real_B)), A and B through G in one batch (not FastCUT)
+    flip_equivariance: bool = False  # FastCUT: random left-right flips of G's input, undone on features
+
+
+@dataclass
 class SynthConfig:
     """How task recipes synthesise inputs from photos (fresh randomness each epoch)."""
     scale: int = 4  # superres: output / input size
@@ -140,6 +153,7 @@ class TrainConfig:
     pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
+    cut: CUTConfig = field(default_factory=CUTConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -235,7 +249,7 @@ def _check_perceptual(c: TrainConfig) -> None:
 
 def _check_ranges(c: TrainConfig) -> None:
     """Each field on its own (cross-field rules are in __post_init__): ConfigError naming the first bad one."""
-    o, d, g, p, cg, rt = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan, c.runtime
+    o, d, g, p, cg, cut, rt = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan, c.cut, c.runtime
     rate, weight, off = "a finite number > 0", "a finite number >= 0", "0 or more (0 = off)"
     checks = [
         ("optim.lr_g", o.lr_g, math.isfinite(o.lr_g) and o.lr_g > 0, rate),
@@ -266,6 +280,11 @@ def _check_ranges(c: TrainConfig) -> None:
         ("cyclegan.lambda_identity", cg.lambda_identity,
          math.isfinite(cg.lambda_identity) and cg.lambda_identity >= 0, weight),
         ("cyclegan.pool_size", cg.pool_size, cg.pool_size >= 0, "0 or more (0 = off)"),
+        ("cut.lambda_gan", cut.lambda_gan, math.isfinite(cut.lambda_gan) and cut.lambda_gan >= 0, weight),
+        ("cut.lambda_nce", cut.lambda_nce, math.isfinite(cut.lambda_nce) and cut.lambda_nce >= 0, weight),
+        ("cut.num_patches", cut.num_patches, cut.num_patches >= 1, "at least 1"),
+        ("cut.mlp_channels", cut.mlp_channels, cut.mlp_channels >= 1, "at least 1"),
+        ("cut.nce_t", cut.nce_t, math.isfinite(cut.nce_t) and cut.nce_t > 0, rate),
         ("runtime.seed", rt.seed, rt.seed >= 0, "0 or more"),  # numpy's generators refuse negative seeds
         ("runtime.log_every_steps", rt.log_every_steps, rt.log_every_steps >= 1, "at least 1"),
         ("runtime.sample_every_steps", rt.sample_every_steps, rt.sample_every_steps >= 0, "0 or more (0 = off)"),
@@ -289,9 +308,19 @@ def _check_ranges(c: TrainConfig) -> None:
 
 def default_config(method: Method) -> TrainConfig:
     """The method's paper defaults: pix2pix = U-Net 256 + batch norm + dropout, vanilla GAN;
-    CycleGAN = ResNet 9 blocks + instance norm, LSGAN, instance-norm PatchGAN."""
+    CycleGAN = ResNet 9 blocks + instance norm, LSGAN, instance-norm PatchGAN; CUT and FastCUT =
+    the same nets anti-aliased, xavier init, LSGAN, 200 + 200 epochs (FastCUT: lambda_nce 10, no
+    nce_idt, flip equivariance, 150 + 50 epochs)."""
     if method == "pix2pix":
         return TrainConfig(method="pix2pix")
+    if method in ("cut", "fastcut"):
+        fast = method == "fastcut"
+        return TrainConfig(
+            method=method, generator=PRESETS["resnet_9blocks_antialias"],
+            discriminator=dataclasses.replace(PRESETS["patchgan_70_antialias"], norm="instance"),
+            init="xavier", gan=GanConfig(loss="lsgan"),
+            cut=CUTConfig(lambda_nce=10.0, nce_idt=False, flip_equivariance=True) if fast else CUTConfig(),
+            optim=OptimConfig(epochs=150, epochs_decay=50) if fast else OptimConfig(epochs=200, epochs_decay=200))
     return TrainConfig(
         method="cyclegan",
         generator=PRESETS["resnet_9blocks"],

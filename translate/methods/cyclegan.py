@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 from torch import Tensor
-from torch.utils.data import Dataset
 
 from translate.config import ConfigError, TrainConfig
 from translate.losses import l1_loss
-from translate.methods.base import GanMethod
 from translate.methods.image_pool import ImagePool
+from translate.methods.unpaired import UnpairedMethod
 
 
 def identity_loss_applies(config: TrainConfig) -> bool:
@@ -20,7 +18,7 @@ def identity_loss_applies(config: TrainConfig) -> bool:
     return config.cyclegan.lambda_identity > 0 and g.in_channels == g.out_channels
 
 
-class CycleGAN(GanMethod):
+class CycleGAN(UnpairedMethod):
     """g_ab: A -> B and g_ba: B -> A share the configured generator spec (channels swapped);
     d_a judges domain A, d_b domain B. Fakes reach the discriminators through image pools."""
 
@@ -45,31 +43,6 @@ class CycleGAN(GanMethod):
         seed = config.runtime.seed
         self.pool_a = ImagePool(c.pool_size, seed=seed * 2 + 1)  # fakes of A, judged by d_a
         self.pool_b = ImagePool(c.pool_size, seed=seed * 2 + 2)
-
-    @staticmethod
-    def data_channels(config: TrainConfig) -> tuple[int, int]:
-        return config.generator.in_channels, config.generator.out_channels
-
-    def datasets(self) -> tuple[Dataset, Dataset | None]:
-        """trainA/trainB (unaligned); testA/testB, when present, for validation."""
-        from translate.data import datasets, layouts
-
-        d, seed = self.config.data, self.config.runtime.seed
-        channels_a, channels_b = self.data_channels(self.config)
-        train_tf, val_tf = self.transforms()
-
-        def make(split: str, tf: object, *, serial: bool, limit: int | None = None) -> Dataset:
-            paths_a, paths_b = layouts.find_unpaired(d.root, split)
-            return datasets.UnpairedDataset(paths_a[:limit], paths_b[:limit], channels_a=channels_a,
-                                            channels_b=channels_b, transform_a=tf, transform_b=tf,
-                                            serial=serial, seed=seed)
-
-        has_val = layouts.has_split(d.root, "test", unpaired=True)
-        return (make("train", train_tf, serial=d.serial),
-                make("test", val_tf, serial=True, limit=d.max_val_images) if has_val else None)
-
-    def data_files(self, dataset: Dataset) -> list[Path]:
-        return [*dataset.paths_a, *dataset.paths_b]
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         real_a, real_b = batch["a"], batch["b"]

@@ -194,7 +194,16 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
         self.tap_index = tap_index
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, taps: Sequence[str] | None = None
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """The translated image, or with `taps` only those encoder features (see `encode`).
+
+        Taps go through `forward` so a DistributedDataParallel wrapper, which hooks only
+        forward, also averages the gradients they carry.
+        """
+        if taps is not None:
+            return self.encode(x, taps)
         out = self.model(x)
         if not self.spec.residual:
             return out
