@@ -1,11 +1,15 @@
 """Seconds per training iteration, fp32 eager vs the fast paths, side by side in one run.
 
-pix2pix: unet_256 + 70x70 PatchGAN; CycleGAN: resnet_9blocks + 70x70 PatchGAN; 256x256, batch 1,
-on real photos (skimage.data). Each variant is timed in a fresh subprocess so none inherits
-another's caches or allocator state. Also prints a short learning-parity check (fp32 vs bf16).
+pix2pix: unet_256 + 70x70 PatchGAN; CycleGAN: resnet_9blocks + 70x70 PatchGAN; CUT and FastCUT:
+their defaults (anti-aliased resnet_9blocks + PatchGAN, PatchNCE on 5 layers x 256 patches);
+256x256, batch 1, on real photos (skimage.data). Each variant is timed in a fresh subprocess so
+none inherits another's caches or allocator state; its peak memory (process RSS on CPU, allocated
+memory on CUDA) is reported beside it, and CUT / FastCUT as a ratio of CycleGAN's s/iter. Also
+prints a short learning-parity check (fp32 vs bf16).
 
     python scripts/bench_train.py                 # both methods, default variants
     python scripts/bench_train.py --method pix2pix --iters 10
+    python scripts/bench_train.py --method unpaired --parity-steps 0   # CycleGAN, CUT, FastCUT
 """
 from __future__ import annotations
 
@@ -22,7 +26,10 @@ VARIANTS = {
     "bf16 autocast": {"amp": "bf16", "channels_last": False},
     "bf16 + channels_last": {"amp": "bf16", "channels_last": True},
 }
-NETS = {"pix2pix": ("unet_256", "patchgan_70"), "cyclegan": ("resnet_9blocks", "patchgan_70")}
+# (generator, discriminator) presets; None keeps the method's own defaults.
+NETS = {"pix2pix": ("unet_256", "patchgan_70"), "cyclegan": ("resnet_9blocks", "patchgan_70"),
+        "cut": None, "fastcut": None}
+GROUPS = {"all": list(NETS), "unpaired": ["cyclegan", "cut", "fastcut"]}
 
 
 def _make_data(root: Path, method: str, size: int, n: int = 4) -> None:
@@ -51,14 +58,13 @@ def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
     from translate.config import resolve_config
     from translate.training import Trainer
 
-    generator, discriminator = NETS[method]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         _make_data(root, method, size)
         runtime = {**VARIANTS[variant], "device": "cpu"}
+        nets = dict(zip(("generator", "discriminator"), NETS[method] or ()))
         config = resolve_config(method, overrides={
-            "generator": generator, "discriminator": discriminator,
-            "data": {"root": str(root), "crop_size": size, "load_size": size}, "runtime": runtime})
+            **nets, "data": {"root": str(root), "crop_size": size, "load_size": size}, "runtime": runtime})
         trainer = Trainer(config, Path(tmp) / "run")
         batch = trainer._to_device(next(iter(trainer._loader())))
         for _ in range(2):  # warm-up: allocator, oneDNN primitive caches
@@ -69,7 +75,19 @@ def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
             trainer.train_step(batch)
             times.append(time.perf_counter() - start)
     times.sort()
-    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads()}
+    return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(),
+            "peak_mib": _peak_mib(trainer.device)}
+
+
+def _peak_mib(device: object) -> float:
+    """Peak memory of this (fresh) process: CUDA allocations on a GPU, else the resident set."""
+    import resource
+
+    import torch
+
+    if getattr(device, "type", "cpu") == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def _learning_parity(steps: int) -> dict:
@@ -100,7 +118,7 @@ def _learning_parity(steps: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", choices=[*NETS, "all"], default="all")
+    parser.add_argument("--method", choices=[*NETS, *GROUPS], default="all")
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--parity-steps", type=int, default=120, help="0 skips the learning-parity check")
@@ -111,7 +129,7 @@ def main() -> None:
         print(json.dumps(_time_variant(args._child[0], args._child[1], args.iters, args.size)))
         return
     results = {}
-    methods = list(NETS) if args.method == "all" else [args.method]
+    methods = GROUPS.get(args.method, [args.method])
     for method in methods:
         for variant in VARIANTS:
             cmd = [sys.executable, __file__, "--iters", str(args.iters), "--size", str(args.size), "--_child", method, variant]
@@ -122,12 +140,15 @@ def main() -> None:
             results.setdefault(method, {})[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
     print(f"\nseconds per training iteration, {args.size}x{args.size}, batch 1, CPU "
           f"({results and next(iter(next(iter(results.values())).values()))['threads']} threads), median of {args.iters}")
-    print(f"{'method':10s} {'variant':24s} {'s/iter':>8s} {'speed-up':>9s}")
+    print(f"{'method':10s} {'variant':24s} {'s/iter':>8s} {'speed-up':>9s} {'x CycleGAN':>10s} {'peak MiB':>9s}")
     for method, rows in results.items():
         base = rows.get("fp32 eager", {}).get("median_s")
         for variant, row in rows.items():
             speedup = f"{base / row['median_s']:.2f}x" if base else "-"
-            print(f"{method:10s} {variant:24s} {row['median_s']:8.3f} {speedup:>9s}")
+            cyclegan = results.get("cyclegan", {}).get(variant, {}).get("median_s")
+            ratio = f"{row['median_s'] / cyclegan:.2f}" if cyclegan else "-"
+            print(f"{method:10s} {variant:24s} {row['median_s']:8.3f} {speedup:>9s} {ratio:>10s} "
+                  f"{row['peak_mib']:9.0f}")
     if args.parity_steps:
         parity = _learning_parity(args.parity_steps)
         results["learning_parity"] = parity

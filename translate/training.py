@@ -241,7 +241,7 @@ class Trainer:
         save_checkpoint(latest, state)
         if numbered:
             self.last_numbered = time.monotonic()
-            save_checkpoint(numbered_path(folder, self.step), inference_state(state, nets=self.method.generator_names))
+            save_checkpoint(numbered_path(folder, self.step), inference_state(state, nets=self.method.inference_names))
             prune_checkpoints(folder, keep=self.config.runtime.keep_checkpoints)
             log.info("checkpoint at step %d; the run's checkpoints use %s", self.step, _megabytes(disk_usage(folder)))
         return latest

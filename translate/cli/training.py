@@ -7,10 +7,10 @@ from pathlib import Path
 
 # ---------------------------------------------------------------- train
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train pix2pix (paired) or CycleGAN (unpaired), or resume a run",
+    p = sub.add_parser("train", help="train pix2pix (paired), CycleGAN, CUT or FastCUT (unpaired), or resume a run",
                        description="Train a model. `translate train pix2pix --data D --out runs/x`; "
                                    "`translate train --resume runs/x` continues exactly where it stopped.")
-    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan"],
+    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan", "cut", "fastcut"],
                    help="training method (omit with --resume; with a --task recipe it defaults to pix2pix)")
     p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
     p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
@@ -43,6 +43,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lambda-cycle", type=float, help="CycleGAN cycle weight for both directions (10)")
     p.add_argument("--lambda-identity", type=float, help="CycleGAN identity weight (0.5; 0 = off)")
     p.add_argument("--pool-size", type=int, help="CycleGAN image history size (50; 0 = off)")
+    p.add_argument("--lambda-nce", type=float, help="CUT / FastCUT PatchNCE weight (1 / 10)")
     p.add_argument("--direction", choices=["a_to_b", "b_to_a"])
     p.add_argument("--val-fraction", type=float, help="validation share when the data has no split folders")
     p.add_argument("--max-steps", type=int, help="stop after N optimisation steps (0: no limit)")
@@ -76,7 +77,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         method = args.method or _recipe_method(args.task)
         if not method:
-            raise ConfigError("train: name a method (pix2pix or cyclegan), or use --resume RUN_DIR")
+            raise ConfigError("train: name a method (pix2pix, cyclegan, cut or fastcut), or use --resume RUN_DIR")
         if not args.data or not args.out:
             raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
         named["data"] = str(Path(args.data).resolve())

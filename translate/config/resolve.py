@@ -24,6 +24,7 @@ NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
     "out_channels": ("generator.out_channels",), "gan_loss": ("gan.loss",),
     "lambda_l1": ("pix2pix.lambda_l1",), "lambda_cycle": ("cyclegan.lambda_a", "cyclegan.lambda_b"),
     "lambda_identity": ("cyclegan.lambda_identity",), "pool_size": ("cyclegan.pool_size",),
+    "lambda_nce": ("cut.lambda_nce",),
     "direction": ("direction",), "val_fraction": ("data.val_fraction",), "max_steps": ("runtime.max_steps",),
     "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
     "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),

@@ -124,6 +124,12 @@ class GanMethod(nn.Module, abc.ABC):
             return net((x + 1) / 2) * 2 - 1
         return net(x)
 
+    @property
+    def inference_names(self) -> tuple[str, ...]:
+        """Nets a numbered (inference) checkpoint keeps: the generators built from a spec (CUT's
+        patch sampler trains with them but is no image generator)."""
+        return tuple(name for name in self.generator_names if name in self.specs)
+
     def spec_dicts(self) -> dict[str, dict]:
         return {name: spec_to_dict(spec) for name, spec in self.specs.items()}
 
