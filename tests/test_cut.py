@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -389,3 +391,17 @@ def test_resume_is_exact_including_the_patch_and_flip_rngs(tmp_path, write_unpai
     for net in a["nets"]:
         for key, value in a["nets"][net].items():
             torch.testing.assert_close(value, b["nets"][net][key], rtol=0, atol=0, msg=f"{net}.{key}")
+
+
+def test_two_torchrun_ranks_keep_identical_replicas(tmp_path, write_unpaired):
+    data = write_unpaired("split", n_a=4, n_b=3, n_test=0)
+    run = tmp_path / "run"
+    tiny = [arg for key, value in TINY_CUT.items() for arg in ("--set", f"{key}={value}")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
+           "-m", "translate", "train", "cut", "--data", str(data), "--out", str(run), *tiny,
+           "--max-steps", "3"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpt = load_checkpoint(run)
+    sums = ckpt["replica_checksums"]
+    assert ckpt["step"] == 3 and len(sums) == 2 and sums[0] == sums[1]
