@@ -12,7 +12,7 @@ from translate.config import (
 from translate.nets import PRESETS
 
 
-@pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
+@pytest.mark.parametrize("method", ["pix2pix", "cyclegan", "cut", "fastcut"])
 def test_yaml_round_trip(method):
     config = default_config(method)
     again = TrainConfig.from_dict(yaml.safe_load(config.to_yaml()))
@@ -88,6 +88,11 @@ def test_bad_yaml_file_is_named(tmp_path):
     ({"generator": {"out_channels": 5}}, "generator.out_channels: must be 1 to 4"),
     ({"pix2pix": {"lambda_l1": -100}}, "pix2pix.lambda_l1: must be a finite number >= 0, got -100.0"),
     ({"cyclegan": {"pool_size": -1}}, "cyclegan.pool_size: must be 0 or more"),
+    ({"cut": {"lambda_nce": -1}}, "cut.lambda_nce: must be a finite number >= 0, got -1.0"),
+    ({"cut": {"lambda_gan": float("nan")}}, "cut.lambda_gan: must be a finite number >= 0, got nan"),
+    ({"cut": {"nce_t": 0}}, "cut.nce_t: must be a finite number > 0, got 0.0"),
+    ({"cut": {"num_patches": 0}}, "cut.num_patches: must be at least 1, got 0"),
+    ({"cut": {"mlp_channels": -8}}, "cut.mlp_channels: must be at least 1, got -8"),
     ({"runtime": {"seed": -1}}, "runtime.seed: must be 0 or more, got -1"),
     ({"runtime": {"log_every_steps": 0}}, "runtime.log_every_steps: must be at least 1, got 0"),
 ])
@@ -99,7 +104,8 @@ def test_out_of_range_values_are_named_by_dotted_path(values, message):
 
 def test_every_value_at_its_boundary_is_accepted():
     edges = {"data": {"workers": 0, "val_fraction": 0.0}, "pix2pix": {"lambda_l1": 0},
-             "generator": {"in_channels": 1, "out_channels": 4}, "optim": {"beta1": 0.0}}
+             "generator": {"in_channels": 1, "out_channels": 4}, "optim": {"beta1": 0.0},
+             "cut": {"lambda_nce": 0, "lambda_gan": 0, "num_patches": 1, "mlp_channels": 1}}
     config = TrainConfig.from_dict(merge(default_config("pix2pix").to_dict(), edges))
     assert config.generator.in_channels == 1 and config.data.workers == 0
 
@@ -127,9 +133,11 @@ def test_config_file_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_named_settings_set_their_fields():
-    overrides = named_overrides(lr=1e-4, lambda_cycle=5.0, norm="instance", generator="unet_128", seed=None)
+    overrides = named_overrides(lr=1e-4, lambda_cycle=5.0, norm="instance", generator="unet_128", seed=None,
+                                lambda_nce=2.0)
     assert overrides == {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "cyclegan.lambda_a": 5.0,
-                         "cyclegan.lambda_b": 5.0, "generator.norm": "instance", "generator": "unet_128"}
+                         "cyclegan.lambda_b": 5.0, "generator.norm": "instance", "generator": "unet_128",
+                         "cut.lambda_nce": 2.0}
     config = resolve_config("pix2pix", overrides=overrides)
     # the preset applies first, whatever the order given, so --norm refines it
     assert config.generator.num_downs == 7 and config.generator.norm == "instance"
