@@ -12,8 +12,11 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from translate import Translator
 from translate.checkpoint import load_checkpoint
+from translate.cli import main
 from translate.config import ConfigError, TrainConfig, default_config, resolve_config
+from translate.export import export_model, read_contract
 from translate.inference.loading import load_model
 from translate.losses import patch_nce_loss
 from translate.methods.cut import CUT
@@ -405,3 +408,23 @@ def test_two_torchrun_ranks_keep_identical_replicas(tmp_path, write_unpaired):
     ckpt = load_checkpoint(run)
     sums = ckpt["replica_checksums"]
     assert ckpt["step"] == 3 and len(sums) == 2 and sums[0] == sums[1]
+
+
+def test_fastcut_trains_from_the_cli_on_the_flat_layout_and_exports_the_generator_alone(tmp_path, write_unpaired):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    data = write_unpaired("flat", n_a=3, n_b=3)  # ROOT/A + ROOT/B, as CycleGAN reads it
+    run = tmp_path / "run"
+    tiny = [arg for key, value in TINY_CUT.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["train", "fastcut", "--data", str(data), "--out", str(run), *tiny, "--max-steps", "2"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["method"] == "fastcut" and saved["cut"]["flip_equivariance"] and not saved["cut"]["nce_idt"]
+    nets = load_checkpoint(run)["nets"]  # latest.pt: the whole training state, F included
+    assert set(nets) == {"g_ab", "d_b", "patch_sampler"}
+    report = export_model(Translator.load(run, device="cpu", precision="fp32"), tmp_path / "fastcut.onnx")
+    assert report.max_abs_diff is not None and read_contract(report.path)["method"] == "fastcut"
+    # The export is G's forward alone (plus a few ONNX shape constants): F's weights are not in it.
+    exported = sum(int(np.prod(t.dims)) for t in onnx.load(str(report.path)).graph.initializer)
+    generator = sum(t.numel() for t in nets["g_ab"].values() if t.is_floating_point())
+    sampler = sum(t.numel() for t in nets["patch_sampler"].values() if t.is_floating_point())
+    assert exported < generator + sampler, (exported, generator, sampler)
