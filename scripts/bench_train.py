@@ -1,15 +1,17 @@
 """Seconds per training iteration, fp32 eager vs the fast paths, side by side in one run.
 
-pix2pix: unet_256 + 70x70 PatchGAN; CycleGAN: resnet_9blocks + 70x70 PatchGAN; CUT and FastCUT:
-their defaults (anti-aliased resnet_9blocks + PatchGAN, PatchNCE on 5 layers x 256 patches);
-256x256, batch 1, on real photos (skimage.data). Each variant is timed in a fresh subprocess so
-none inherits another's caches or allocator state; its peak memory (process RSS on CPU, allocated
-memory on CUDA) is reported beside it, and CUT / FastCUT as a ratio of CycleGAN's s/iter. Also
-prints a short learning-parity check (fp32 vs bf16).
+pix2pix: unet_256 + 70x70 PatchGAN; CycleGAN, CUT and FastCUT: their paper defaults (resnet_9blocks
++ instance-norm 70x70 PatchGAN; anti-aliased for CUT and FastCUT, with PatchNCE on 5 layers x 256
+patches); 256x256, batch 1, on real photos (skimage.data). Each variant is timed in a fresh
+subprocess so none inherits another's caches or allocator state; its peak memory is reported beside
+it (on CPU the process's peak resident set, and its growth from just before the trainer was built;
+on CUDA the peak allocated memory), and every unpaired method as a ratio of CycleGAN's s/iter.
+Also prints a short learning-parity check (fp32 vs bf16).
 
-    python scripts/bench_train.py                 # both methods, default variants
+    python scripts/bench_train.py                 # every method, default variants
     python scripts/bench_train.py --method pix2pix --iters 10
     python scripts/bench_train.py --method unpaired --parity-steps 0   # CycleGAN, CUT, FastCUT
+    python scripts/bench_train.py --method unpaired --device cuda --parity-steps 0
 """
 from __future__ import annotations
 
@@ -27,8 +29,7 @@ VARIANTS = {
     "bf16 + channels_last": {"amp": "bf16", "channels_last": True},
 }
 # (generator, discriminator) presets; None keeps the method's own defaults.
-NETS = {"pix2pix": ("unet_256", "patchgan_70"), "cyclegan": ("resnet_9blocks", "patchgan_70"),
-        "cut": None, "fastcut": None}
+NETS = {"pix2pix": ("unet_256", "patchgan_70"), "cyclegan": None, "cut": None, "fastcut": None}
 GROUPS = {"all": list(NETS), "unpaired": ["cyclegan", "cut", "fastcut"]}
 
 
@@ -51,7 +52,7 @@ def _make_data(root: Path, method: str, size: int, n: int = 4) -> None:
             write_image(root / "trainB" / f"{i}.png", photos[(i + 1) % len(photos)])  # unpaired
 
 
-def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
+def _time_variant(method: str, variant: str, iters: int, size: int, device: str) -> dict:
     """Runs in a subprocess: build the real Trainer and time its train_step."""
     import torch
 
@@ -61,32 +62,44 @@ def _time_variant(method: str, variant: str, iters: int, size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
         _make_data(root, method, size)
-        runtime = {**VARIANTS[variant], "device": "cpu"}
+        runtime = {**VARIANTS[variant], "device": device}
         nets = dict(zip(("generator", "discriminator"), NETS[method] or ()))
         config = resolve_config(method, overrides={
             **nets, "data": {"root": str(root), "crop_size": size, "load_size": size}, "runtime": runtime})
+        start_mib = _rss_mib()
         trainer = Trainer(config, Path(tmp) / "run")
         batch = trainer._to_device(next(iter(trainer._loader())))
+        cuda = trainer.device.type == "cuda"
         for _ in range(2):  # warm-up: allocator, oneDNN primitive caches
             trainer.train_step(batch)
         times = []
         for _ in range(iters):
+            if cuda:  # time the kernels, not their queueing
+                torch.cuda.synchronize(trainer.device)
             start = time.perf_counter()
             trainer.train_step(batch)
+            if cuda:
+                torch.cuda.synchronize(trainer.device)
             times.append(time.perf_counter() - start)
     times.sort()
+    peak = torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else _peak_rss_mib()
     return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(),
-            "peak_mib": _peak_mib(trainer.device)}
+            "device": str(trainer.device), "peak_mib": peak, "growth_mib": None if cuda else peak - start_mib}
 
 
-def _peak_mib(device: object) -> float:
-    """Peak memory of this (fresh) process: CUDA allocations on a GPU, else the resident set."""
+def _rss_mib() -> float:
+    """This process's resident set now (Linux /proc; 0 where there is none)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0.0)
+
+
+def _peak_rss_mib() -> float:
+    """This (fresh) process's peak resident set: imports, data and training together."""
     import resource
 
-    import torch
-
-    if getattr(device, "type", "cpu") == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
@@ -122,33 +135,39 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--parity-steps", type=int, default=120, help="0 skips the learning-parity check")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1 ...")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
-        print(json.dumps(_time_variant(args._child[0], args._child[1], args.iters, args.size)))
+        print(json.dumps(_time_variant(args._child[0], args._child[1], args.iters, args.size, args.device)))
         return
     results = {}
     methods = GROUPS.get(args.method, [args.method])
     for method in methods:
         for variant in VARIANTS:
-            cmd = [sys.executable, __file__, "--iters", str(args.iters), "--size", str(args.size), "--_child", method, variant]
+            cmd = [sys.executable, __file__, "--iters", str(args.iters), "--size", str(args.size),
+                   "--device", args.device, "--_child", method, variant]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{method} / {variant}: failed\n{proc.stderr[-2000:]}")
                 continue
             results.setdefault(method, {})[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"\nseconds per training iteration, {args.size}x{args.size}, batch 1, CPU "
-          f"({results and next(iter(next(iter(results.values())).values()))['threads']} threads), median of {args.iters}")
-    print(f"{'method':10s} {'variant':24s} {'s/iter':>8s} {'speed-up':>9s} {'x CycleGAN':>10s} {'peak MiB':>9s}")
+    first = next(iter(next(iter(results.values())).values())) if results else {}
+    print(f"\nseconds per training iteration, {args.size}x{args.size}, batch 1, {first.get('device', args.device)} "
+          f"({first.get('threads')} threads), median of {args.iters}; peak memory "
+          + ("allocated on the GPU" if args.device.startswith("cuda") else "resident (growth: from before the trainer)"))
+    print(f"{'method':10s} {'variant':24s} {'s/iter':>8s} {'speed-up':>9s} {'x CycleGAN':>10s} {'peak MiB':>9s} "
+          f"{'growth':>7s}")
     for method, rows in results.items():
         base = rows.get("fp32 eager", {}).get("median_s")
         for variant, row in rows.items():
             speedup = f"{base / row['median_s']:.2f}x" if base else "-"
             cyclegan = results.get("cyclegan", {}).get(variant, {}).get("median_s")
             ratio = f"{row['median_s'] / cyclegan:.2f}" if cyclegan else "-"
+            growth = "-" if row["growth_mib"] is None else f"{row['growth_mib']:.0f}"
             print(f"{method:10s} {variant:24s} {row['median_s']:8.3f} {speedup:>9s} {ratio:>10s} "
-                  f"{row['peak_mib']:9.0f}")
+                  f"{row['peak_mib']:9.0f} {growth:>7s}")
     if args.parity_steps:
         parity = _learning_parity(args.parity_steps)
         results["learning_parity"] = parity
