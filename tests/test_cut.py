@@ -25,7 +25,7 @@ from translate.nets import PRESETS, PatchGanSpec, ResnetSpec, build_net, init_we
 from translate.nets.antialias import BlurDownsample, BlurUpsample
 from translate.nets.patch_sample import PatchSampler
 from translate.nets.reference import detect_reference_generator, load_reference_generator
-from translate.training import train
+from translate.training import Trainer, train
 
 BLUR_DOWN = torch.tensor([1.0, 2.0, 1.0]) / 4  # per axis; written out, not taken from the code
 BLUR_UP = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4
@@ -428,3 +428,15 @@ def test_fastcut_trains_from_the_cli_on_the_flat_layout_and_exports_the_generato
     generator = sum(t.numel() for t in nets["g_ab"].values() if t.is_floating_point())
     sampler = sum(t.numel() for t in nets["patch_sampler"].values() if t.is_floating_point())
     assert exported < generator + sampler, (exported, generator, sampler)
+
+
+def test_init_from_and_weight_averages_take_the_generator_not_the_patch_sampler(tmp_path, write_unpaired):
+    data = write_unpaired("split", n_a=2, n_b=2, n_test=0)
+    first = train(config=tiny_cut("cut", data, **{"runtime.max_steps": 1}), run_dir=tmp_path / "first")
+    config = tiny_cut("cut", data, **{"init_from": str(first.checkpoint), "optim.ema_decay": 0.9,
+                                      "runtime.seed": 1})
+    trainer = Trainer(config, tmp_path / "second")
+    saved = load_checkpoint(first.checkpoint)["nets"]
+    for key, value in trainer.method.nets["g_ab"].state_dict().items():
+        torch.testing.assert_close(value, saved["g_ab"][key], rtol=0, atol=0, msg=key)
+    assert set(trainer.ema.nets) == {"g_ab"}

@@ -99,7 +99,7 @@ class Trainer:
             self._init_generators(config.init_from)
         self.ema = None  # generator weight averages, made from the starting weights
         if config.optim.ema_decay > 0:
-            generators = {name: self.method.nets[name] for name in self.method.generator_names}
+            generators = {name: self.method.nets[name] for name in self.method.inference_names}
             self.ema = WeightAverage(generators, decay=config.optim.ema_decay)
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -159,7 +159,7 @@ class Trainer:
             models = load_models(source)
         except TranslateError as e:
             raise CheckpointError(f"init_from: {e}") from None
-        for name in self.method.generator_names:
+        for name in self.method.inference_names:  # image generators (not CUT's patch sampler)
             found = models if len(models) == 1 else [m for m in models if m.net_name == name]
             if not found:
                 raise CheckpointError(f"init_from {source}: holds no {name} generator "
