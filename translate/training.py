@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from translate import distributed
 from translate.checkpoint import (
-    LATEST, checkpoint_dir, disk_usage, inference_state, load_checkpoint, numbered_path, prune_checkpoints,
+    BEST, LATEST, checkpoint_dir, disk_usage, inference_state, load_checkpoint, numbered_path, prune_checkpoints,
     save_checkpoint,
 )
 from translate.config import TrainConfig, resume_config
@@ -30,7 +29,9 @@ from translate.inference.device import autocast, resolve_device
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
 from translate.sampler import EpochSampler, batches_per_epoch
+from translate.run_page import RunStatus, write_run_page
 from translate.training_log import TrainingLog
+from translate.validation import ActiveMetric, BestRecord, choose_metric, record_for, validation_pass
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class TrainResult:
     checkpoint: Path
     val_metrics: dict[str, float] = field(default_factory=dict)
     val_history: list[dict[str, float]] = field(default_factory=list)
+    best: dict[str, Any] | None = None  # BestRecord.to_dict(): the figure behind checkpoints/best.pt
 
 
 def lr_factor(epoch: int, *, epochs: int, epochs_decay: int) -> float:
@@ -103,6 +105,13 @@ class Trainer:
             self.ema = WeightAverage(generators, decay=config.optim.ema_decay)
         if checkpoint is not None:
             self._restore(checkpoint)
+        self.val_metric: ActiveMetric | None = None
+        self.best: BestRecord | None = None
+        if self.val_set is not None and self.rank == 0:  # only rank 0 validates
+            saved = (checkpoint or {}).get("best")
+            self.val_metric = choose_metric(config.runtime.val_metric, paired=self.method.paired, config=config,
+                                            device=self.device, previous=(saved or {}).get("metric"))
+            self.best = record_for(self.val_metric, saved)
         if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
             self.method.replicas = {name: distributed.wrap(net, self.device)
                                     for name, net in self.method.nets.items()}
@@ -207,6 +216,7 @@ class Trainer:
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "val_history": self.val_history, "rng": rng, "replica_checksums": self.replica_checksums,
+            "best": self.best.to_dict() if self.best is not None else None,
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -314,26 +324,34 @@ class Trainer:
             self.ema.update(self.method.nets)
         return {k: float(v.detach()) for k, v in losses.items()}, out
 
-    @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """The method's validation metrics averaged over the val set (at most data.max_val_images).
-        Rank 0 alone, in eval mode, through the bare nets (see GanMethod.unwrapped) or their
-        weight averages when the run keeps them (optim.ema_decay)."""
-        if self.val_set is None or self.rank != 0:
+        """The method's validation metrics averaged over the val set (at most data.max_val_images),
+        plus the selection metric (runtime.val_metric). Rank 0 alone, through the bare nets (or their
+        weight averages when the run keeps them, optim.ema_decay), so the other ranks never wait on
+        a collective that rank 0 does not join."""
+        if self.val_metric is None:
             return {}
-        sums: dict[str, list[float]] = {}
-        self.method.eval()
-        try:
-            with self.method.unwrapped(self.ema.nets if self.ema is not None else None):
-                for i in range(len(self.val_set)):
-                    item = self._to_device({k: v[None] for k, v in self.val_set[i].items() if isinstance(v, Tensor)})
-                    with autocast(self.device, self.config.runtime.amp):
-                        out = self.method(item)
-                    for k, v in self.method.validation_metrics(out).items():
-                        sums.setdefault(k, []).append(v)
-        finally:
-            self.method.train()
-        return {k: float(np.mean(v)) for k, v in sums.items()}
+        column, row = validation_pass(self.method, self.val_set, to_device=self._to_device, device=self.device,
+                                      amp=self.config.runtime.amp, metric=self.val_metric,
+                                      substitutes=self.ema.nets if self.ema is not None else None)
+        self.best.column = column
+        return row
+
+    def _track_best(self, row: dict[str, float]) -> None:
+        """Keep checkpoints/best.pt (generators, as numbered checkpoints hold them) when `row` beats
+        the record; latest.pt is rewritten too, so a resume continues from the new record."""
+        best, value = self.best, row.get(self.best.column, math.nan)
+        if not best.improves(value):
+            if best.value is not None:
+                log.info("best %s stays %.4g (epoch %d)", best.column, best.value, best.epoch)
+            return
+        best.value, best.epoch, best.step = value, self.epoch, self.step
+        state = self.state()
+        path = checkpoint_dir(self.run_dir) / BEST
+        save_checkpoint(path, {**inference_state(state, nets=self.method.generator_names), "best": best.to_dict(),
+                               "val_metrics": row})
+        save_checkpoint(checkpoint_dir(self.run_dir) / LATEST, state)
+        log.info("best %s so far: %.4g (epoch %d) -> %s", best.column, value, self.epoch, path)
 
     # ------------------------------------------------------------ loop
     def _start_run(self) -> TrainingLog:
@@ -365,13 +383,28 @@ class Trainer:
         self.batch_in_epoch = 0
         # Checkpoint first: a failure while validating (a bad file, no memory) keeps the epoch's steps.
         self.save(numbered=self._numbered_due(epoch_end=True))
-        if self.epoch % self.config.runtime.val_every_epochs == 0 or self.epoch == self.total_epochs:
-            metrics = self.validate()
-            if metrics:
-                self.val_history.append({"epoch": self.epoch, "step": self.step, **metrics})
-                report.validation(self.val_history[-1])
+        evaluate = self.epoch % self.config.runtime.val_every_epochs == 0 or self.epoch == self.total_epochs
+        metrics = self.validate() if evaluate else {}
+        if metrics:
+            self.val_history.append({"epoch": self.epoch, "step": self.step, **metrics})
+            report.validation(self.val_history[-1])
+            self._track_best(self.val_history[-1])
         if out:
             report.samples(self.step, self.method.sample_rows(out))
+        if evaluate:
+            self._write_page()
+
+    def _write_page(self, *, finished: bool = False) -> None:
+        """RUN/index.html (rank 0). A page that cannot be written is logged, never stops training."""
+        if self.rank != 0:
+            return
+        status = RunStatus(step=self.step, epoch=self.epoch, total_steps=self.total_steps,
+                           total_epochs=self.total_epochs, finished=finished,
+                           best=self.best.to_dict() if self.best is not None else None)
+        try:
+            write_run_page(self.run_dir, status)
+        except (OSError, ValueError) as e:
+            log.warning("run page not written: %s", e)
 
     def _finished(self) -> bool:
         return self.epoch >= self.total_epochs or self.step >= self.total_steps
@@ -408,10 +441,15 @@ class Trainer:
         checkpoint = self.save()
         if self.rank == 0:
             log.info("checkpoints in %s use %s", checkpoint.parent, _megabytes(disk_usage(checkpoint.parent)))
+            self._write_page(finished=True)
         last = self.val_history[-1] if self.val_history else {}
+        best = self.best.to_dict() if self.best is not None and self.best.value is not None else None
+        if best and last:
+            log.info("final %s %.4g (epoch %d); best %.4g (epoch %d) in %s", best["column"], last[best["column"]],
+                     last["epoch"], best["value"], best["epoch"], checkpoint.parent / BEST)
         return TrainResult(step=self.step, epoch=self.epoch, checkpoint=checkpoint,
                            val_metrics={k: v for k, v in last.items() if k not in ("epoch", "step")},
-                           val_history=self.val_history)
+                           val_history=self.val_history, best=best)
 
 
 def train(*, run_dir: Path, config: TrainConfig | None = None, resume: bool = False,

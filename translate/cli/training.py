@@ -53,6 +53,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile the nets")
     p.add_argument("--workers", type=int, help="data-loader worker processes")
     p.add_argument("--seed", type=int)
+    p.add_argument("--val-every-epochs", type=int, help="validate (and update best.pt) every N epochs (1)")
+    p.add_argument("--val-metric", help="validation figure that picks checkpoints/best.pt: auto (KID for unpaired "
+                                        "methods, LPIPS for paired, when installed; else PSNR), psnr, ssim, l1, ...")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any config field by dotted path, e.g. --set generator.n_blocks=6")
     p.set_defaults(func=_cmd_train)
@@ -88,7 +91,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train(config=config, run_dir=Path(args.out))
     print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
     if result.val_metrics:
-        print("validation: " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
+        print("validation (final): " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
+    if result.best:
+        b = result.best
+        print(f"best {b['column']}={b['value']:.4g} at epoch {b['epoch']} (step {b['step']}): "
+              f"{result.checkpoint.parent / 'best.pt'}")
+    page = result.checkpoint.parent.parent / "index.html"
+    if page.is_file():
+        print(f"run page: {page}")
     return 0
 
 def _recipe_method(task: str | None) -> str | None:
@@ -240,6 +250,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="(re)write a run's page RUN/index.html: curves, samples, checkpoints, config",
+                       description="Training writes RUN/index.html at every validation; this writes it for any "
+                                   "run, older ones included. It opens from the file system, offline.")
+    p.add_argument("run", help="run directory")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from translate.run_page import report
+
+    print(f"page: {report(Path(args.run)).resolve()}")
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    for add in (_add_demo, _add_train, _add_prepare, _add_eval):
+    for add in (_add_demo, _add_train, _add_prepare, _add_eval, _add_report):
         add(sub)

@@ -29,6 +29,7 @@ NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
     "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
     "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),
     "init_from": ("init_from",),
+    "val_metric": ("runtime.val_metric",), "val_every_epochs": ("runtime.val_every_epochs",),
 }
 
 # What `train --resume` may change: runtime choices that leave the run's meaning alone. The seed

@@ -137,6 +137,10 @@ class RuntimeConfig:
     checkpoint_every_minutes: float = 0.0
     keep_checkpoints: int = 3  # newest numbered checkpoints kept, older ones deleted; 0 = keep all
     val_every_epochs: int = 1
+    # The validation figure that picks checkpoints/best.pt (translate.validation.VAL_METRICS).
+    # auto: KID for unpaired methods, LPIPS for paired ones, when installed with their weights;
+    # else PSNR (of the cycle reconstructions for unpaired methods).
+    val_metric: str = "auto"
 
 
 @dataclass

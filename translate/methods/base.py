@@ -41,6 +41,9 @@ class GanMethod(nn.Module, abc.ABC):
     # The two optimiser updates of a step, in order. pix2pix and CycleGAN update G, then D on the
     # same (detached) fakes, as the papers' code does; a method such as CUT updates D first.
     update_order: tuple[str, ...] = ("generator", "discriminator")
+    # Trained on aligned pairs: outputs have their own targets (paired metrics such as LPIPS judge
+    # them). Unpaired methods are judged by comparing image sets (KID) instead.
+    paired: bool = True
 
     def __init__(self, config: TrainConfig, specs: dict[str, Any]) -> None:
         super().__init__()
@@ -96,6 +99,11 @@ class GanMethod(nn.Module, abc.ABC):
     @abc.abstractmethod
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Metric-name prefix -> (output, reference), (N, C, H, W) tensors in [-1, 1]."""
+
+    def translation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Metric-name prefix -> (generated, real images of the target domain), (N, C, H, W) in
+        [-1, 1], for set-level metrics (KID). Paired methods: their validation pairs."""
+        return self.validation_pairs(out)
 
     def validation_metrics(self, out: dict[str, Tensor]) -> dict[str, float]:
         """Metrics of the first item of a validation batch's outputs, e.g. l1, psnr, ssim."""

@@ -24,6 +24,7 @@ class CycleGAN(UnpairedMethod):
 
     generator_names = ("g_ab", "g_ba")
     discriminator_names = ("d_a", "d_b")
+    paired = False
 
     def __init__(self, config: TrainConfig) -> None:
         g = config.generator
@@ -82,6 +83,10 @@ class CycleGAN(UnpairedMethod):
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Cycle reconstructions on testA/testB (no aligned targets exist): cycle_A_l1, cycle_B_psnr, ..."""
         return {"cycle_A_": (out["rec_a"], out["real_a"]), "cycle_B_": (out["rec_b"], out["real_b"])}
+
+    def translation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Each direction's translations vs the real test images of its target domain."""
+        return {"A_to_B_": (out["fake_b"], out["real_b"]), "B_to_A_": (out["fake_a"], out["real_a"])}
 
     def extra_state(self) -> dict[str, Any]:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}

@@ -1,0 +1,174 @@
+"""Evaluation during training: the metrics that may choose `best.pt`, the pass over the validation
+set, and the best-so-far record that a checkpoint keeps across `--resume`.
+
+A metric scores a whole validation pass at once, from lists of (C, H, W) tensors in [-1, 1]:
+*paired* metrics (PSNR, SSIM, L1, later LPIPS) compare each output with its own aligned reference
+(the method's `validation_pairs`); *unpaired* ones (later KID, FID) compare the set of generated
+images with real images of the target domain (the method's `translation_pairs`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from translate.config import TrainConfig
+from translate.errors import ConfigError, TranslateError
+from translate.inference.device import autocast
+from translate.methods.base import image_metrics
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[Sequence[Tensor], Sequence[Tensor]], float]  # outputs, references -> one figure
+
+
+@dataclass(frozen=True)
+class ValMetric:
+    """One entry of VAL_METRICS. `make(config, device)` returns the scorer, loading whatever it
+    needs once (feature-network weights); it raises a TranslateError saying why it cannot run."""
+    name: str
+    higher_is_better: bool
+    paired: bool
+    make: Callable[[TrainConfig, torch.device], Scorer]
+
+
+def _per_image(figure: Callable[[Tensor, Tensor], float]) -> Callable[[TrainConfig, torch.device], Scorer]:
+    """A paired metric that is the mean of a per-image figure (the methods' image_metrics)."""
+    def make(config: TrainConfig, device: torch.device) -> Scorer:
+        return lambda outputs, references: float(np.mean([figure(o, r) for o, r in zip(outputs, references)]))
+    return make
+
+
+def _image_metric(key: str) -> Callable[[Tensor, Tensor], float]:
+    return lambda output, reference: image_metrics(output, reference).get(key, math.nan)
+
+
+VAL_METRICS: dict[str, ValMetric] = {
+    "psnr": ValMetric("psnr", True, True, _per_image(_image_metric("psnr"))),
+    "ssim": ValMetric("ssim", True, True, _per_image(_image_metric("ssim"))),
+    "l1": ValMetric("l1", False, True, _per_image(_image_metric("l1"))),
+    # "lpips" (paired, lower is better) and "kid" (unpaired, lower is better) join here from
+    # translate.metrics, which needs the optional `[metrics]` extra and their feature weights.
+}
+
+# runtime.val_metric "auto": the first of these that can run. KID judges unpaired translation
+# (CycleGAN-style methods) and LPIPS paired outputs, as the papers do; PSNR needs no weights and
+# is always there (for unpaired methods it scores the cycle reconstructions).
+AUTO_ORDER: dict[bool, tuple[str, ...]] = {True: ("lpips", "psnr"), False: ("kid", "psnr")}
+
+
+@dataclass
+class ActiveMetric:
+    """The metric a run selects best.pt by, ready to score."""
+    spec: ValMetric
+    scorer: Scorer
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def _make(name: str, config: TrainConfig, device: torch.device) -> ActiveMetric:
+    spec = VAL_METRICS.get(name)
+    if spec is None:
+        raise ConfigError(f"runtime.val_metric: {name!r} is not a metric here (choose auto, {', '.join(VAL_METRICS)})")
+    return ActiveMetric(spec, spec.make(config, device))
+
+
+def choose_metric(name: str, *, paired: bool, config: TrainConfig, device: torch.device,
+                  previous: str | None = None) -> ActiveMetric:
+    """The metric named by runtime.val_metric; "auto" keeps a resumed run's `previous` metric,
+    else takes the first of AUTO_ORDER that can run here, saying in the log why others cannot."""
+    if name != "auto":
+        return _make(name, config, device)
+    for candidate in ([previous] if previous else []) + list(AUTO_ORDER[paired]):
+        if candidate not in VAL_METRICS:
+            continue
+        try:
+            return _make(candidate, config, device)
+        except TranslateError as e:
+            log.info("validation metric %s unavailable (%s); trying the next", candidate, e)
+    raise ConfigError("runtime.val_metric: no metric available")  # unreachable while psnr is registered
+
+
+@dataclass
+class BestRecord:
+    """The best validation figure so far; checkpoints keep it (to_dict) so --resume continues it."""
+    metric: str
+    higher_is_better: bool
+    column: str = ""  # the val.csv column it is read from, e.g. "psnr", "cycle_psnr", "kid"
+    value: float | None = None
+    epoch: int = 0
+    step: int = 0
+
+    def improves(self, value: float) -> bool:
+        """Strictly better than the record (ties keep the earlier checkpoint); NaN never is."""
+        if math.isnan(value):
+            return False
+        if self.value is None:
+            return True
+        return value > self.value if self.higher_is_better else value < self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BestRecord:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def record_for(metric: ActiveMetric, saved: dict[str, Any] | None) -> BestRecord:
+    """A resumed run's record when it measured the same metric; otherwise a fresh one."""
+    if saved and saved.get("metric") == metric.name:
+        return BestRecord.from_dict(saved)
+    if saved:
+        log.warning("validation metric changed from %s to %s: the best-so-far record (and best.pt) start afresh",
+                    saved.get("metric"), metric.name)
+    return BestRecord(metric.name, metric.spec.higher_is_better)
+
+
+def scores(metric: ActiveMetric, collected: dict[str, tuple[list[Tensor], list[Tensor]]]) -> tuple[str, dict[str, float]]:
+    """The metric per pair prefix ("cycle_A_psnr"), and its mean over prefixes under their common
+    prefix ("cycle_psnr"; "psnr" for one unprefixed pair). Returns (that column, all figures)."""
+    figures = {f"{prefix}{metric.name}": metric.scorer(outs, refs) for prefix, (outs, refs) in collected.items()}
+    column = f"{os.path.commonprefix(list(collected))}{metric.name}"
+    if collected:
+        figures[column] = float(np.mean(list(figures.values())))
+    return column, figures
+
+
+@torch.no_grad()
+def validation_pass(method: Any, dataset: Any, *, to_device: Callable[[dict], dict], device: torch.device,
+                    amp: str, metric: ActiveMetric,
+                    substitutes: Mapping[str, nn.Module] | None = None) -> tuple[str, dict[str, float]]:
+    """The method's per-image metrics averaged over `dataset`, plus `metric` over the whole pass.
+    In eval mode, through the bare nets or `substitutes` for some (weight averages; see
+    GanMethod.unwrapped): call it on one rank alone. Returns (the selection column, the row)."""
+    sums: dict[str, list[float]] = {}
+    collected: dict[str, tuple[list[Tensor], list[Tensor]]] = {}
+    method.eval()
+    try:
+        with method.unwrapped(substitutes):
+            for i in range(len(dataset)):
+                item = to_device({k: v[None] for k, v in dataset[i].items() if isinstance(v, Tensor)})
+                with autocast(device, amp):
+                    out = method(item)
+                for k, v in method.validation_metrics(out).items():
+                    sums.setdefault(k, []).append(v)
+                pairs = method.validation_pairs(out) if metric.spec.paired else method.translation_pairs(out)
+                for prefix, (output, reference) in pairs.items():
+                    outs, refs = collected.setdefault(prefix, ([], []))
+                    outs.append(output[0].detach().float().cpu())
+                    refs.append(reference[0].detach().float().cpu())
+    finally:
+        method.train()
+    column, figures = scores(metric, collected)
+    return column, {**{k: float(np.mean(v)) for k, v in sums.items()}, **figures}
