@@ -66,6 +66,10 @@ def test_batch_norm_with_validation_finishes_in_sync(tmp_path, write_paired):
     assert ckpt["epoch"] == 2 and [row["epoch"] for row in ckpt["val_history"]] == [1, 2]
     sums = ckpt["replica_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
+    # Rank 0 alone evaluated and kept best.pt by PSNR (the default with no LPIPS), and wrote the page.
+    best = load_checkpoint(run / "checkpoints" / "best.pt")["best"]
+    assert best["value"] == max(row["psnr"] for row in ckpt["val_history"]) and best == ckpt["best"]
+    assert (run / "index.html").is_file()
 
 
 def test_two_ranks_batch_1_equal_one_process_batch_2(tmp_path, write_paired, photo):

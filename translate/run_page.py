@@ -109,6 +109,10 @@ def _step_text(path: Path) -> str:
     return f"step {int(digits)}" if digits.isdigit() else path.stem
 
 
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
 def _figures(row: dict[str, float] | None, column: str) -> tuple[str, str]:
     """(the selection figure, all figures) of a validation row, as table cells."""
     if row is None:
@@ -136,7 +140,7 @@ def _checkpoints(run_dir: Path, status: RunStatus, val_rows: list[dict[str, floa
     for path, step, note in entries:
         selected, others = _figures(at_step.get(step) if step is not None else None, column)
         lines.append(f"<tr><td><code>{escape(path.relative_to(run_dir).as_posix())}</code></td>"
-                     f"<td>{'' if step is None else step}</td><td>{path.stat().st_size / 2**20:.1f} MiB</td>"
+                     f"<td>{'' if step is None else step}</td><td>{_size(path.stat().st_size)}</td>"
                      f"<td>{selected}</td><td class='muted'>{escape(others)}</td><td>{escape(note)}</td></tr>")
     head = f"<th>{escape(column) or 'metric'}</th>"
     return (f"<table><tr><th>file</th><th>step</th><th>size</th>{head}<th>validation at that step</th><th></th></tr>"
