@@ -75,7 +75,8 @@ def test_a_chart_puts_each_value_where_its_axes_say():
     xy = _vertices(svg, "psnr")
     assert len(xy) == 3  # the NaN is left out
     # Tick labels sit on their grid lines: read two y ticks back and interpolate each value's height.
-    ticks = {float(t): float(y) - 3 for y, t in re.findall(r'<text class="tick" x="\d+" y="([\d.]+)" text-anchor="end">([^<]+)<', svg)}
+    y_ticks = re.findall(r'<text class="tick" x="\d+" y="([\d.]+)" text-anchor="end">([^<]+)<', svg)
+    ticks = {float(t): float(y) - 3 for y, t in y_ticks}
     (v0, y0), (v1, y1) = sorted(ticks.items())[0], sorted(ticks.items())[-1]
     expected = [y0 + (v - v0) / (v1 - v0) * (y1 - y0) for v in (10.0, 30.0, 20.0)]
     np.testing.assert_allclose(xy[:, 1], expected, atol=0.15)
@@ -105,7 +106,8 @@ def test_training_writes_the_page_and_report_rewrites_it(tmp_path, write_paired,
     page = run / "index.html"
     html = page.read_text()
     assert stat.S_IMODE(page.stat().st_mode) == 0o644 and not list(run.glob(".*.tmp"))
-    loss_terms = [k for k in next(csv.reader((run / "log.csv").open())) if k not in ("step", "epoch", "lr_g", "seconds")]
+    header = next(csv.reader((run / "log.csv").open()))
+    loss_terms = [k for k in header if k not in ("step", "epoch", "lr_g", "seconds")]
     assert sorted(loss_terms) == ["D", "G_L1", "G_gan"] and sorted(charts(html, "loss")) == sorted(loss_terms)
     assert charts(html, "val")[0] == "psnr" and sorted(charts(html, "val")) == ["l1", "psnr", "ssim"]
     assert html.count('<circle class="best"') == 1

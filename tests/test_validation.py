@@ -36,7 +36,8 @@ def generator_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def assert_best_is_that_epochs_generators(run: Path, step: int) -> None:
-    best, numbered = generator_weights(checkpoint_dir(run) / "best.pt"), generator_weights(numbered_path(checkpoint_dir(run), step))
+    folder = checkpoint_dir(run)
+    best, numbered = generator_weights(folder / "best.pt"), generator_weights(numbered_path(folder, step))
     assert best.keys() == numbered.keys()
     for k in best:
         torch.testing.assert_close(best[k], numbered[k], rtol=0, atol=0, msg=k)

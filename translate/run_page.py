@@ -92,9 +92,9 @@ def _samples(run_dir: Path) -> str:
         return "<p class='muted'>No sample grids yet.</p>"
     picks = sorted({round(i * (len(grids) - 1) / max(1, MAX_THUMBNAILS - 1)) for i in range(MAX_THUMBNAILS)})
     newest = grids[-1]
-    thumbs = "".join(f"<figure><a href='{_href(run_dir, grids[i])}'><img loading='lazy' src='{_href(run_dir, grids[i])}' "
-                     f"alt='{escape(grids[i].stem)}'></a><figcaption>{escape(_step_text(grids[i]))}</figcaption></figure>"
-                     for i in picks)
+    thumbs = "".join(f"<figure><a href='{_href(run_dir, grid)}'><img loading='lazy' src='{_href(run_dir, grid)}' "
+                     f"alt='{escape(grid.stem)}'></a><figcaption>{escape(_step_text(grid))}</figcaption></figure>"
+                     for grid in (grids[i] for i in picks))
     return (f"<figure class='newest'><img src='{_href(run_dir, newest)}' alt='newest sample grid'>"
             f"<figcaption>newest: {escape(_step_text(newest))}</figcaption></figure>"
             f"<p class='muted'>{len(grids)} grid(s) in samples/; over time:</p><div class='thumbs'>{thumbs}</div>")
@@ -169,7 +169,8 @@ def _summary(run_dir: Path, status: RunStatus, config: dict[str, Any], val_rows:
 
 STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 1400px; padding: 0 1em; color: #222; }
-h1 { font-size: 1.4em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.4em; margin-bottom: .2em; }
+h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .muted { color: #777; } .best { font-size: 1.05em; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 10px; }
 svg.chart { width: 100%; height: auto; background: #fff; border: 1px solid #e4e4e4; border-radius: 4px; }

@@ -107,7 +107,9 @@ class Trainer:
             self._restore(checkpoint)
         self.val_metric: ActiveMetric | None = None
         self.best: BestRecord | None = None
-        if self.val_set is not None and self.rank == 0:  # only rank 0 validates
+        if self.val_set is None:
+            log.info("no validation split in %s: no evaluation and no best.pt", config.data.root)
+        elif self.rank == 0:  # only rank 0 validates
             saved = (checkpoint or {}).get("best")
             self.val_metric = choose_metric(config.runtime.val_metric, paired=self.method.paired, config=config,
                                             device=self.device, previous=(saved or {}).get("metric"))
@@ -445,8 +447,9 @@ class Trainer:
         last = self.val_history[-1] if self.val_history else {}
         best = self.best.to_dict() if self.best is not None and self.best.value is not None else None
         if best and last:
-            log.info("final %s %.4g (epoch %d); best %.4g (epoch %d) in %s", best["column"], last[best["column"]],
-                     last["epoch"], best["value"], best["epoch"], checkpoint.parent / BEST)
+            log.info("final %s %.4g (epoch %d); best %.4g (epoch %d) in %s", best["column"],
+                     last.get(best["column"], math.nan), last["epoch"], best["value"], best["epoch"],
+                     checkpoint.parent / BEST)
         return TrainResult(step=self.step, epoch=self.epoch, checkpoint=checkpoint,
                            val_metrics={k: v for k, v in last.items() if k not in ("epoch", "step")},
                            val_history=self.val_history, best=best)

@@ -135,7 +135,10 @@ def record_for(metric: ActiveMetric, saved: dict[str, Any] | None) -> BestRecord
     return BestRecord(metric.name, metric.spec.higher_is_better)
 
 
-def scores(metric: ActiveMetric, collected: dict[str, tuple[list[Tensor], list[Tensor]]]) -> tuple[str, dict[str, float]]:
+Collected = dict[str, tuple[list[Tensor], list[Tensor]]]  # pair prefix -> (outputs, references)
+
+
+def scores(metric: ActiveMetric, collected: Collected) -> tuple[str, dict[str, float]]:
     """The metric per pair prefix ("cycle_A_psnr"), and its mean over prefixes under their common
     prefix ("cycle_psnr"; "psnr" for one unprefixed pair). Returns (that column, all figures)."""
     figures = {f"{prefix}{metric.name}": metric.scorer(outs, refs) for prefix, (outs, refs) in collected.items()}
@@ -153,7 +156,7 @@ def validation_pass(method: Any, dataset: Any, *, to_device: Callable[[dict], di
     In eval mode, through the bare nets or `substitutes` for some (weight averages; see
     GanMethod.unwrapped): call it on one rank alone. Returns (the selection column, the row)."""
     sums: dict[str, list[float]] = {}
-    collected: dict[str, tuple[list[Tensor], list[Tensor]]] = {}
+    collected: Collected = {}
     method.eval()
     try:
         with method.unwrapped(substitutes):
