@@ -12,7 +12,7 @@ from translate import validation
 from translate.checkpoint import checkpoint_dir, load_checkpoint, load_file, numbered_path
 from translate.cli import main
 from translate.config import resolve_config
-from translate.errors import WeightsError
+from translate.errors import ConfigError, WeightsError
 from translate.training import train
 from translate.validation import BestRecord, ValMetric, choose_metric
 
@@ -43,15 +43,24 @@ def assert_best_is_that_epochs_generators(run: Path, step: int) -> None:
         torch.testing.assert_close(best[k], numbered[k], rtol=0, atol=0, msg=k)
 
 
+@pytest.fixture
+def no_metric_weights(tmp_path, monkeypatch) -> str:
+    """A weights folder with nothing in it, and an empty torch.hub cache: no learned metric can run."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    (tmp_path / "no_weights").mkdir()
+    return str(tmp_path / "no_weights")
+
+
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
-def test_best_pt_holds_the_epoch_with_the_best_recorded_figure(tmp_path, write_paired, write_unpaired, method):
+def test_best_pt_holds_the_epoch_with_the_best_recorded_figure(tmp_path, write_paired, write_unpaired, method,
+                                                                 no_metric_weights):
     if method == "pix2pix":  # L1, lower is better; the selection figure is the val.csv column "l1"
         data = write_paired("aligned", splits={"train": 3, "val": 2}, size=32)
         cfg = config(method, data, **{"optim.epochs": 4, "optim.lr_g": 5e-3, "runtime.val_metric": "l1"})
         pick, column = min, "l1"
     else:  # auto: no KID here, so PSNR of the cycle reconstructions, higher is better
         data = write_unpaired("split", n_a=3, n_b=3, n_test=2, size=32)
-        cfg = config(method, data, **{"optim.epochs": 3, "optim.lr_g": 5e-3})
+        cfg = config(method, data, **{"optim.epochs": 3, "optim.lr_g": 5e-3, "runtime.weights_dir": no_metric_weights})
         pick, column = max, "cycle_psnr"
     run = tmp_path / "run"
     result = train(config=cfg, run_dir=run)
@@ -73,7 +82,7 @@ def scripted(monkeypatch):
     """A metric (higher is better) that reports the given figures in turn: a run whose best epoch
     is known beforehand, plugged in the way KID and LPIPS plug into the registry."""
     figures: list[float] = []
-    metric = ValMetric("scripted", True, True, lambda config, device: lambda outs, refs: figures.pop(0))
+    metric = ValMetric("scripted", True, True, lambda config, device, n_images: lambda outs, refs: figures.pop(0))
     monkeypatch.setitem(validation.VAL_METRICS, "scripted", metric)
     return figures
 
@@ -104,24 +113,50 @@ def test_evaluation_every_n_epochs(tmp_path, write_paired, scripted):
     assert result.best["epoch"] == 4
 
 
-def test_auto_prefers_the_learned_metric_when_it_can_run(monkeypatch):
-    cfg = resolve_config("pix2pix")
+def test_auto_takes_the_learned_metric_when_it_can_run(no_metric_weights, metric_weights):
     cpu = torch.device("cpu")
-    assert choose_metric("auto", paired=True, config=cfg, device=cpu).name == "psnr"
-    assert choose_metric("auto", paired=False, config=cfg, device=cpu).name == "psnr"
 
-    def missing(config, device):
-        raise WeightsError("inception: no weights")
+    def choose(name, *, paired, weights_dir, n_images=10, **overrides):
+        cfg = resolve_config("pix2pix", overrides={"runtime.weights_dir": weights_dir, **overrides})
+        return choose_metric(name, paired=paired, config=cfg, device=cpu, n_images=n_images).name
 
-    monkeypatch.setitem(validation.VAL_METRICS, "kid", ValMetric("kid", False, False, missing))
-    assert choose_metric("auto", paired=False, config=cfg, device=cpu).name == "psnr"
+    assert choose("auto", paired=True, weights_dir=no_metric_weights) == "psnr"
+    assert choose("auto", paired=False, weights_dir=no_metric_weights) == "psnr"
     with pytest.raises(WeightsError, match="inception"):  # asked for by name: its reason, not a fallback
-        choose_metric("kid", paired=False, config=cfg, device=cpu)
-    monkeypatch.setitem(validation.VAL_METRICS, "kid", ValMetric("kid", False, False, lambda c, d: lambda o, r: 0.0))
-    assert choose_metric("auto", paired=False, config=cfg, device=cpu).name == "kid"
-    assert choose_metric("auto", paired=True, config=cfg, device=cpu).name == "psnr"
+        choose("kid", paired=False, weights_dir=no_metric_weights)
+    # With (stand-in) weights: LPIPS for paired methods, KID for unpaired ones given enough images.
+    weights = str(metric_weights)
+    assert choose("auto", paired=True, weights_dir=weights) == "lpips"
+    assert choose("auto", paired=False, weights_dir=weights) == "kid"
+    assert choose("auto", paired=False, weights_dir=weights, n_images=9) == "psnr"
+    assert choose("auto", paired=True, weights_dir=weights, **{"generator.out_channels": 2}) == "psnr"
+    with pytest.raises(ConfigError, match="kid needs at least 10 validation images, there are 9"):
+        choose("kid", paired=False, weights_dir=weights, n_images=9)
     # A resumed run keeps measuring what it measured (when that can still run).
-    assert choose_metric("auto", paired=False, config=cfg, device=cpu, previous="ssim").name == "ssim"
+    cfg = resolve_config("pix2pix", overrides={"runtime.weights_dir": weights})
+    assert choose_metric("auto", paired=True, config=cfg, device=cpu, n_images=10, previous="ssim").name == "ssim"
+
+
+def test_cyclegan_keeps_best_pt_by_kid_and_pix2pix_by_lpips(tmp_path, write_paired, write_unpaired, metric_weights):
+    """The learned metrics choose best.pt end to end, with stand-in weights (random parameters)."""
+    weights = str(metric_weights)
+    unpaired = write_unpaired("split", n_a=2, n_b=2, n_test=10, size=32)
+    result = train(config=config("cyclegan", unpaired, **{"optim.epochs": 2, "runtime.weights_dir": weights}),
+                   run_dir=tmp_path / "cyclegan")
+    assert result.best["metric"] == "kid" and result.best["column"] == "kid" and not result.best["higher_is_better"]
+    history = result.val_history
+    assert all(row["kid"] == pytest.approx((row["A_to_B_kid"] + row["B_to_A_kid"]) / 2) for row in history)
+    winner = min(history, key=lambda row: row["kid"])
+    assert (result.best["epoch"], result.best["value"]) == (winner["epoch"], pytest.approx(winner["kid"]))
+    assert_best_is_that_epochs_generators(tmp_path / "cyclegan", winner["step"])
+
+    paired = write_paired("aligned", splits={"train": 2, "val": 2}, size=32)
+    result = train(config=config("pix2pix", paired, **{"optim.epochs": 2, "runtime.weights_dir": weights}),
+                   run_dir=tmp_path / "pix2pix")
+    winner = min(result.val_history, key=lambda row: row["lpips"])
+    assert result.best["metric"] == "lpips" and result.best["epoch"] == winner["epoch"]
+    assert all(0 < row["lpips"] < math.inf for row in result.val_history)
+    assert_best_is_that_epochs_generators(tmp_path / "pix2pix", winner["step"])
 
 
 def test_record_improves_strictly_and_never_on_nan():

@@ -36,9 +36,10 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     raw = (high - low) / max(1, count - 1)
     power = 10 ** math.floor(math.log10(raw))
     spacing = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
-    first = math.floor(low / spacing) * spacing
-    steps = math.ceil((high - first) / spacing - 1e-9)
-    return [round(first + i * spacing, 12) for i in range(steps + 1)]
+    first = math.floor(low / spacing)
+    last = max(first + 1, math.ceil(high / spacing - 1e-9))
+    # Integer multiples of the spacing: exact at any magnitude (a KID of 1e-13 included).
+    return [i * spacing for i in range(first, last + 1)]
 
 
 def downsample(points: Sequence[tuple[float, float]], limit: int = MAX_POINTS) -> list[tuple[float, float]]:

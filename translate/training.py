@@ -112,7 +112,8 @@ class Trainer:
         elif self.rank == 0:  # only rank 0 validates
             saved = (checkpoint or {}).get("best")
             self.val_metric = choose_metric(config.runtime.val_metric, paired=self.method.paired, config=config,
-                                            device=self.device, previous=(saved or {}).get("metric"))
+                                            device=self.device, n_images=len(self.val_set),
+                                            previous=(saved or {}).get("metric"))
             self.best = record_for(self.val_metric, saved)
         if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
             self.method.replicas = {name: distributed.wrap(net, self.device)

@@ -9,6 +9,7 @@ images with real images of the target domain (the method's `translation_pairs`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
 import os
@@ -21,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from translate.config import TrainConfig
-from translate.errors import ConfigError, TranslateError
+from translate.errors import ConfigError, TranslateError, WeightsError
 from translate.inference.device import autocast
 from translate.methods.base import image_metrics
 
@@ -32,31 +33,88 @@ Scorer = Callable[[Sequence[Tensor], Sequence[Tensor]], float]  # outputs, refer
 
 @dataclass(frozen=True)
 class ValMetric:
-    """One entry of VAL_METRICS. `make(config, device)` returns the scorer, loading whatever it
-    needs once (feature-network weights); it raises a TranslateError saying why it cannot run."""
+    """One entry of VAL_METRICS. `make(config, device, n_images)` returns the scorer for passes over
+    `n_images` validation items, loading what it needs once (feature-network weights); it raises a
+    TranslateError saying why it cannot run here."""
     name: str
     higher_is_better: bool
     paired: bool
-    make: Callable[[TrainConfig, torch.device], Scorer]
+    make: Callable[[TrainConfig, torch.device, int], Scorer]
 
 
-def _per_image(figure: Callable[[Tensor, Tensor], float]) -> Callable[[TrainConfig, torch.device], Scorer]:
-    """A paired metric that is the mean of a per-image figure (the methods' image_metrics)."""
-    def make(config: TrainConfig, device: torch.device) -> Scorer:
+def _per_image(key: str) -> Callable[[TrainConfig, torch.device, int], Scorer]:
+    """A paired metric that is the mean of a per-image figure of the methods' image_metrics."""
+    def figure(output: Tensor, reference: Tensor) -> float:
+        return image_metrics(output, reference).get(key, math.nan)
+
+    def make(config: TrainConfig, device: torch.device, n_images: int) -> Scorer:
         return lambda outputs, references: float(np.mean([figure(o, r) for o, r in zip(outputs, references)]))
     return make
 
 
-def _image_metric(key: str) -> Callable[[Tensor, Tensor], float]:
-    return lambda output, reference: image_metrics(output, reference).get(key, math.nan)
+def _rgb8(image: Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> HxWx3 uint8, what the learned metrics take: grey replicated, alpha dropped."""
+    rgb = image.expand(3, -1, -1) if image.shape[0] == 1 else image[:3]
+    return ((rgb.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _learned_weights(name: str, config: TrainConfig) -> Any:
+    """The MetricWeights of a learned metric that can run on this run's images; else why not."""
+    from translate.metrics import MetricWeights, why_unavailable
+
+    g = config.generator
+    if 2 in (g.in_channels, g.out_channels):
+        raise ConfigError(f"runtime.val_metric: {name} judges colour or grey images; this run's have 2 channels")
+    weights = MetricWeights(weights_dir=config.runtime.weights_dir)
+    reason = why_unavailable(name, weights)
+    if reason:
+        raise WeightsError(f"{name}: {reason}")
+    return weights
+
+
+def make_lpips(config: TrainConfig, device: torch.device, n_images: int) -> Scorer:
+    """LPIPS (AlexNet) of each output against its target, averaged; lower is better."""
+    from translate.metrics import LpipsNet
+    from translate.metrics.perceptual import LPIPS_MIN_SIDE
+
+    if config.data.crop_size < LPIPS_MIN_SIDE["alex"]:
+        raise ConfigError(f"runtime.val_metric: lpips needs images of at least {LPIPS_MIN_SIDE['alex']} px; "
+                          f"data.crop_size is {config.data.crop_size}")
+    net = LpipsNet.load("alex", _learned_weights("lpips", config), device=device)
+    return lambda outputs, references: float(np.nanmean(net.distances([_rgb8(o) for o in outputs],
+                                                                      [_rgb8(r) for r in references])))
+
+
+def make_kid(config: TrainConfig, device: torch.device, n_images: int) -> Scorer:
+    """KID of the generated images against the real target-domain images (default protocol, its
+    subset draws and seed); lower is better. The real images' features are kept between passes."""
+    from translate.metrics import DEFAULT_PROTOCOL, InceptionNet, get_protocol, scores_from_features
+
+    protocol = get_protocol(DEFAULT_PROTOCOL)
+    if n_images < protocol.min_images_kid:
+        raise ConfigError(f"runtime.val_metric: kid needs at least {protocol.min_images_kid} validation images, "
+                          f"there are {n_images} (add some, or raise data.max_val_images)")
+    net = InceptionNet.load(_learned_weights("kid", config), device=device)
+    real_features: dict[str, np.ndarray] = {}
+
+    def score(outputs: Sequence[Tensor], references: Sequence[Tensor]) -> float:
+        real = [_rgb8(r) for r in references]
+        key = hashlib.sha256(b"".join(image.tobytes() for image in real)).hexdigest()
+        if key not in real_features:
+            real_features[key] = net.features(real, protocol)
+        result = scores_from_features(net.features([_rgb8(o) for o in outputs], protocol), real_features[key],
+                                      protocol, inception=net.weights, metrics=("kid",))
+        return math.nan if result["kid"] is None else float(result["kid"])
+    return score
 
 
 VAL_METRICS: dict[str, ValMetric] = {
-    "psnr": ValMetric("psnr", True, True, _per_image(_image_metric("psnr"))),
-    "ssim": ValMetric("ssim", True, True, _per_image(_image_metric("ssim"))),
-    "l1": ValMetric("l1", False, True, _per_image(_image_metric("l1"))),
-    # "lpips" (paired, lower is better) and "kid" (unpaired, lower is better) join here from
-    # translate.metrics, which needs the optional `[metrics]` extra and their feature weights.
+    "psnr": ValMetric("psnr", True, True, _per_image("psnr")),
+    "ssim": ValMetric("ssim", True, True, _per_image("ssim")),
+    "l1": ValMetric("l1", False, True, _per_image("l1")),
+    # The learned metrics (translate.metrics: the `[metrics]` extra plus located feature weights).
+    "lpips": ValMetric("lpips", False, True, make_lpips),
+    "kid": ValMetric("kid", False, False, make_kid),
 }
 
 # runtime.val_metric "auto": the first of these that can run. KID judges unpaired translation
@@ -76,24 +134,24 @@ class ActiveMetric:
         return self.spec.name
 
 
-def _make(name: str, config: TrainConfig, device: torch.device) -> ActiveMetric:
+def _make(name: str, config: TrainConfig, device: torch.device, n_images: int) -> ActiveMetric:
     spec = VAL_METRICS.get(name)
     if spec is None:
         raise ConfigError(f"runtime.val_metric: {name!r} is not a metric here (choose auto, {', '.join(VAL_METRICS)})")
-    return ActiveMetric(spec, spec.make(config, device))
+    return ActiveMetric(spec, spec.make(config, device, n_images))
 
 
-def choose_metric(name: str, *, paired: bool, config: TrainConfig, device: torch.device,
+def choose_metric(name: str, *, paired: bool, config: TrainConfig, device: torch.device, n_images: int,
                   previous: str | None = None) -> ActiveMetric:
     """The metric named by runtime.val_metric; "auto" keeps a resumed run's `previous` metric,
     else takes the first of AUTO_ORDER that can run here, saying in the log why others cannot."""
     if name != "auto":
-        return _make(name, config, device)
+        return _make(name, config, device, n_images)
     for candidate in ([previous] if previous else []) + list(AUTO_ORDER[paired]):
         if candidate not in VAL_METRICS:
             continue
         try:
-            return _make(candidate, config, device)
+            return _make(candidate, config, device, n_images)
         except TranslateError as e:
             log.info("validation metric %s unavailable (%s); trying the next", candidate, e)
     raise ConfigError("runtime.val_metric: no metric available")  # unreachable while psnr is registered

@@ -141,6 +141,9 @@ class RuntimeConfig:
     # auto: KID for unpaired methods, LPIPS for paired ones, when installed with their weights;
     # else PSNR (of the cycle reconstructions for unpaired methods).
     val_metric: str = "auto"
+    # Where the learned metrics' feature weights are looked for first (then the libraries' own
+    # copies); `translate weights fetch NAME` puts them here. Never downloaded during training.
+    weights_dir: str = "weights"
 
 
 @dataclass
