@@ -103,14 +103,22 @@ def test_resume_keeps_the_best_so_far_record(tmp_path, write_paired, scripted):
     assert_best_is_that_epochs_generators(run, 2)
 
 
-def test_evaluation_every_n_epochs(tmp_path, write_paired, scripted):
+def test_evaluation_every_n_epochs_reports_final_and_best(tmp_path, write_paired, scripted, capsys, caplog):
     data = write_paired("aligned", splits={"train": 2, "val": 1}, size=32)
     scripted[:] = [1.0, 2.0, 0.5]
-    cfg = config("pix2pix", data, **{"optim.epochs": 5, "runtime.val_metric": "scripted",
-                                     "runtime.val_every_epochs": 2})
-    result = train(config=cfg, run_dir=tmp_path / "run")
-    assert [row["epoch"] for row in result.val_history] == [2, 4, 5]  # and always the last epoch
-    assert result.best["epoch"] == 4
+    args = [a for k, v in P2P.items() if k != "optim.epochs_decay" for a in ("--set", f"{k}={v}")]
+    run = tmp_path / "run"
+    with caplog.at_level("INFO", logger="translate"):
+        code = main(["train", "pix2pix", "--data", str(data), "--out", str(run), *args, "--epochs", "5",
+                     "--epochs-decay", "0", "--val-every-epochs", "2", "--val-metric", "scripted"])
+    assert code == 0
+    history = load_checkpoint(run)["val_history"]
+    assert [row["epoch"] for row in history] == [2, 4, 5]  # every 2nd epoch, and always the last
+    out = capsys.readouterr().out
+    assert "scripted=0.5" in out.split("validation (final): ")[1].splitlines()[0]
+    assert f"best scripted=2 at epoch 4 (step 8): {checkpoint_dir(run) / 'best.pt'}" in out
+    assert f"run page: {run / 'index.html'}" in out
+    assert "final scripted 0.5 (epoch 5); best 2 (epoch 4)" in caplog.text
 
 
 def test_auto_takes_the_learned_metric_when_it_can_run(no_metric_weights, metric_weights):

@@ -28,8 +28,8 @@ from translate.files import remove_stale_temp_files
 from translate.inference.device import autocast, resolve_device
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
-from translate.sampler import EpochSampler, batches_per_epoch
 from translate.run_page import RunStatus, write_run_page
+from translate.sampler import EpochSampler, batches_per_epoch
 from translate.training_log import TrainingLog
 from translate.validation import ActiveMetric, BestRecord, choose_metric, record_for, validation_pass
 

@@ -2,9 +2,9 @@
 set, and the best-so-far record that a checkpoint keeps across `--resume`.
 
 A metric scores a whole validation pass at once, from lists of (C, H, W) tensors in [-1, 1]:
-*paired* metrics (PSNR, SSIM, L1, later LPIPS) compare each output with its own aligned reference
-(the method's `validation_pairs`); *unpaired* ones (later KID, FID) compare the set of generated
-images with real images of the target domain (the method's `translation_pairs`).
+*paired* metrics (PSNR, SSIM, L1, LPIPS) compare each output with its own aligned reference (the
+method's `validation_pairs`); *unpaired* ones (KID) compare the set of generated images with real
+images of the target domain (the method's `translation_pairs`). A new metric is one VAL_METRICS entry.
 """
 from __future__ import annotations
 

@@ -62,8 +62,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from translate.checkpoint import BEST
     from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
     from translate.errors import ConfigError
+    from translate.run_page import PAGE
     from translate.training import train
 
     named = {name: getattr(args, name) for name in NAMED_SETTINGS}
@@ -95,8 +97,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if result.best:
         b = result.best
         print(f"best {b['column']}={b['value']:.4g} at epoch {b['epoch']} (step {b['step']}): "
-              f"{result.checkpoint.parent / 'best.pt'}")
-    page = result.checkpoint.parent.parent / "index.html"
+              f"{result.checkpoint.parent / BEST}")
+    page = result.checkpoint.parent.parent / PAGE
     if page.is_file():
         print(f"run page: {page}")
     return 0
