@@ -5,6 +5,7 @@ only other things it shows are the run's own sample images, by relative path."""
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from urllib.parse import quote
 from translate.charts import Series, downsample, line_chart, moving_average
 from translate.errors import CheckpointError
 from translate.files import atomic_write
+
+log = logging.getLogger(__name__)
 
 PAGE = "index.html"
 # log.csv columns that are bookkeeping, not loss terms.
@@ -217,6 +220,14 @@ def write_run_page(run_dir: str | Path, status: RunStatus) -> Path:
     path = run_dir / PAGE
     atomic_write(path, render(run_dir, status).encode("utf-8"))
     return path
+
+
+def refresh_run_page(run_dir: str | Path, status: RunStatus) -> None:
+    """write_run_page for a training run: a page that cannot be written is logged, never stops it."""
+    try:
+        write_run_page(run_dir, status)
+    except (OSError, ValueError) as e:
+        log.warning("run page not written: %s", e)
 
 
 def report(run_dir: str | Path) -> Path:

@@ -28,10 +28,10 @@ from translate.files import remove_stale_temp_files
 from translate.inference.device import autocast, resolve_device
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
-from translate.run_page import RunStatus, write_run_page
+from translate.run_page import RunStatus, refresh_run_page
 from translate.sampler import EpochSampler, batches_per_epoch
 from translate.training_log import TrainingLog
-from translate.validation import ActiveMetric, BestRecord, choose_metric, record_for, validation_pass
+from translate.validation import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +105,9 @@ class Trainer:
             self.ema = WeightAverage(generators, decay=config.optim.ema_decay)
         if checkpoint is not None:
             self._restore(checkpoint)
-        self.val_metric: ActiveMetric | None = None
-        self.best: BestRecord | None = None
-        if self.val_set is None:
-            log.info("no validation split in %s: no evaluation and no best.pt", config.data.root)
-        elif self.rank == 0:  # only rank 0 validates
-            saved = (checkpoint or {}).get("best")
-            self.val_metric = choose_metric(config.runtime.val_metric, paired=self.method.paired, config=config,
-                                            device=self.device, n_images=len(self.val_set),
-                                            previous=(saved or {}).get("metric"))
-            self.best = record_for(self.val_metric, saved)
+        self.evaluator = None if self.val_set is None or self.rank != 0 else Evaluator(  # only rank 0 validates
+            config, paired=self.method.paired, device=self.device, n_images=len(self.val_set),
+            saved=(checkpoint or {}).get("best"))
         if self.dist.enabled:  # after restoring, so every rank starts from the checkpoint's weights
             self.method.replicas = {name: distributed.wrap(net, self.device)
                                     for name, net in self.method.nets.items()}
@@ -219,7 +212,7 @@ class Trainer:
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "val_history": self.val_history, "rng": rng, "replica_checksums": self.replica_checksums,
-            "best": self.best.to_dict() if self.best is not None else None,
+            "best": self.evaluator and self.evaluator.best.to_dict(),
         }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -328,33 +321,12 @@ class Trainer:
         return {k: float(v.detach()) for k, v in losses.items()}, out
 
     def validate(self) -> dict[str, float]:
-        """The method's validation metrics averaged over the val set (at most data.max_val_images),
-        plus the selection metric (runtime.val_metric). Rank 0 alone, through the bare nets (or their
-        weight averages when the run keeps them, optim.ema_decay), so the other ranks never wait on
-        a collective that rank 0 does not join."""
-        if self.val_metric is None:
+        """Rank 0's validation figures (validation.Evaluator), through the bare nets or their weight
+        averages (optim.ema_decay): the other ranks never wait on a collective that it does not join."""
+        if self.evaluator is None:
             return {}
-        column, row = validation_pass(self.method, self.val_set, to_device=self._to_device, device=self.device,
-                                      amp=self.config.runtime.amp, metric=self.val_metric,
-                                      substitutes=self.ema.nets if self.ema is not None else None)
-        self.best.column = column
-        return row
-
-    def _track_best(self, row: dict[str, float]) -> None:
-        """Keep checkpoints/best.pt (generators, as numbered checkpoints hold them) when `row` beats
-        the record; latest.pt is rewritten too, so a resume continues from the new record."""
-        best, value = self.best, row.get(self.best.column, math.nan)
-        if not best.improves(value):
-            if best.value is not None:
-                log.info("best %s stays %.4g (epoch %d)", best.column, best.value, best.epoch)
-            return
-        best.value, best.epoch, best.step = value, self.epoch, self.step
-        state = self.state()
-        path = checkpoint_dir(self.run_dir) / BEST
-        save_checkpoint(path, {**inference_state(state, nets=self.method.generator_names), "best": best.to_dict(),
-                               "val_metrics": row})
-        save_checkpoint(checkpoint_dir(self.run_dir) / LATEST, state)
-        log.info("best %s so far: %.4g (epoch %d) -> %s", best.column, value, self.epoch, path)
+        return self.evaluator.run(self.method, self.val_set, to_device=self._to_device,
+                                  substitutes=self.ema.nets if self.ema is not None else None)
 
     # ------------------------------------------------------------ loop
     def _start_run(self) -> TrainingLog:
@@ -389,25 +361,24 @@ class Trainer:
         evaluate = self.epoch % self.config.runtime.val_every_epochs == 0 or self.epoch == self.total_epochs
         metrics = self.validate() if evaluate else {}
         if metrics:
-            self.val_history.append({"epoch": self.epoch, "step": self.step, **metrics})
-            report.validation(self.val_history[-1])
-            self._track_best(self.val_history[-1])
+            self.val_history.append(row := {"epoch": self.epoch, "step": self.step, **metrics})
+            report.validation(row)
+            if self.evaluator.improves(row, epoch=self.epoch, step=self.step):
+                # best.pt holds the generators as numbered checkpoints do; latest.pt the new record for resume.
+                state, folder = self.state(), checkpoint_dir(self.run_dir)
+                save_checkpoint(folder / BEST, {**inference_state(state, nets=self.method.generator_names),
+                                                "best": state["best"], "val_metrics": row})
+                save_checkpoint(folder / LATEST, state)
         if out:
             report.samples(self.step, self.method.sample_rows(out))
-        if evaluate:
+        if evaluate and self.rank == 0:
             self._write_page()
 
     def _write_page(self, *, finished: bool = False) -> None:
-        """RUN/index.html (rank 0). A page that cannot be written is logged, never stops training."""
-        if self.rank != 0:
-            return
-        status = RunStatus(step=self.step, epoch=self.epoch, total_steps=self.total_steps,
-                           total_epochs=self.total_epochs, finished=finished,
-                           best=self.best.to_dict() if self.best is not None else None)
-        try:
-            write_run_page(self.run_dir, status)
-        except (OSError, ValueError) as e:
-            log.warning("run page not written: %s", e)
+        """RUN/index.html, by rank 0 (a page that cannot be written is logged, never stops training)."""
+        refresh_run_page(self.run_dir, RunStatus(self.step, self.epoch, self.total_steps, self.total_epochs,
+                                                 best=self.evaluator and self.evaluator.best.to_dict(),
+                                                 finished=finished))
 
     def _finished(self) -> bool:
         return self.epoch >= self.total_epochs or self.step >= self.total_steps
@@ -446,14 +417,9 @@ class Trainer:
             log.info("checkpoints in %s use %s", checkpoint.parent, _megabytes(disk_usage(checkpoint.parent)))
             self._write_page(finished=True)
         last = self.val_history[-1] if self.val_history else {}
-        best = self.best.to_dict() if self.best is not None and self.best.value is not None else None
-        if best and last:
-            log.info("final %s %.4g (epoch %d); best %.4g (epoch %d) in %s", best["column"],
-                     last.get(best["column"], math.nan), last["epoch"], best["value"], best["epoch"],
-                     checkpoint.parent / BEST)
         return TrainResult(step=self.step, epoch=self.epoch, checkpoint=checkpoint,
                            val_metrics={k: v for k, v in last.items() if k not in ("epoch", "step")},
-                           val_history=self.val_history, best=best)
+                           val_history=self.val_history, best=self.evaluator and self.evaluator.result(last))
 
 
 def train(*, run_dir: Path, config: TrainConfig | None = None, resume: bool = False,

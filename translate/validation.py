@@ -233,3 +233,44 @@ def validation_pass(method: Any, dataset: Any, *, to_device: Callable[[dict], di
         method.train()
     column, figures = scores(metric, collected)
     return column, {**{k: float(np.mean(v)) for k, v in sums.items()}, **figures}
+
+
+class Evaluator:
+    """Rank 0's evaluation during training: the selection metric and its best-so-far record
+    (`saved`: the record a resumed run's checkpoint holds)."""
+
+    def __init__(self, config: TrainConfig, *, paired: bool, device: torch.device, n_images: int,
+                 saved: dict[str, Any] | None = None) -> None:
+        self.device, self.amp = device, config.runtime.amp
+        self.metric = choose_metric(config.runtime.val_metric, paired=paired, config=config, device=device,
+                                    n_images=n_images, previous=(saved or {}).get("metric"))
+        self.best = record_for(self.metric, saved)
+
+    def run(self, method: Any, dataset: Any, *, to_device: Callable[[dict], dict],
+            substitutes: Mapping[str, nn.Module] | None = None) -> dict[str, float]:
+        """One validation pass (see validation_pass): its figures, the selection column among them."""
+        self.best.column, row = validation_pass(method, dataset, to_device=to_device, device=self.device,
+                                                amp=self.amp, metric=self.metric, substitutes=substitutes)
+        return row
+
+    def improves(self, row: dict[str, float], *, epoch: int, step: int) -> bool:
+        """Whether `row` beats the record, which it then becomes; the log says which way it went."""
+        best, value = self.best, row.get(self.best.column, math.nan)
+        if not best.improves(value):
+            if best.value is not None:
+                log.info("best %s stays %.4g (epoch %d)", best.column, best.value, best.epoch)
+            return False
+        best.value, best.epoch, best.step = value, epoch, step
+        log.info("best %s so far: %.4g (epoch %d) -> checkpoints/best.pt", best.column, value, epoch)
+        return True
+
+    def result(self, last: dict[str, float]) -> dict[str, Any] | None:
+        """The end of a run: the final (`last` row's) and the best figure in the log; the record, once
+        it holds a figure."""
+        best = self.best
+        if best.value is None:
+            return None
+        if last:
+            log.info("final %s %.4g (epoch %d); best %.4g (epoch %d): checkpoints/best.pt", best.column,
+                     last.get(best.column, math.nan), last["epoch"], best.value, best.epoch)
+        return best.to_dict()
