@@ -183,6 +183,7 @@ svg .series { fill: none; stroke-width: 1.5; } svg .raw { stroke: #9ab8d8; strok
 svg .smooth { stroke: #1f5f9f; stroke-width: 2; } svg .points { stroke: #b0581f; } svg .point { fill: #b0581f; }
 svg .best { fill: none; stroke: #1a9641; stroke-width: 2.5; }
 table { border-collapse: collapse; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
+td:nth-child(-n+4) { white-space: nowrap; }
 .newest img { max-width: 100%; image-rendering: pixelated; min-width: 384px; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 8px; } .thumbs img { height: 96px; image-rendering: pixelated; }
 figure { margin: 0; } figcaption { font-size: 12px; color: #666; }
