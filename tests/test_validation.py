@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,6 +120,33 @@ def test_evaluation_every_n_epochs_reports_final_and_best(tmp_path, write_paired
     assert f"best scripted=2 at epoch 4 (step 8): {checkpoint_dir(run) / 'best.pt'}" in out
     assert f"run page: {run / 'index.html'}" in out
     assert "final scripted 0.5 (epoch 5); best 2 (epoch 4)" in caplog.text
+
+
+def test_cut_scores_translations_against_domain_b_and_keeps_the_generator_alone(tmp_path, write_unpaired,
+                                                                                 monkeypatch):
+    from translate.data.images import read_image
+
+    data = write_unpaired("split", n_a=2, n_b=2, n_test=2, size=32)
+    seen = []
+
+    def make(config, device, n_images):
+        def score(outputs, references):
+            seen.append((outputs, references))
+            return float(len(seen))
+        return score
+
+    monkeypatch.setitem(validation.VAL_METRICS, "set_level", ValMetric("set_level", True, False, make))
+    cfg = resolve_config("cut", overrides={**COMMON, "generator.n_blocks": 1, "cut.num_patches": 16,
+                                           "cut.nce_layers": "input,down1,down2,block1", "data.root": str(data),
+                                           "optim.epochs": 1, "runtime.val_metric": "set_level"})
+    result = train(config=cfg, run_dir=tmp_path / "run")
+    assert result.best["column"] == "set_level" and len(seen) == 1
+    outputs, references = seen[0]
+    test_b = sorted((data / "testB").iterdir())
+    assert len(references) == len(outputs) == 2
+    for reference, path in zip(references, test_b):  # real B images, not the inputs
+        np.testing.assert_array_equal(validation._rgb8(reference), read_image(path))
+    assert set(load_file(checkpoint_dir(tmp_path / "run") / "best.pt")["nets"]) == {"g_ab"}
 
 
 def test_auto_takes_the_learned_metric_when_it_can_run(no_metric_weights, metric_weights):

@@ -366,7 +366,7 @@ class Trainer:
             if self.evaluator.improves(row, epoch=self.epoch, step=self.step):
                 # best.pt holds the generators as numbered checkpoints do; latest.pt the new record for resume.
                 state, folder = self.state(), checkpoint_dir(self.run_dir)
-                save_checkpoint(folder / BEST, {**inference_state(state, nets=self.method.generator_names),
+                save_checkpoint(folder / BEST, {**inference_state(state, nets=self.method.inference_names),
                                                 "best": state["best"], "val_metrics": row})
                 save_checkpoint(folder / LATEST, state)
         if out:

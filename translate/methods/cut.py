@@ -124,6 +124,10 @@ class CUT(UnpairedMethod):
             return {}
         return {"vs_input_": (out["fake_b"], out["real_a"])}
 
+    def translation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+        """Translations vs the real test images of domain B (for KID)."""
+        return {"": (out["fake_b"], out["real_b"])}
+
     def extra_state(self) -> dict[str, Any]:
         # The patch-location RNG is in patch_sampler's state dict, saved with the nets.
         return {"flip_rng": self.flip_rng.get_state()}

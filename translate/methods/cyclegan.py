@@ -24,7 +24,6 @@ class CycleGAN(UnpairedMethod):
 
     generator_names = ("g_ab", "g_ba")
     discriminator_names = ("d_a", "d_b")
-    paired = False
 
     def __init__(self, config: TrainConfig) -> None:
         g = config.generator

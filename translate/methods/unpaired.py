@@ -12,6 +12,8 @@ from translate.methods.base import GanMethod
 class UnpairedMethod(GanMethod):
     """A method trained on unaligned domains A and B (generator in_channels for A, out for B)."""
 
+    paired = False
+
     @staticmethod
     def data_channels(config: TrainConfig) -> tuple[int, int]:
         return config.generator.in_channels, config.generator.out_channels
