@@ -17,6 +17,24 @@ ValueRange = Literal["minus_one_one", "zero_one"]
 VALUE_RANGES: tuple[str, ...] = get_args(ValueRange)
 
 
+class PublishedSRSpec:
+    """What the published SR families (SRResNet, RRDBNet, SRVGG) share: pixels in [0, 1], scale = upscale."""
+
+    upscale: int
+
+    @property
+    def size_multiple(self) -> int:
+        return 1
+
+    @property
+    def scale(self) -> int:
+        return self.upscale
+
+    @property
+    def value_range(self) -> ValueRange:
+        return "zero_one"
+
+
 class ZeroOneNet(nn.Module):
     """A net that reads and writes [0, 1] run under our [-1, 1] contract:
     x -> 2 * clamp(net((x + 1) / 2), 0, 1) - 1, the clamp being the published inference code's."""

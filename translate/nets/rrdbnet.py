@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.nets.layers import ValueRange, check_positive
+from translate.nets.layers import PublishedSRSpec, check_positive
 
 RRDBNET_UPSCALES = (1, 2, 4)
 # Residual scaling of ESRGAN section 3.1: each dense block and each RRDB adds 0.2 x its residual.
@@ -22,7 +22,7 @@ _UNSHUFFLE = {4: 1, 2: 2, 1: 4}  # upscale -> pixel-unshuffle factor before the 
 
 
 @dataclass(frozen=True)
-class RrdbnetSpec:
+class RrdbnetSpec(PublishedSRSpec):
     """RRDBNet: `n_blocks` residual-in-residual dense blocks, then two nearest x2 upsamplings.
 
     BasicSR's names: base_channels is `num_feat`, n_blocks `num_block`, grow_channels
@@ -54,14 +54,6 @@ class RrdbnetSpec:
     @property
     def size_multiple(self) -> int:
         return self.unshuffle  # the pixel-unshuffle needs H and W divisible by its factor
-
-    @property
-    def scale(self) -> int:
-        return self.upscale
-
-    @property
-    def value_range(self) -> ValueRange:
-        return "zero_one"
 
 
 class ResidualDenseBlock(nn.Module):

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.nets.layers import ValueRange, check_choice, check_positive
+from translate.nets.layers import PublishedSRSpec, check_choice, check_positive
 
 Variant = Literal["srgan", "msrresnet"]
 VARIANTS: tuple[str, ...] = get_args(Variant)
@@ -24,7 +24,7 @@ SRRESNET_UPSCALES = (2, 3, 4)
 
 
 @dataclass(frozen=True)
-class SrresnetSpec:
+class SrresnetSpec(PublishedSRSpec):
     """SRResNet: `n_blocks` residual blocks at input resolution, then pixel-shuffle to `upscale`.
 
     BasicSR's names: base_channels is `num_feat`, n_blocks `num_block`. x4 uses two x2 shuffle
@@ -57,18 +57,6 @@ class SrresnetSpec:
     @property
     def stages(self) -> list[int]:
         return [2, 2] if self.upscale == 4 else [self.upscale]  # pixel-shuffle factor per stage
-
-    @property
-    def size_multiple(self) -> int:
-        return 1
-
-    @property
-    def scale(self) -> int:
-        return self.upscale
-
-    @property
-    def value_range(self) -> ValueRange:
-        return "zero_one"
 
 
 class SrresnetBlock(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.nets.layers import ValueRange, check_choice, check_positive
+from translate.nets.layers import PublishedSRSpec, check_choice, check_positive
 
 Activation = Literal["prelu", "relu", "leaky_relu"]
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
@@ -21,7 +21,7 @@ SRVGG_UPSCALES = (1, 2, 3, 4)
 
 
 @dataclass(frozen=True)
-class SrvggCompactSpec:
+class SrvggCompactSpec(PublishedSRSpec):
     """SRVGGNetCompact: a conv, `n_convs` body convs, a conv to out_channels * upscale**2 channels.
 
     BasicSR's names: base_channels is `num_feat`, n_convs `num_conv`, activation `act_type`
@@ -50,18 +50,6 @@ class SrvggCompactSpec:
                 f"in_channels: must equal out_channels ({self.out_channels}) for srvgg_compact, "
                 f"which adds its upsampled input to the output; got {self.in_channels}"
             )
-
-    @property
-    def size_multiple(self) -> int:
-        return 1
-
-    @property
-    def scale(self) -> int:
-        return self.upscale
-
-    @property
-    def value_range(self) -> ValueRange:
-        return "zero_one"
 
 
 def activation_layer(activation: Activation, channels: int) -> nn.Module:
