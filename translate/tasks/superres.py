@@ -18,7 +18,8 @@ SCALES = (1, 2, 3, 4, 8)
 
 
 def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4, blur_sigma_max: float = 0.0,
-                  noise_std_max: float = 0.0, jpeg_quality_min: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  noise_std_max: float = 0.0, jpeg_quality_min: int = 0, degradation: str = "classic",
+                  usm_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(low-res input (H//s)x(W//s)x3, target (s*(H//s))x(s*(W//s))x3): the photo's top-left part
     that divides by s, so input pixel (i, j) covers target pixels [s*i, s*i + s) exactly.
 
@@ -28,6 +29,10 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
     MATLAB's anti-aliased bicubic used by SR benchmarks is slightly sharper); Gaussian noise with std
     ~ U[0, noise_std_max] on the 0-255 scale; JPEG at quality ~ U{jpeg_quality_min..95}. A zero
     maximum (or jpeg_quality_min = 0) switches that step off.
+
+    degradation "realesrgan" replaces all of that with Real-ESRGAN's second-order model and its
+    published ranges (`translate.data.realesrgan_degradation`). usm_target sharpens the target with
+    Real-ESRGAN's unsharp mask first, and the input is degraded from the sharpened target, as there.
     """
     from translate.data import synth  # training-pair code stays off the conversion path
 
@@ -40,6 +45,16 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
     if height < 1 or width < 1:
         raise ValueError(f"photo: {photo.shape[1]}x{photo.shape[0]} is smaller than the scale factor {scale}")
     target = np.ascontiguousarray(photo[: height * scale, : width * scale])
+    if usm_target:
+        from translate.data.realesrgan_degradation import unsharp_mask
+
+        target = unsharp_mask(target)
+    if degradation == "realesrgan":
+        from translate.data import realesrgan_degradation as realesrgan
+
+        return realesrgan.degrade(target, realesrgan.draw_plan(rng), rng, scale=scale), target
+    if degradation != "classic":
+        raise ValueError(f"degradation: must be classic or realesrgan, got {degradation!r}")
     small = synth.random_blur(target, rng, blur_sigma_max)
     if scale > 1:
         small = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA)
@@ -71,7 +86,8 @@ class Superres(Task):
 
     def pair_maker(self, synth: SynthConfig) -> PairMaker:
         return functools.partial(superres_pair, scale=synth.scale, blur_sigma_max=synth.blur_sigma_max,
-                                 noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min)
+                                 noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min,
+                                 degradation=synth.degradation, usm_target=synth.usm_target)
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bicubic_upscale(net_input, target.shape[0] // net_input.shape[0])
