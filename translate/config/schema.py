@@ -113,6 +113,7 @@ class SynthConfig:
     noise_std_max: float = 0.0  # superres, restore: Gaussian noise std (0-255 scale) drawn from [0, max]
     shot_noise_max: float = 0.0  # restore: Poisson noise of std sqrt(s * value), s drawn from [0, max]
     jpeg_quality_min: int = 0  # superres, restore: JPEG artefacts at quality in [min, 95]; 0 = none
+    downscale: Literal["area", "bicubic"] = "area"  # superres classic: cv2 INTER_AREA or INTER_CUBIC shrinking
     # superres: "classic" = blur, downscale, noise, JPEG with the options above; "realesrgan" = Real-ESRGAN's
     # second-order model with its published ranges (translate.data.realesrgan_degradation; the three
     # options above are not used then).

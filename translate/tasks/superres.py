@@ -15,18 +15,21 @@ if TYPE_CHECKING:
     from translate.config import SynthConfig, TrainConfig
 
 SCALES = (1, 2, 3, 4, 8)
+DOWNSCALES = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
 
 
 def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4, blur_sigma_max: float = 0.0,
-                  noise_std_max: float = 0.0, jpeg_quality_min: int = 0, degradation: str = "classic",
-                  usm_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  noise_std_max: float = 0.0, jpeg_quality_min: int = 0, downscale: str = "area",
+                  degradation: str = "classic", usm_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(low-res input (H//s)x(W//s)x3, target (s*(H//s))x(s*(W//s))x3): the photo's top-left part
     that divides by s, so input pixel (i, j) covers target pixels [s*i, s*i + s) exactly.
 
     Degradation, in order (the classic blur -> downscale -> noise -> compression model):
-    Gaussian blur with sigma ~ U[0, blur_sigma_max] px; downscale by s with INTER_AREA (an s x s box
-    average for integer s: anti-aliased, unlike cv2's INTER_CUBIC, which only samples when shrinking;
-    MATLAB's anti-aliased bicubic used by SR benchmarks is slightly sharper); Gaussian noise with std
+    Gaussian blur with sigma ~ U[0, blur_sigma_max] px; downscale by s, with downscale "area" by
+    INTER_AREA (an s x s box average for integer s: anti-aliased; MATLAB's anti-aliased bicubic used
+    by SR benchmarks is slightly sharper) or with "bicubic" by cv2's INTER_CUBIC (no anti-aliasing
+    when shrinking: each output pixel weighs the 4 x 4 source pixels around its centre, so inputs keep
+    more detail and some aliasing; how `cv2.resize` users make small images); Gaussian noise with std
     ~ U[0, noise_std_max] on the 0-255 scale; JPEG at quality ~ U{jpeg_quality_min..95}. A zero
     maximum (or jpeg_quality_min = 0) switches that step off.
 
@@ -55,9 +58,11 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
         return realesrgan.degrade(target, realesrgan.draw_plan(rng), rng, scale=scale), target
     if degradation != "classic":
         raise ValueError(f"degradation: must be classic or realesrgan, got {degradation!r}")
+    if downscale not in DOWNSCALES:
+        raise ValueError(f"downscale: must be one of {', '.join(DOWNSCALES)}, got {downscale!r}")
     small = synth.random_blur(target, rng, blur_sigma_max)
     if scale > 1:
-        small = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(small, (width, height), interpolation=DOWNSCALES[downscale])
     small = synth.random_gaussian_noise(small, rng, noise_std_max)
     small = synth.random_jpeg(small, rng, jpeg_quality_min)
     return np.ascontiguousarray(small), target
@@ -87,7 +92,8 @@ class Superres(Task):
     def pair_maker(self, synth: SynthConfig) -> PairMaker:
         return functools.partial(superres_pair, scale=synth.scale, blur_sigma_max=synth.blur_sigma_max,
                                  noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min,
-                                 degradation=synth.degradation, usm_target=synth.usm_target)
+                                 downscale=synth.downscale, degradation=synth.degradation,
+                                 usm_target=synth.usm_target)
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bicubic_upscale(net_input, target.shape[0] // net_input.shape[0])
