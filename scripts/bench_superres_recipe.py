@@ -7,9 +7,11 @@ Writes the nine scikit-image photos that `translate demo` uses, then runs the us
     translate convert RUN LOWRES OUT
 
 LOWRES holds the held-out photos (prepare's seeded val and test splits: never trained on), each
-downscaled x4 with OpenCV bicubic (cv2.INTER_CUBIC); OUT is scored against the photo, and so is
-the bicubic upscale of the same input (cv2.INTER_CUBIC, `translate eval`'s superres baseline).
-Prints PSNR per photo, ours vs bicubic, and the mean margin.
+downscaled x4 with anti-aliased bicubic (Pillow's; MATLAB's imresize, with which SR benchmarks make
+their inputs, computes the same); OUT is scored against the photo, and so is the bicubic upscale of
+the same input (cv2.INTER_CUBIC, `translate eval`'s superres baseline). Prints PSNR per photo, ours
+vs bicubic, and the mean margin; then the same for inputs shrunk with cv2.INTER_CUBIC, which does
+not anti-alias (a different input than the recipe trains on: shown for robustness).
 
     python scripts/bench_superres_recipe.py                       # fresh temporary folder
     python scripts/bench_superres_recipe.py --work /tmp/sr --set optim.lr_g=1e-3   # try a change
@@ -40,27 +42,23 @@ def _write_photos(folder: Path) -> None:
         write_image(folder / f"{name}.png", bundled_photo(name))
 
 
-def _write_lowres(data: Path, lowres: Path) -> list[tuple[str, Path]]:
-    """Held-out photos (val and test splits) downscaled x4 with cv2 bicubic; (split, photo) each."""
-    import cv2
-
+def _write_lowres(held_out: list[tuple[str, Path]], lowres: Path, mode: str) -> None:
+    """Each held-out photo downscaled x4 by `mode` (translate.tasks.superres.shrink) into `lowres`."""
     from translate.data.images import read_image, write_image
+    from translate.tasks.superres import shrink
 
-    held_out = [(split, path) for split in ("val", "test") for path in sorted((data / split / "B").glob("*.png"))]
     for _, path in held_out:
         photo = read_image(path)
-        size = (photo.shape[1] // SCALE, photo.shape[0] // SCALE)
-        write_image(lowres / path.name, cv2.resize(photo, size, interpolation=cv2.INTER_CUBIC))
-    return held_out
+        write_image(lowres / path.name, shrink(photo, photo.shape[0] // SCALE, photo.shape[1] // SCALE, mode))
 
 
-def _score(held_out: list[tuple[str, Path]], lowres: Path, out: Path) -> float:
+def _score(held_out: list[tuple[str, Path]], lowres: Path, out: Path, title: str) -> float:
     from translate.data.images import read_image
     from translate.metrics import psnr
     from translate.tasks.superres import bicubic_upscale
 
     margins = []
-    print(f"\n{'photo':<24}{'split':<7}{'ours dB':>9}{'bicubic dB':>12}{'margin':>9}")
+    print(f"\n{title}\n{'photo':<24}{'split':<7}{'ours dB':>9}{'bicubic dB':>12}{'margin':>9}")
     for split, path in held_out:
         photo = read_image(path)
         ours = read_image(out / path.name)
@@ -82,7 +80,7 @@ def main() -> None:
                         help="extra `train --set` overrides, to try a change to the recipe")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_superres_"))
-    photos, data, run, lowres, out = (work / name for name in ("photos", "data", "run", "lowres", "out"))
+    photos, data, run = work / "photos", work / "data", work / "run"
     _write_photos(photos)
     _translate("prepare", "superres", str(photos), str(data), "--scale", str(SCALE))
     start = time.perf_counter()
@@ -90,10 +88,15 @@ def main() -> None:
     _translate("train", "pix2pix", "--task", "superres", "--data", str(data), "--out", str(run),
                "--max-steps", str(args.steps), *extra)
     train_s = time.perf_counter() - start
-    held_out = _write_lowres(data, lowres)
-    _translate("convert", str(run), str(lowres), str(out))
+    held_out = [(split, path) for split in ("val", "test") for path in sorted((data / split / "B").glob("*.png"))]
+    titles = {"bicubic": "inputs: anti-aliased bicubic x4 downscale (Pillow; the recipe's and SR benchmarks')",
+              "cv2_cubic": "inputs: cv2.INTER_CUBIC x4 downscale (aliased; not what the recipe trains on)"}
+    for mode in titles:
+        _write_lowres(held_out, work / f"lowres_{mode}", mode)
+        _translate("convert", str(run), str(work / f"lowres_{mode}"), str(work / f"out_{mode}"))
     print(f"training: {train_s:.0f} s for {args.steps} steps; work folder: {work}")
-    _score(held_out, lowres, out)
+    for mode, title in titles.items():
+        _score(held_out, work / f"lowres_{mode}", work / f"out_{mode}", title)
 
 
 if __name__ == "__main__":

@@ -113,7 +113,9 @@ class SynthConfig:
     noise_std_max: float = 0.0  # superres, restore: Gaussian noise std (0-255 scale) drawn from [0, max]
     shot_noise_max: float = 0.0  # restore: Poisson noise of std sqrt(s * value), s drawn from [0, max]
     jpeg_quality_min: int = 0  # superres, restore: JPEG artefacts at quality in [min, 95]; 0 = none
-    downscale: Literal["area", "bicubic"] = "area"  # superres classic: cv2 INTER_AREA or INTER_CUBIC shrinking
+    # superres classic: how inputs are shrunk (translate.tasks.superres.shrink): "area" box average,
+    # "bicubic" anti-aliased bicubic (Pillow/MATLAB, the SR benchmarks'), "cv2_cubic" cv2 INTER_CUBIC
+    downscale: Literal["area", "bicubic", "cv2_cubic"] = "area"
     # superres: "classic" = blur, downscale, noise, JPEG with the options above; "realesrgan" = Real-ESRGAN's
     # second-order model with its published ranges (translate.data.realesrgan_degradation; the three
     # options above are not used then).

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from translate.config import SynthConfig, TrainConfig
 
 SCALES = (1, 2, 3, 4, 8)
-DOWNSCALES = {"area": cv2.INTER_AREA, "bicubic": cv2.INTER_CUBIC}
+DOWNSCALES = ("area", "bicubic", "cv2_cubic")
 
 
 def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4, blur_sigma_max: float = 0.0,
@@ -25,13 +25,9 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
     that divides by s, so input pixel (i, j) covers target pixels [s*i, s*i + s) exactly.
 
     Degradation, in order (the classic blur -> downscale -> noise -> compression model):
-    Gaussian blur with sigma ~ U[0, blur_sigma_max] px; downscale by s, with downscale "area" by
-    INTER_AREA (an s x s box average for integer s: anti-aliased; MATLAB's anti-aliased bicubic used
-    by SR benchmarks is slightly sharper) or with "bicubic" by cv2's INTER_CUBIC (no anti-aliasing
-    when shrinking: each output pixel weighs the 4 x 4 source pixels around its centre, so inputs keep
-    more detail and some aliasing; how `cv2.resize` users make small images); Gaussian noise with std
-    ~ U[0, noise_std_max] on the 0-255 scale; JPEG at quality ~ U{jpeg_quality_min..95}. A zero
-    maximum (or jpeg_quality_min = 0) switches that step off.
+    Gaussian blur with sigma ~ U[0, blur_sigma_max] px; downscale by s as `downscale` says (see
+    `shrink`); Gaussian noise with std ~ U[0, noise_std_max] on the 0-255 scale; JPEG at quality
+    ~ U{jpeg_quality_min..95}. A zero maximum (or jpeg_quality_min = 0) switches that step off.
 
     degradation "realesrgan" replaces all of that with Real-ESRGAN's second-order model and its
     published ranges (`translate.data.realesrgan_degradation`). usm_target sharpens the target with
@@ -60,12 +56,27 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
         raise ValueError(f"degradation: must be classic or realesrgan, got {degradation!r}")
     if downscale not in DOWNSCALES:
         raise ValueError(f"downscale: must be one of {', '.join(DOWNSCALES)}, got {downscale!r}")
-    small = synth.random_blur(target, rng, blur_sigma_max)
-    if scale > 1:
-        small = cv2.resize(small, (width, height), interpolation=DOWNSCALES[downscale])
+    small = shrink(synth.random_blur(target, rng, blur_sigma_max), height, width, downscale)
     small = synth.random_gaussian_noise(small, rng, noise_std_max)
     small = synth.random_jpeg(small, rng, jpeg_quality_min)
     return np.ascontiguousarray(small), target
+
+
+def shrink(image: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """HxWx3 uint8 -> height x width, by `mode`:
+    "area": cv2 INTER_AREA, an s x s box average for integer s;
+    "bicubic": anti-aliased bicubic (Pillow's, the kernel widened by s; MATLAB's imresize, with which
+    SR benchmarks make their low-resolution images, computes the same);
+    "cv2_cubic": cv2 INTER_CUBIC, which does not widen the kernel when shrinking: each output pixel
+    weighs only the 4 x 4 source pixels around its centre, so small images keep aliasing.
+    """
+    if (height, width) == image.shape[:2]:
+        return image
+    if mode == "bicubic":
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if mode == "area" else cv2.INTER_CUBIC)
 
 
 def bicubic_upscale(small: np.ndarray, scale: int) -> np.ndarray:
