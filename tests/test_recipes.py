@@ -101,7 +101,7 @@ def test_unknown_task_lists_the_tasks():
 
 
 def test_superres_recipe_is_fidelity_first_on_bicubic_inputs_in_600_steps(photo):
-    """The default x4 recipe whose margin over bicubic the README states: L1 only, inputs shrunk the
+    """The default x4 recipe whose margin over bicubic the README states: pixel MSE only, inputs shrunk the
     way the measurement shrinks photos (anti-aliased bicubic, as Pillow and SR benchmarks do), and the
     README's `--max-steps 600` is its whole schedule in six 100-step epochs (3 at the full rate, 3
     decaying), not a hundred 1-step ones."""
@@ -111,7 +111,8 @@ def test_superres_recipe_is_fidelity_first_on_bicubic_inputs_in_600_steps(photo)
     from translate.training import lr_factor
 
     config = resolve_config("pix2pix", task="superres", assignments=["runtime.max_steps=600"])
-    assert config.pix2pix.lambda_gan == 0
+    p = config.pix2pix
+    assert p.lambda_gan == 0 and p.lambda_perceptual == 0 and p.lambda_mse > 0  # PSNR's own loss, nothing else
     target = photo("astronaut", 128)
     net_input, same_target = get_task("superres").pair_maker(config.synth)(target, np.random.default_rng(0))
     assert np.array_equal(net_input, np.asarray(Image.fromarray(target).resize((32, 32), Image.Resampling.BICUBIC)))
