@@ -57,3 +57,17 @@ def test_loss_terms_match_a_hand_computation(photo, loss, discriminator):
     torch.testing.assert_close(g_losses["G_L1"], hand_l1)
     torch.testing.assert_close(g_losses["G_gan"], hand_g)
     torch.testing.assert_close(d_losses["D"], hand_d)
+
+
+def test_mse_term_is_the_mean_squared_error_and_fidelity_runs_build_no_discriminator(photo):
+    torch.manual_seed(0)
+    config = TrainConfig(generator=preset("unet_128", num_downs=5, base_channels=4),
+                         pix2pix=Pix2PixConfig(lambda_l1=0.0, lambda_mse=3.0, lambda_gan=0.0),
+                         data=DataConfig(load_size=96, crop_size=96))
+    method = Pix2Pix(config)
+    assert set(method.nets) == {"g_ab"}
+    batch = {"a": image_to_tensor(photo("astronaut", 96))[None], "b": image_to_tensor(photo("coffee", 96))[None]}
+    out = method(batch)
+    losses = method.generator_losses(out)
+    assert set(losses) == {"G_L1", "G_MSE"} and losses["G_L1"] == 0
+    torch.testing.assert_close(losses["G_MSE"], 3.0 * ((out["fake_b"] - batch["b"]) ** 2).mean())

@@ -18,7 +18,7 @@ from translate.tasks.colorize import lab_split, lab_to_rgb
 from translate.tasks.inpaint import HOLE_FILL, mask_from_alpha, masked_input, random_mask
 from translate.tasks.restore import restore_pair
 from translate.tasks.sketch import canny_lines, sketch_pair, xdog_lines
-from translate.tasks.superres import bicubic_upscale, superres_pair
+from translate.tasks.superres import DOWNSCALES, bicubic_upscale, superres_pair
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # Every degradation switched on, so superres and restore pairs depend on all of their options.
@@ -237,6 +237,16 @@ def test_superres_degradations_stay_close_to_the_clean_input(photo):
         assert 0 < np.abs(small.astype(int) - clean).mean() < 12
 
 
+def test_superres_shrinks_anti_alias_except_cv2_cubic():
+    """Stripes of a 3 px period are detail far above the x4 input's Nyquist frequency (8 px): the
+    anti-aliased bicubic shrink all but removes them, the box average leaves some, and cv2 INTER_CUBIC
+    (its 4-tap kernel not widened for shrinking) folds them into a strong false pattern."""
+    stripes = np.rint(127.5 + 127.5 * np.cos(2 * np.pi * np.arange(96) / 3)).astype(np.uint8)
+    image = np.ascontiguousarray(np.broadcast_to(stripes[None, :, None], (96, 96, 3)))
+    spread = {mode: superres_pair(image, np.random.default_rng(0), downscale=mode)[0].std() for mode in DOWNSCALES}
+    assert spread["bicubic"] < 5 < spread["area"] < 40 < spread["cv2_cubic"]
+
+
 def test_superres_rejects_bad_options(photo):
     image = photo("coffee", 32)
     rng = np.random.default_rng(0)
@@ -246,6 +256,8 @@ def test_superres_rejects_bad_options(photo):
         superres_pair(image, rng, scale=5)
     with pytest.raises(ValueError, match="smaller than the scale"):
         superres_pair(image[:3], rng, scale=4)
+    with pytest.raises(ValueError, match="downscale"):
+        superres_pair(image, rng, downscale="lanczos")
 
 
 def test_bicubic_upscale_is_the_baseline(photo):

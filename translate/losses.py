@@ -76,6 +76,14 @@ def l1_loss(fake: Tensor, target: Tensor, *, weight: float = 1.0) -> Tensor:
     return weight * F.l1_loss(fake.float(), target.float())
 
 
+def mse_loss(fake: Tensor, target: Tensor, *, weight: float = 1.0) -> Tensor:
+    """lambda * E[(y - G(x))^2]: the pixel loss that maximises PSNR = 10 log10(MAX^2 / MSE) directly
+    (SRCNN, VDSR and SRGAN's SRResNet train with it). Its gradient grows with the error, so the
+    predictable large errors (edges) dominate; L1's sign gradient weighs every pixel alike and, on
+    noisy or textured photos, mostly averages out."""
+    return weight * F.mse_loss(fake.float(), target.float())
+
+
 def gradient_penalty(discriminator: Callable[[Tensor], Preds], real: Tensor, fake: Tensor, *,
                      weight: float = 10.0) -> Tensor:
     """lambda * E[(||grad_x D(x_hat)||_2 - 1)^2] with x_hat = eps*real + (1-eps)*fake

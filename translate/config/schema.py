@@ -68,6 +68,9 @@ class Pix2PixConfig:
     lambda_gan: float = 1.0
     # Weight of the VGG19 perceptual loss (settings in `perceptual`); 0 = off, VGG19 is not loaded.
     lambda_perceptual: float = 0.0
+    # Weight of a pixel MSE term (on [-1, 1] images; 0 = off): PSNR's own loss, which trains a
+    # fidelity model far faster than L1 on textured photos (the superres recipe uses it alone).
+    lambda_mse: float = 0.0
     # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
     conditional: bool = True
 
@@ -113,6 +116,14 @@ class SynthConfig:
     noise_std_max: float = 0.0  # superres, restore: Gaussian noise std (0-255 scale) drawn from [0, max]
     shot_noise_max: float = 0.0  # restore: Poisson noise of std sqrt(s * value), s drawn from [0, max]
     jpeg_quality_min: int = 0  # superres, restore: JPEG artefacts at quality in [min, 95]; 0 = none
+    # superres classic: how inputs are shrunk (translate.tasks.superres.shrink): "area" box average,
+    # "bicubic" anti-aliased bicubic (Pillow/MATLAB, the SR benchmarks'), "cv2_cubic" cv2 INTER_CUBIC
+    downscale: Literal["area", "bicubic", "cv2_cubic"] = "area"
+    # superres: "classic" = blur, downscale, noise, JPEG with the options above; "realesrgan" = Real-ESRGAN's
+    # second-order model with its published ranges (translate.data.realesrgan_degradation; the three
+    # options above are not used then).
+    degradation: Literal["classic", "realesrgan"] = "classic"
+    usm_target: bool = False  # superres: unsharp-masked targets (Real-ESRGAN); inputs are made from them
     sketch_style: Literal["canny", "xdog", "mixed"] = "mixed"
     line_thickness: int = 1  # sketch: line width in pixels
     hole_area_min: float = 0.05  # inpaint: share of the image covered by holes
@@ -279,6 +290,7 @@ def _check_ranges(c: TrainConfig) -> None:
         ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
         ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
         ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),
+        ("pix2pix.lambda_mse", p.lambda_mse, math.isfinite(p.lambda_mse) and p.lambda_mse >= 0, weight),
         ("pix2pix.lambda_perceptual", p.lambda_perceptual,
          math.isfinite(p.lambda_perceptual) and p.lambda_perceptual >= 0, weight),
         ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0 = off)"),

@@ -57,7 +57,11 @@ def random_jpeg(image: np.ndarray, rng: np.random.Generator, quality_min: int) -
     """HxWx3 RGB through JPEG at quality ~ U{quality_min..95} (block and ringing artefacts)."""
     if quality_min <= 0:
         return image
-    quality = int(rng.integers(quality_min, 96))
+    return jpeg(image, int(rng.integers(quality_min, 96)))
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """HxWx3 uint8 RGB through OpenCV's JPEG encoder and decoder at `quality` (1-100)."""
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("synth: OpenCV could not JPEG-encode the degraded image")

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from translate.config import TrainConfig
 from translate.errors import WeightsError
-from translate.losses import l1_loss, relativistic_gan_loss
+from translate.losses import l1_loss, mse_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
 
 
@@ -96,6 +96,8 @@ class Pix2Pix(GanMethod):
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         p = self.config.pix2pix
         losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=p.lambda_l1)}
+        if p.lambda_mse > 0:
+            losses["G_MSE"] = mse_loss(out["fake_b"], out["real_b"], weight=p.lambda_mse)
         if self.perceptual is not None:
             losses["G_perceptual"] = p.lambda_perceptual * self.perceptual(out["fake_b"], out["real_b"])
         if self.discriminator_names:

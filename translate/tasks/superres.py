@@ -15,19 +15,23 @@ if TYPE_CHECKING:
     from translate.config import SynthConfig, TrainConfig
 
 SCALES = (1, 2, 3, 4, 8)
+DOWNSCALES = ("area", "bicubic", "cv2_cubic")
 
 
 def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4, blur_sigma_max: float = 0.0,
-                  noise_std_max: float = 0.0, jpeg_quality_min: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                  noise_std_max: float = 0.0, jpeg_quality_min: int = 0, downscale: str = "area",
+                  degradation: str = "classic", usm_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(low-res input (H//s)x(W//s)x3, target (s*(H//s))x(s*(W//s))x3): the photo's top-left part
     that divides by s, so input pixel (i, j) covers target pixels [s*i, s*i + s) exactly.
 
     Degradation, in order (the classic blur -> downscale -> noise -> compression model):
-    Gaussian blur with sigma ~ U[0, blur_sigma_max] px; downscale by s with INTER_AREA (an s x s box
-    average for integer s: anti-aliased, unlike cv2's INTER_CUBIC, which only samples when shrinking;
-    MATLAB's anti-aliased bicubic used by SR benchmarks is slightly sharper); Gaussian noise with std
-    ~ U[0, noise_std_max] on the 0-255 scale; JPEG at quality ~ U{jpeg_quality_min..95}. A zero
-    maximum (or jpeg_quality_min = 0) switches that step off.
+    Gaussian blur with sigma ~ U[0, blur_sigma_max] px; downscale by s as `downscale` says (see
+    `shrink`); Gaussian noise with std ~ U[0, noise_std_max] on the 0-255 scale; JPEG at quality
+    ~ U{jpeg_quality_min..95}. A zero maximum (or jpeg_quality_min = 0) switches that step off.
+
+    degradation "realesrgan" replaces all of that with Real-ESRGAN's second-order model and its
+    published ranges (`translate.data.realesrgan_degradation`). usm_target sharpens the target with
+    Real-ESRGAN's unsharp mask first, and the input is degraded from the sharpened target, as there.
     """
     from translate.data import synth  # training-pair code stays off the conversion path
 
@@ -40,12 +44,39 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
     if height < 1 or width < 1:
         raise ValueError(f"photo: {photo.shape[1]}x{photo.shape[0]} is smaller than the scale factor {scale}")
     target = np.ascontiguousarray(photo[: height * scale, : width * scale])
-    small = synth.random_blur(target, rng, blur_sigma_max)
-    if scale > 1:
-        small = cv2.resize(small, (width, height), interpolation=cv2.INTER_AREA)
+    if usm_target:
+        from translate.data.realesrgan_degradation import unsharp_mask
+
+        target = unsharp_mask(target)
+    if degradation == "realesrgan":
+        from translate.data import realesrgan_degradation as realesrgan
+
+        return realesrgan.degrade(target, realesrgan.draw_plan(rng), rng, scale=scale), target
+    if degradation != "classic":
+        raise ValueError(f"degradation: must be classic or realesrgan, got {degradation!r}")
+    if downscale not in DOWNSCALES:
+        raise ValueError(f"downscale: must be one of {', '.join(DOWNSCALES)}, got {downscale!r}")
+    small = shrink(synth.random_blur(target, rng, blur_sigma_max), height, width, downscale)
     small = synth.random_gaussian_noise(small, rng, noise_std_max)
     small = synth.random_jpeg(small, rng, jpeg_quality_min)
     return np.ascontiguousarray(small), target
+
+
+def shrink(image: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
+    """HxWx3 uint8 -> height x width, by `mode`:
+    "area": cv2 INTER_AREA, an s x s box average for integer s;
+    "bicubic": anti-aliased bicubic (Pillow's, the kernel widened by s; MATLAB's imresize, with which
+    SR benchmarks make their low-resolution images, computes the same);
+    "cv2_cubic": cv2 INTER_CUBIC, which does not widen the kernel when shrinking: each output pixel
+    weighs only the 4 x 4 source pixels around its centre, so small images keep aliasing.
+    """
+    if (height, width) == image.shape[:2]:
+        return image
+    if mode == "bicubic":
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if mode == "area" else cv2.INTER_CUBIC)
 
 
 def bicubic_upscale(small: np.ndarray, scale: int) -> np.ndarray:
@@ -71,7 +102,9 @@ class Superres(Task):
 
     def pair_maker(self, synth: SynthConfig) -> PairMaker:
         return functools.partial(superres_pair, scale=synth.scale, blur_sigma_max=synth.blur_sigma_max,
-                                 noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min)
+                                 noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min,
+                                 downscale=synth.downscale, degradation=synth.degradation,
+                                 usm_target=synth.usm_target)
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bicubic_upscale(net_input, target.shape[0] // net_input.shape[0])
