@@ -85,6 +85,19 @@ class PerceptualConfig:
 
 
 @dataclass
+class InpaintConfig:
+    """Losses of a task whose net fills holes (inpaint): the pixels the input gives are copied at
+    conversion, so training concentrates on the ones the net invents."""
+    # Hole-weighted L1 (Liu et al. 2018: L_hole x 6 + L_valid x 1), times pix2pix.lambda_l1.
+    hole_l1_weight: float = 6.0
+    known_l1_weight: float = 1.0
+    # D judges the filled image (known pixels pasted back) with the mask in its condition; its fake
+    # label covers the holes only and G's adversarial term counts the holes only (LaMa's
+    # mask_as_fake_target). false: the plain pix2pix GAN on the raw output.
+    mask_discriminator: bool = True
+
+
+@dataclass
 class CycleGANConfig:
     lambda_a: float = 10.0  # cycle weight for A -> B -> A
     lambda_b: float = 10.0  # cycle weight for B -> A -> B
@@ -140,6 +153,7 @@ class TrainConfig:
     pix2pix: Pix2PixConfig = field(default_factory=Pix2PixConfig)
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -261,6 +275,10 @@ def _check_ranges(c: TrainConfig) -> None:
         ("pix2pix.lambda_perceptual", p.lambda_perceptual,
          math.isfinite(p.lambda_perceptual) and p.lambda_perceptual >= 0, weight),
         ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0 = off)"),
+        ("inpaint.hole_l1_weight", c.inpaint.hole_l1_weight,
+         math.isfinite(c.inpaint.hole_l1_weight) and c.inpaint.hole_l1_weight >= 0, weight),
+        ("inpaint.known_l1_weight", c.inpaint.known_l1_weight,
+         math.isfinite(c.inpaint.known_l1_weight) and c.inpaint.known_l1_weight >= 0, weight),
         ("cyclegan.lambda_a", cg.lambda_a, math.isfinite(cg.lambda_a) and cg.lambda_a >= 0, weight),
         ("cyclegan.lambda_b", cg.lambda_b, math.isfinite(cg.lambda_b) and cg.lambda_b >= 0, weight),
         ("cyclegan.lambda_identity", cg.lambda_identity,

@@ -134,6 +134,10 @@ class GanMethod(nn.Module, abc.ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def discriminator_input(self, x: Tensor) -> Tensor:
+        """What a discriminator is shown of image batch `x`, in both players' steps."""
+        return x
+
     def _gan(self, pred: Any, *, is_real: bool, for_discriminator: bool) -> Tensor:
         gan = self.config.gan
         return gan_loss(pred, is_real=is_real, mode=gan.loss, for_discriminator=for_discriminator,
@@ -144,7 +148,7 @@ class GanMethod(nn.Module, abc.ABC):
         (pix2pix §3.3, CycleGAN §4), plus the gradient penalty for WGAN-GP; the relativistic loss
         (ragan) judges real and fake against each other instead."""
         d = self.replica(name)
-        fake = fake.detach()
+        real, fake = self.discriminator_input(real), self.discriminator_input(fake.detach())
         if self.config.gan.loss == "ragan":  # already the mean of its real and fake terms
             return {label: relativistic_gan_loss(d(real), d(fake), for_discriminator=True)}
         loss = 0.5 * (self._gan(d(real), is_real=True, for_discriminator=True)
