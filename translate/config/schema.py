@@ -70,6 +70,10 @@ class Pix2PixConfig:
     lambda_perceptual: float = 0.0
     # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
     conditional: bool = True
+    # Steps over which the adversarial weight rises linearly from 0 to lambda_gan (0 = full weight
+    # from the start): the pixel loss first settles the content (for colorization: grey where the
+    # net is unsure), then the GAN term adds colour and texture to a generator worth judging.
+    gan_ramp_steps: int = 0
 
 
 @dataclass
@@ -272,6 +276,7 @@ def _check_ranges(c: TrainConfig) -> None:
         ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
         ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
         ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),
+        ("pix2pix.gan_ramp_steps", p.gan_ramp_steps, p.gan_ramp_steps >= 0, "0 or more (0 = no ramp)"),
         ("pix2pix.lambda_perceptual", p.lambda_perceptual,
          math.isfinite(p.lambda_perceptual) and p.lambda_perceptual >= 0, weight),
         ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0 = off)"),

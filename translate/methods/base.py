@@ -41,6 +41,9 @@ class GanMethod(nn.Module, abc.ABC):
     # The two optimiser updates of a step, in order. pix2pix and CycleGAN update G, then D on the
     # same (detached) fakes, as the papers' code does; a method such as CUT updates D first.
     update_order: tuple[str, ...] = ("generator", "discriminator")
+    # Where the run is, for loss terms on a schedule (translate.schedules); the loop sets both.
+    step: int = 0
+    total_steps: int = 0
 
     def __init__(self, config: TrainConfig, specs: dict[str, Any]) -> None:
         super().__init__()

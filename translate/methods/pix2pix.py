@@ -16,6 +16,7 @@ from translate.config import TrainConfig
 from translate.errors import WeightsError
 from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
+from translate.schedules import ramp_in
 
 
 class Pix2Pix(GanMethod):
@@ -131,7 +132,7 @@ class Pix2Pix(GanMethod):
                 gan = relativistic_gan_loss(pred_real, pred_fake, for_discriminator=False)
             else:
                 gan = self._gan(pred_fake, is_real=True, for_discriminator=False)
-            losses["G_gan"] = p.lambda_gan * gan
+            losses["G_gan"] = p.lambda_gan * ramp_in(self.step, p.gan_ramp_steps) * gan
         return losses
 
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
