@@ -58,6 +58,14 @@ class GanConfig:
     loss: GanLoss = "vanilla"
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
     gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (Gulrajani et al. 2017)
+    # Instance noise (Sonderby et al. 2017, section 3.1; Arjovsky & Bottou 2017): Gaussian noise of this
+    # std (image units, [-1, 1] range) added to everything D is shown, real and fake, in both players'
+    # steps, annealed linearly to 0 over instance_noise_steps (0 = over the whole run). 0 = off.
+    # It blurs the two distributions into overlap, so D cannot separate them perfectly and G's
+    # gradients stay informative: it helps when D wins early (D loss near 0, G's GAN loss climbing,
+    # samples collapsing), typical of small datasets; it costs nothing once annealed away.
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
 
 
 @dataclass
@@ -273,6 +281,10 @@ def _check_ranges(c: TrainConfig) -> None:
         ("generator.out_channels", g.out_channels, 1 <= g.out_channels <= 4, "1 to 4 (image channels)"),
         ("init_gain", c.init_gain, math.isfinite(c.init_gain) and c.init_gain > 0, rate),
         ("gan.label_smoothing", c.gan.label_smoothing, 0 <= c.gan.label_smoothing < 0.5, "in [0, 0.5)"),
+        ("gan.instance_noise", c.gan.instance_noise,
+         math.isfinite(c.gan.instance_noise) and c.gan.instance_noise >= 0, f"{weight} (0 = off)"),
+        ("gan.instance_noise_steps", c.gan.instance_noise_steps, c.gan.instance_noise_steps >= 0,
+         "0 or more (0 = the whole run)"),
         ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
         ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
         ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),

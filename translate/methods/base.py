@@ -10,6 +10,7 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -17,6 +18,7 @@ from translate import metrics
 from translate.config import TrainConfig
 from translate.losses import gan_loss, gradient_penalty, relativistic_gan_loss
 from translate.nets import build_net, init_weights, spec_to_dict
+from translate.schedules import anneal
 
 
 def image_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
@@ -138,8 +140,17 @@ class GanMethod(nn.Module, abc.ABC):
         pass
 
     def discriminator_input(self, x: Tensor) -> Tensor:
-        """What a discriminator is shown of image batch `x`, in both players' steps."""
-        return x
+        """What a discriminator is shown of image batch `x`, in both players' steps: `x` plus the
+        annealed instance noise of gan.instance_noise (see GanConfig), drawn afresh per call."""
+        std = self.instance_noise_std()
+        return x + std * torch.randn_like(x) if std > 0 else x
+
+    def instance_noise_std(self) -> float:
+        """gan.instance_noise annealed linearly to 0 over gan.instance_noise_steps (0: the whole run)."""
+        gan = self.config.gan
+        if gan.instance_noise <= 0:
+            return 0.0
+        return gan.instance_noise * anneal(self.step, gan.instance_noise_steps or self.total_steps)
 
     def _gan(self, pred: Any, *, is_real: bool, for_discriminator: bool) -> Tensor:
         gan = self.config.gan
