@@ -2,7 +2,6 @@
 discriminator, the losses count the holes, and the loop trains the gated-convolution net."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
