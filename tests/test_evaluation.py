@@ -198,3 +198,17 @@ def test_learned_metrics_skip_when_weights_are_missing(tmp_path, photo, monkeypa
     assert "alexnet: weights not found" in report.skipped_metrics["lpips"]
     assert "translate weights fetch alexnet" in report.skipped_metrics["lpips"]
     assert "model_lpips" not in report.rows[0]
+
+
+def test_colorize_reports_colourfulness_next_to_psnr_so_grey_cannot_win_unnoticed(tmp_path, photo):
+    from translate.metrics import colourfulness
+
+    target = np.ascontiguousarray(photo("coffee", 48))
+    pairs = _write_pair(tmp_path, lab_split(target)[0], target)
+    report = evaluate(lambda x: x, pairs, tmp_path / "eval", task="colorize")  # a perfect model
+    row = report.rows[0]
+    assert row["model_colourfulness"] == pytest.approx(colourfulness(target)) == row["target_colourfulness"]
+    assert row["baseline_colourfulness"] == 0.0  # the grey photo
+    summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert summary["mean"]["baseline_colourfulness"] == 0.0 and summary["mean"]["model_colourfulness"] > 10
+    assert "model_colourfulness" in (tmp_path / "eval" / "index.html").read_text()

@@ -78,3 +78,36 @@ def test_gradient_penalty_is_differentiable_wrt_critic():
     gp = gradient_penalty(lambda x: [conv(x)], torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8))
     gp.backward()
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+
+
+def test_hole_weighted_l1_by_hand():
+    from translate.losses import hole_weighted_l1
+
+    fake = torch.tensor([[[[0.5, -0.5], [1.0, 0.0]]]])
+    target = torch.tensor([[[[0.0, 0.0], [0.0, 0.0]]]])
+    hole = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
+    # |d| = 0.5, 0.5, 1, 0 weighted 6, 1, 1, 6 -> (3 + 0.5 + 1 + 0) / 4
+    assert hole_weighted_l1(fake, target, hole, hole_weight=6, known_weight=1).item() == pytest.approx(4.5 / 4)
+    assert hole_weighted_l1(fake, target, hole, hole_weight=1, known_weight=1).item() == pytest.approx(2.0 / 4)
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "lsgan"])
+def test_masked_gan_loss_labels_holes_fake_and_known_patches_real(mode):
+    from translate.losses import masked_gan_loss
+
+    hole = torch.zeros(1, 1, 4, 4)
+    hole[0, 0, :2, :2] = 1.0  # top-left patch all hole
+    hole[0, 0, 0, 2] = hole[0, 0, 1, 3] = 1.0  # top-right patch half hole
+    hole[0, 0, 3, 3] = 1.0  # bottom-right patch a quarter
+    shares = [1.0, 0.5, 0.0, 0.25]  # per 2x2 patch, row by row
+    pred = torch.tensor([[[[2.0, -1.0], [0.0, 0.5]]]])
+    x = [2.0, -1.0, 0.0, 0.5]
+    if mode == "vanilla":  # BCE(x, y) = y softplus(-x) + (1 - y) softplus(x)
+        loss = lambda v, y: y * _softplus(-v) + (1 - y) * _softplus(v)  # noqa: E731
+    else:
+        loss = lambda v, y: (v - y) ** 2  # noqa: E731
+    d = sum(loss(v, 1 - h) for v, h in zip(x, shares)) / 4
+    g = sum(h * loss(v, 1.0) for v, h in zip(x, shares)) / sum(shares)
+    assert masked_gan_loss(pred, hole, mode=mode, for_discriminator=True).item() == pytest.approx(d, rel=1e-6)
+    assert masked_gan_loss(pred, hole, mode=mode, for_discriminator=False).item() == pytest.approx(g, rel=1e-6)
+    assert masked_gan_loss(pred, torch.zeros_like(hole), mode=mode, for_discriminator=False).item() == 0.0

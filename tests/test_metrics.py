@@ -243,3 +243,26 @@ def test_a_missing_library_is_one_line_saying_how_to_install(monkeypatch, metric
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "torch_fidelity" else object())
     assert why_unavailable("kid", MetricWeights()) == \
         "the torch-fidelity package is not installed (pip install 'translate[metrics]')"
+
+
+def test_colourfulness_is_hasler_and_suesstrunks_equation():
+    from translate.metrics import colourfulness
+
+    # Two pixels: pure red (255, 0, 0) and grey (100, 100, 100).
+    image = np.array([[[255, 0, 0], [100, 100, 100]]], np.uint8)
+    rg, yb = [255.0, 0.0], [127.5, 0.0]  # R - G; (R + G) / 2 - B
+    std = lambda v: math.sqrt(sum((x - sum(v) / 2) ** 2 for x in v) / 2)  # noqa: E731  population std
+    expected = math.sqrt(std(rg) ** 2 + std(yb) ** 2) + 0.3 * math.sqrt((sum(rg) / 2) ** 2 + (sum(yb) / 2) ** 2)
+    assert colourfulness(image) == pytest.approx(expected)
+    assert colourfulness(image.astype(np.uint16) * 257) == pytest.approx(expected)  # same 0-255 scale
+    assert colourfulness(image / 255.0) == pytest.approx(expected)
+    assert colourfulness(np.full((8, 8, 3), 77, np.uint8)) == 0.0
+
+
+def test_colourfulness_orders_a_photo_above_its_washed_out_copy(photo):
+    from translate.metrics import colourfulness
+
+    image = photo("coffee", 48).astype(np.float64)
+    grey = image.mean(axis=2, keepdims=True)
+    washed = (grey + 0.3 * (image - grey)).round().astype(np.uint8)
+    assert colourfulness(image.astype(np.uint8)) > colourfulness(washed) > 0

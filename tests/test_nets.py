@@ -54,6 +54,7 @@ def test_registries_cover_presets():
         "unet_128", "unet_256", "resnet_6blocks", "resnet_9blocks", "resnet_9blocks_antialias",
         "srresnet_x4", "msrresnet_x4",
         "rrdbnet_x4", "rrdbnet_x4_anime", "rrdbnet_x2", "srvgg_general_x4v3", "srvgg_animevideo_v3",
+        "deepfill_v2_coarse",
     }
     for name, spec in PRESETS.items():
         registry = GENERATORS if is_generator(spec) else DISCRIMINATORS

@@ -71,3 +71,25 @@ def test_mse_term_is_the_mean_squared_error_and_fidelity_runs_build_no_discrimin
     losses = method.generator_losses(out)
     assert set(losses) == {"G_L1", "G_MSE"} and losses["G_L1"] == 0
     torch.testing.assert_close(losses["G_MSE"], 3.0 * ((out["fake_b"] - batch["b"]) ** 2).mean())
+
+
+def test_gan_weight_ramps_in_over_the_configured_steps(photo):
+    from translate.config import resolve_config
+    from translate.schedules import anneal, ramp_in
+
+    assert [ramp_in(s, 4) for s in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0] and ramp_in(0, 0) == 1.0
+    assert [anneal(s, 4) for s in (0, 1, 4, 9)] == [1.0, 0.75, 0.0, 0.0] and anneal(0, 0) == 0.0
+    torch.manual_seed(0)
+    config = resolve_config("pix2pix", task="colorize", assignments=[
+        "generator.base_channels=4", "discriminator.base_channels=4", "generator.num_downs=5",
+        "pix2pix.gan_ramp_steps=8"])
+    method = Pix2Pix(config)
+    batch = {"a": torch.stack([image_to_tensor(photo("astronaut", 64)[:, :, :1])]),
+             "b": torch.zeros(1, 2, 64, 64)}
+    out = method(batch)
+    gan = {}
+    for step in (0, 2, 8, 20):
+        method.step = step
+        gan[step] = method.generator_losses(out)["G_gan"].item()
+    assert gan[0] == 0.0 and gan[8] > 0
+    assert gan[2] == pytest.approx(gan[8] / 4) and gan[20] == pytest.approx(gan[8])

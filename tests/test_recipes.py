@@ -133,3 +133,26 @@ def test_superres_recipe_net_starts_as_bicubic(photo):
     with torch.no_grad():
         bicubic = torch.nn.functional.interpolate(small, scale_factor=4, mode="bicubic", align_corners=False)
         assert torch.equal(net(small), bicubic.clamp(-1, 1))
+
+
+# The recipes sized for a folder of a few dozen photos on a CPU (README: recipes against baselines).
+SIZED_TASKS = ("colorize", "sketch", "inpaint", "restore")
+RECIPE_STEPS, STEPS_PER_EPOCH = 800, 100
+
+
+@pytest.mark.parametrize("task", SIZED_TASKS)
+def test_a_small_folder_gets_long_epochs_and_the_recipes_step_budget(tmp_path, write_photos, task):
+    """Seven photos still make 100-step epochs (validation and latest.pt every 100 steps, not every
+    2), the run lasts the recipe's 800 steps, and every draw of a photo is a fresh crop and input."""
+    from translate.training import Trainer
+
+    root = write_photos(7, size=160)
+    config = resolve_config("pix2pix", task=task, overrides={"data.root": str(root)},
+                            assignments=["generator.base_channels=4", "discriminator.base_channels=4"])
+    trainer = Trainer(config, tmp_path / "run")
+    assert len(trainer.train_set) == 7
+    assert trainer.batches_per_epoch == STEPS_PER_EPOCH and trainer.total_steps == RECIPE_STEPS
+    assert config.runtime.val_every_epochs * STEPS_PER_EPOCH >= 100  # steps go to learning
+    first, again = trainer.train_set[0], trainer.train_set[7]  # one photo, first and second draw
+    assert first["path"] == again["path"]
+    assert not torch.equal(first["a"], again["a"]) and not torch.equal(first["b"], again["b"])

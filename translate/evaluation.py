@@ -52,9 +52,11 @@ class EvalReport:
 
 
 def _scores(output: np.ndarray, target: np.ndarray, region: np.ndarray | None = None) -> dict[str, float]:
-    """PSNR (dB) and SSIM on 8-bit RGB; with `region` (HxW bool) PSNR counts only those pixels."""
+    """PSNR (dB) and SSIM on 8-bit RGB, with `region` (HxW bool) PSNR counts only those pixels; and
+    the output's colourfulness (Hasler & Suesstrunk), so a washed-out answer shows next to its PSNR."""
     return {"psnr": metrics.psnr(output, target, data_range=255, region=region),
-            "ssim": metrics.ssim(output, target, data_range=255)}
+            "ssim": metrics.ssim(output, target, data_range=255),
+            "colourfulness": metrics.colourfulness(output)}
 
 
 def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tuple[Path, Path]], out_dir: Path, *,
@@ -161,7 +163,7 @@ def _row(name: str, shown: dict[str, np.ndarray | None], region: np.ndarray | No
          index: int) -> dict[str, Any]:
     """One report row: model (and baseline) scores against the target, and the images written for the page."""
     target = shown["target"]
-    row: dict[str, Any] = {"name": name}
+    row: dict[str, Any] = {"name": name, "target_colourfulness": metrics.colourfulness(target)}
     for kind in ("model", "baseline"):
         image = shown["output" if kind == "model" else "baseline"]
         if image is not None:

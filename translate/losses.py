@@ -1,5 +1,5 @@
-"""Loss functions on tensors and plain arguments (GAN objectives incl. relativistic, L1, gradient penalty,
-PatchNCE). The VGG19 perceptual loss, which holds a network, is in `translate.perceptual`."""
+"""Loss functions on tensors and plain arguments (GAN objectives incl. relativistic and hole-masked, L1
+and hole-weighted L1, gradient penalty, PatchNCE). The VGG19 perceptual loss, which holds a network, is in `translate.perceptual`."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -82,6 +82,54 @@ def mse_loss(fake: Tensor, target: Tensor, *, weight: float = 1.0) -> Tensor:
     predictable large errors (edges) dominate; L1's sign gradient weighs every pixel alike and, on
     noisy or textured photos, mostly averages out."""
     return weight * F.mse_loss(fake.float(), target.float())
+
+
+def hole_weighted_l1(fake: Tensor, target: Tensor, hole: Tensor, *, hole_weight: float,
+                     known_weight: float) -> Tensor:
+    """E[w |y - G(x)|] with w = hole_weight in the holes, known_weight elsewhere (Liu et al. 2018,
+    "Image Inpainting for Irregular Holes Using Partial Convolutions", eq. 1-2: L_hole x 6 + L_valid x 1).
+
+    `hole` is (N, 1, H, W), 1 = hole; the mean runs over every pixel and channel, so with both
+    weights 1 this is the plain L1. Weighting the holes makes the few pixels the net must invent
+    count for more than the many it only has to pass through.
+    """
+    weight = hole.float() * hole_weight + (1.0 - hole.float()) * known_weight
+    return (weight * (fake.float() - target.float()).abs()).mean()
+
+
+def hole_share(hole: Tensor, pred: Tensor) -> Tensor:
+    """The share of each prediction's patch that is hole: `hole` (N, 1, H, W) area-averaged to the
+    prediction map's size (N, 1, h, w), in [0, 1]."""
+    return F.adaptive_avg_pool2d(hole.float(), pred.shape[-2:])
+
+
+def masked_gan_loss(pred: Preds, hole: Tensor, *, mode: str, for_discriminator: bool) -> Tensor:
+    """Adversarial loss of a discriminator's predictions on a filled image, as LaMa trains it
+    (Suvorov et al. 2022, section 3.3; its `mask_as_fake_target`), averaged over scales.
+
+    With h the hole share of each patch (`hole_share`) and l(x, y) the vanilla (BCE with logits) or
+    lsgan ((x - y)^2) loss of logit x against label y:
+        D: E[l(x, 1 - h)]                 patches that are hole are fake, known patches are real
+        G: E[h l(x, 1)] / E[h]            only the filled region is pushed towards "real"
+    so neither player spends effort on the pixels the input already gives (they are copied).
+    G's term is 0 for an image without holes.
+    """
+    if mode not in ("vanilla", "lsgan"):
+        raise ValueError(f"masked_gan_loss: mode must be 'vanilla' or 'lsgan', got {mode!r}")
+    losses = []
+    for p in _scales(pred):
+        p = p.float()
+        share = hole_share(hole, p).expand_as(p)
+        target = 1.0 - share if for_discriminator else torch.ones_like(p)
+        if mode == "vanilla":
+            loss = F.binary_cross_entropy_with_logits(p, target, reduction="none")
+        else:
+            loss = (p - target) ** 2
+        if for_discriminator:
+            losses.append(loss.mean())
+        else:
+            losses.append((share * loss).sum() / share.sum().clamp_min(1e-8))
+    return torch.stack(losses).mean()
 
 
 def gradient_penalty(discriminator: Callable[[Tensor], Preds], real: Tensor, fake: Tensor, *,

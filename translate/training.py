@@ -310,6 +310,7 @@ class Trainer:
 
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, float], dict[str, Tensor]]:
         """One forward pass, then the method's updates in its `update_order`, all on these outputs."""
+        self.method.step, self.method.total_steps = self.step, self.total_steps  # for scheduled loss terms
         with autocast(self.device, self.config.runtime.amp):
             out = self.method(batch)
         updates = {"generator": self._update_generators, "discriminator": self._update_discriminators}

@@ -58,6 +58,14 @@ class GanConfig:
     loss: GanLoss = "vanilla"
     label_smoothing: float = 0.0  # one-sided: real targets become 1 - label_smoothing
     gp_weight: float = 10.0  # WGAN-GP gradient-penalty weight (Gulrajani et al. 2017)
+    # Instance noise (Sonderby et al. 2017, section 3.1; Arjovsky & Bottou 2017): Gaussian noise of this
+    # std (image units, [-1, 1] range) added to everything D is shown, real and fake, in both players'
+    # steps, annealed linearly to 0 over instance_noise_steps (0 = over the whole run). 0 = off.
+    # It blurs the two distributions into overlap, so D cannot separate them perfectly and G's
+    # gradients stay informative: it helps when D wins early (D loss near 0, G's GAN loss climbing,
+    # samples collapsing), typical of small datasets; it costs nothing once annealed away.
+    instance_noise: float = 0.0
+    instance_noise_steps: int = 0
 
 
 @dataclass
@@ -73,6 +81,10 @@ class Pix2PixConfig:
     lambda_mse: float = 0.0
     # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
     conditional: bool = True
+    # Steps over which the adversarial weight rises linearly from 0 to lambda_gan (0 = full weight
+    # from the start): the pixel loss first settles the content (for colorization: grey where the
+    # net is unsure), then the GAN term adds colour and texture to a generator worth judging.
+    gan_ramp_steps: int = 0
 
 
 @dataclass
@@ -85,6 +97,19 @@ class PerceptualConfig:
     # YAML maps merge key by key; a weight of 0 drops a layer a recipe set.
     layers: dict[str, float] = field(default_factory=dict)
     criterion: Literal["l1", "mse"] = "l1"
+
+
+@dataclass
+class InpaintConfig:
+    """Losses of a task whose net fills holes (inpaint): the pixels the input gives are copied at
+    conversion, so training concentrates on the ones the net invents."""
+    # Hole-weighted L1 (Liu et al. 2018: L_hole x 6 + L_valid x 1), times pix2pix.lambda_l1.
+    hole_l1_weight: float = 6.0
+    known_l1_weight: float = 1.0
+    # D judges the filled image (known pixels pasted back) with the mask in its condition; its fake
+    # label covers the holes only and G's adversarial term counts the holes only (LaMa's
+    # mask_as_fake_target). false: the plain pix2pix GAN on the raw output.
+    mask_discriminator: bool = True
 
 
 @dataclass
@@ -172,6 +197,7 @@ class TrainConfig:
     perceptual: PerceptualConfig = field(default_factory=PerceptualConfig)
     cyclegan: CycleGANConfig = field(default_factory=CycleGANConfig)
     cut: CUTConfig = field(default_factory=CUTConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     data: DataConfig = field(default_factory=DataConfig)
     synth: SynthConfig = field(default_factory=SynthConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -287,13 +313,22 @@ def _check_ranges(c: TrainConfig) -> None:
         ("generator.out_channels", g.out_channels, 1 <= g.out_channels <= 4, "1 to 4 (image channels)"),
         ("init_gain", c.init_gain, math.isfinite(c.init_gain) and c.init_gain > 0, rate),
         ("gan.label_smoothing", c.gan.label_smoothing, 0 <= c.gan.label_smoothing < 0.5, "in [0, 0.5)"),
+        ("gan.instance_noise", c.gan.instance_noise,
+         math.isfinite(c.gan.instance_noise) and c.gan.instance_noise >= 0, f"{weight} (0 = off)"),
+        ("gan.instance_noise_steps", c.gan.instance_noise_steps, c.gan.instance_noise_steps >= 0,
+         "0 or more (0 = the whole run)"),
         ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
         ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
         ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),
         ("pix2pix.lambda_mse", p.lambda_mse, math.isfinite(p.lambda_mse) and p.lambda_mse >= 0, weight),
+        ("pix2pix.gan_ramp_steps", p.gan_ramp_steps, p.gan_ramp_steps >= 0, "0 or more (0 = no ramp)"),
         ("pix2pix.lambda_perceptual", p.lambda_perceptual,
          math.isfinite(p.lambda_perceptual) and p.lambda_perceptual >= 0, weight),
         ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0 = off)"),
+        ("inpaint.hole_l1_weight", c.inpaint.hole_l1_weight,
+         math.isfinite(c.inpaint.hole_l1_weight) and c.inpaint.hole_l1_weight >= 0, weight),
+        ("inpaint.known_l1_weight", c.inpaint.known_l1_weight,
+         math.isfinite(c.inpaint.known_l1_weight) and c.inpaint.known_l1_weight >= 0, weight),
         ("cyclegan.lambda_a", cg.lambda_a, math.isfinite(cg.lambda_a) and cg.lambda_a >= 0, weight),
         ("cyclegan.lambda_b", cg.lambda_b, math.isfinite(cg.lambda_b) and cg.lambda_b >= 0, weight),
         ("cyclegan.lambda_identity", cg.lambda_identity,

@@ -10,6 +10,7 @@ from typing import Any
 
 import albumentations as A
 import numpy as np
+import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
@@ -17,6 +18,7 @@ from translate import metrics
 from translate.config import TrainConfig
 from translate.losses import gan_loss, gradient_penalty, relativistic_gan_loss
 from translate.nets import build_net, init_weights, spec_to_dict
+from translate.schedules import anneal
 
 
 def image_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
@@ -44,6 +46,9 @@ class GanMethod(nn.Module, abc.ABC):
     # Trained on aligned pairs: outputs have their own targets (paired metrics such as LPIPS judge
     # them). Unpaired methods are judged by comparing image sets (KID) instead.
     paired: bool = True
+    # Where the run is, for loss terms on a schedule (translate.schedules); the loop sets both.
+    step: int = 0
+    total_steps: int = 0
 
     def __init__(self, config: TrainConfig, specs: dict[str, Any]) -> None:
         super().__init__()
@@ -148,6 +153,19 @@ class GanMethod(nn.Module, abc.ABC):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def discriminator_input(self, x: Tensor) -> Tensor:
+        """What a discriminator is shown of image batch `x`, in both players' steps: `x` plus the
+        annealed instance noise of gan.instance_noise (see GanConfig), drawn afresh per call."""
+        std = self.instance_noise_std()
+        return x + std * torch.randn_like(x) if std > 0 else x
+
+    def instance_noise_std(self) -> float:
+        """gan.instance_noise annealed linearly to 0 over gan.instance_noise_steps (0: the whole run)."""
+        gan = self.config.gan
+        if gan.instance_noise <= 0:
+            return 0.0
+        return gan.instance_noise * anneal(self.step, gan.instance_noise_steps or self.total_steps)
+
     def _gan(self, pred: Any, *, is_real: bool, for_discriminator: bool) -> Tensor:
         gan = self.config.gan
         return gan_loss(pred, is_real=is_real, mode=gan.loss, for_discriminator=for_discriminator,
@@ -158,7 +176,7 @@ class GanMethod(nn.Module, abc.ABC):
         (pix2pix §3.3, CycleGAN §4), plus the gradient penalty for WGAN-GP; the relativistic loss
         (ragan) judges real and fake against each other instead."""
         d = self.replica(name)
-        fake = fake.detach()
+        real, fake = self.discriminator_input(real), self.discriminator_input(fake.detach())
         if self.config.gan.loss == "ragan":  # already the mean of its real and fake terms
             return {label: relativistic_gan_loss(d(real), d(fake), for_discriminator=True)}
         loss = 0.5 * (self._gan(d(real), is_real=True, for_discriminator=True)

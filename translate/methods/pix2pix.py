@@ -14,8 +14,9 @@ from torch.utils.data import Dataset
 
 from translate.config import TrainConfig
 from translate.errors import WeightsError
-from translate.losses import l1_loss, mse_loss, relativistic_gan_loss
+from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
+from translate.schedules import ramp_in
 
 
 class Pix2Pix(GanMethod):
@@ -24,7 +25,10 @@ class Pix2Pix(GanMethod):
     unconditional (pix2pix.conditional false, the SR GANs): D judges the output alone."""
 
     def __init__(self, config: TrainConfig) -> None:
+        from translate.tasks import get_task
+
         g, p = config.generator, config.pix2pix
+        self.task = get_task(config.task)
         self.g_name = "g_ab" if config.direction == "a_to_b" else "g_ba"
         judged = g.in_channels + g.out_channels if p.conditional else g.out_channels
         d = dataclasses.replace(config.discriminator, in_channels=judged)
@@ -80,6 +84,11 @@ class Pix2Pix(GanMethod):
             real_a, real_b = real_b, real_a
         fake_b = self.generate(self.g_name, real_a)
         out = {"real_a": real_a, "real_b": real_b, "fake_b": fake_b}
+        known = self.task.known_pixels(real_a) if self.config.direction == "a_to_b" else None
+        if known is not None:
+            # What conversion returns: the input's own pixels, the net's output in the holes only.
+            out["known"] = known
+            out["filled_b"] = known * real_b + (1 - known) * fake_b
         if self.config.pix2pix.conditional:
             # D judges (condition, output) pairs; a super-resolution input is smaller than the
             # output, so D sees it bicubically upsampled to the output size.
@@ -90,32 +99,55 @@ class Pix2Pix(GanMethod):
         return out
 
     def _judged(self, out: dict[str, Tensor], image: str) -> Tensor:
-        """What D sees of `image` (real_b or fake_b): with its condition, or alone."""
+        """What D sees of `image` (real_b or fake_b, which is the filled image when the task copies
+        known pixels): with its condition (for inpainting, the holes and the mask), or alone."""
+        if image == "fake_b" and "filled_b" in out:
+            image = "filled_b"
         return torch.cat([out["cond"], out[image]], 1) if "cond" in out else out[image]
 
+    def _masks_gan(self, out: dict[str, Tensor]) -> bool:
+        return "known" in out and self.config.inpaint.mask_discriminator
+
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        p = self.config.pix2pix
-        losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=p.lambda_l1)}
+        p, holes = self.config.pix2pix, self.config.inpaint
+        if "known" in out:
+            losses = {"G_L1": p.lambda_l1 * hole_weighted_l1(out["fake_b"], out["real_b"], 1 - out["known"],
+                                                             hole_weight=holes.hole_l1_weight,
+                                                             known_weight=holes.known_l1_weight)}
+        else:
+            losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=p.lambda_l1)}
         if p.lambda_mse > 0:
             losses["G_MSE"] = mse_loss(out["fake_b"], out["real_b"], weight=p.lambda_mse)
         if self.perceptual is not None:
-            losses["G_perceptual"] = p.lambda_perceptual * self.perceptual(out["fake_b"], out["real_b"])
+            # On the filled image: the known pixels match the target, so only the holes' features differ.
+            fake = out.get("filled_b", out["fake_b"])
+            losses["G_perceptual"] = p.lambda_perceptual * self.perceptual(fake, out["real_b"])
         if self.discriminator_names:
             # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
             d = self.nets["d"]
-            pred_fake = d(self._judged(out, "fake_b"))
-            if self.config.gan.loss == "ragan":
+            pred_fake = d(self.discriminator_input(self._judged(out, "fake_b")))
+            if self._masks_gan(out):
+                gan = masked_gan_loss(pred_fake, 1 - out["known"], mode=self.config.gan.loss, for_discriminator=False)
+            elif self.config.gan.loss == "ragan":
                 with torch.no_grad():  # the reference detaches D(real) in the generator step
-                    pred_real = d(self._judged(out, "real_b"))
+                    pred_real = d(self.discriminator_input(self._judged(out, "real_b")))
                 gan = relativistic_gan_loss(pred_real, pred_fake, for_discriminator=False)
             else:
                 gan = self._gan(pred_fake, is_real=True, for_discriminator=False)
-            losses["G_gan"] = p.lambda_gan * gan
+            losses["G_gan"] = p.lambda_gan * ramp_in(self.step, p.gan_ramp_steps) * gan
         return losses
 
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         if not self.discriminator_names:
             return {}
+        if self._masks_gan(out):
+            # Real images are real everywhere; a filled image is fake in its holes and real elsewhere.
+            d = self.replica("d")
+            pred_real = d(self.discriminator_input(self._judged(out, "real_b")))
+            pred_fake = d(self.discriminator_input(self._judged(out, "fake_b").detach()))
+            mode = self.config.gan.loss
+            return {"D": 0.5 * (self._gan(pred_real, is_real=True, for_discriminator=True)
+                                + masked_gan_loss(pred_fake, 1 - out["known"], mode=mode, for_discriminator=True))}
         return self._discriminator_loss("d", self._judged(out, "real_b"), self._judged(out, "fake_b"), label="D")
 
     def extra_state(self) -> dict[str, Any]:
@@ -130,8 +162,8 @@ class Pix2Pix(GanMethod):
 
     def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
         """Rows of the sample grid: input | output | target."""
-        return [[out["real_a"], out["fake_b"], out["real_b"]]]
+        return [[out["real_a"], out.get("filled_b", out["fake_b"]), out["real_b"]]]
 
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
-        """Output vs target on the val split: l1, psnr, ssim."""
-        return {"": (out["fake_b"], out["real_b"])}
+        """Output (as conversion returns it: known pixels copied) vs target on the val split: l1, psnr, ssim."""
+        return {"": (out.get("filled_b", out["fake_b"]), out["real_b"])}

@@ -1,4 +1,4 @@
-"""Image quality figures. PSNR and SSIM (scikit-image's) need nothing more; the learned metrics —
+"""Image quality figures. PSNR, SSIM (scikit-image's) and colourfulness need nothing more; the learned metrics —
 LPIPS (paired), FID and KID (generated vs real image sets) — need the optional `[metrics]` extra
 (lpips, torch-fidelity) and feature weights, which are located, never downloaded.
 
@@ -8,7 +8,7 @@ until a learned metric is computed.
 """
 from __future__ import annotations
 
-from translate.metrics.pixel import SSIM_MIN_SIDE, psnr, ssim
+from translate.metrics.pixel import SSIM_MIN_SIDE, colourfulness, psnr, ssim
 from translate.metrics.protocol import (
     DEFAULT_PROTOCOL,
     LEARNED_METRICS,
@@ -19,7 +19,7 @@ from translate.metrics.protocol import (
     why_unavailable,
 )
 
-__all__ = ["SSIM_MIN_SIDE", "psnr", "ssim", "DEFAULT_PROTOCOL", "LEARNED_METRICS", "PROTOCOLS", "MetricWeights",
+__all__ = ["SSIM_MIN_SIDE", "colourfulness", "psnr", "ssim", "DEFAULT_PROTOCOL", "LEARNED_METRICS", "PROTOCOLS", "MetricWeights",
            "Protocol", "get_protocol", "why_unavailable", "fid_kid", "lpips_distances", "InceptionNet", "LpipsNet",
            "frechet_distance", "kernel_inception_distance", "scores_from_features"]
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from translate.nets.gated import GatedGenerator, GatedSpec
 from translate.nets.init import INIT_SCHEMES, init_weights
 from translate.nets.multiscale import MultiscaleDiscriminator, MultiscaleSpec
 from translate.nets.patchgan import PatchGanDiscriminator, PatchGanSpec
@@ -24,6 +25,8 @@ __all__ = [
     "INIT_SCHEMES",
     "PRESETS",
     "DiscriminatorSpec",
+    "GatedGenerator",
+    "GatedSpec",
     "GeneratorSpec",
     "MultiscaleDiscriminator",
     "MultiscaleSpec",
@@ -52,7 +55,7 @@ __all__ = [
     "spec_to_dict",
 ]
 
-GeneratorSpec = UnetSpec | ResnetSpec | SrresnetSpec | RrdbnetSpec | SrvggCompactSpec
+GeneratorSpec = UnetSpec | ResnetSpec | SrresnetSpec | RrdbnetSpec | SrvggCompactSpec | GatedSpec
 DiscriminatorSpec = PatchGanSpec | MultiscaleSpec | VggStyleSpec | UnetDiscriminatorSpec
 Spec = GeneratorSpec | DiscriminatorSpec
 
@@ -67,6 +70,7 @@ GENERATORS: dict[str, tuple[type, type]] = {
     "srresnet": (SrresnetSpec, SrresnetGenerator),
     "rrdbnet": (RrdbnetSpec, RrdbnetGenerator),
     "srvgg_compact": (SrvggCompactSpec, SrvggCompactGenerator),
+    "gated": (GatedSpec, GatedGenerator),
 }
 DISCRIMINATORS: dict[str, tuple[type, type]] = {
     "patchgan": (PatchGanSpec, PatchGanDiscriminator),
@@ -104,6 +108,8 @@ PRESETS: dict[str, Spec] = {
     "rrdbnet_x2": RrdbnetSpec(upscale=2),
     "srvgg_general_x4v3": SrvggCompactSpec(n_convs=32),
     "srvgg_animevideo_v3": SrvggCompactSpec(n_convs=16),
+    # Inpainting: DeepFill v2's coarse network (gated convolutions, dilated middle), one stage.
+    "deepfill_v2_coarse": GatedSpec(),
 }
 
 

@@ -174,6 +174,12 @@ class Task:
         """The classic non-learned answer for a prepared input, comparable with `target`; None if none."""
         return None
 
+    def known_pixels(self, net_input: torch.Tensor) -> torch.Tensor | None:
+        """Training: (N, 1, H, W) float, 1 where the output pixel is the input's own (conversion copies
+        it) and 0 where the net fills it in, for a (N, C_in, H, W) batch in [-1, 1]; None: the net
+        makes every pixel."""
+        return None
+
     def eval_region(self, net_input: np.ndarray) -> np.ndarray | None:
         """HxW bool of the pixels evaluation's PSNR counts; None: all of them."""
         return None

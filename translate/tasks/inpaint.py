@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from translate.data.images import tensor_to_image, to_channels, to_uint8
-from translate.errors import ImageError, TranslatorError
+from translate.errors import ConfigError, ImageError, TranslatorError
 from translate.tasks.base import PairMaker, Prepared, Task, check_image, rgb8
 
 if TYPE_CHECKING:
-    from translate.config import SynthConfig
+    from translate.config import SynthConfig, TrainConfig
 
 HOLE_FILL = 128  # mid-grey: about 0 once mapped to the net's [-1, 1], so holes carry no colour
 _MAX_SHAPES = 64  # random_mask: strokes and boxes tried before growing the mask to its target
@@ -210,6 +210,15 @@ class Inpaint(Task):
 
     def pair_maker(self, synth: SynthConfig) -> PairMaker:
         return functools.partial(inpaint_pair, area_min=synth.hole_area_min, area_max=synth.hole_area_max)
+
+    def check_config(self, config: TrainConfig) -> None:
+        super().check_config(config)
+        if config.inpaint.mask_discriminator and config.pix2pix.lambda_gan > 0 and config.gan.loss not in ("vanilla", "lsgan"):
+            raise ConfigError(f"gan.loss: {config.gan.loss} cannot label the holes of a filled image per patch; "
+                              "use vanilla or lsgan, or --set inpaint.mask_discriminator=false")
+
+    def known_pixels(self, net_input: torch.Tensor) -> torch.Tensor:
+        return (net_input[:, 3:4] > 0).to(net_input.dtype)  # alpha: 255 (1.0) known, 0 (-1.0) hole
 
     def adapter(self, spec: Any) -> InpaintAdapter:
         return InpaintAdapter(spec)
