@@ -10,6 +10,5 @@ from translate.errors import ConfigError
 __all__ = [
     "ConfigError", "CUTConfig", "CycleGANConfig", "DataConfig", "GanConfig", "GanLoss", "InpaintConfig", "Method",
     "NAMED_SETTINGS", "OptimConfig", "PerceptualConfig", "Pix2PixConfig", "RESUMABLE", "RuntimeConfig", "SynthConfig",
-    "TrainConfig",
-    "default_config", "load_yaml", "merge", "named_overrides", "parse_set", "resolve_config", "resume_config",
+    "TrainConfig", "default_config", "load_yaml", "merge", "named_overrides", "parse_set", "resolve_config", "resume_config",
 ]
