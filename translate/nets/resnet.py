@@ -191,12 +191,6 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(),
             ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(base, spec.out_channels, 7), nn.Tanh()]
-        if spec.residual:
-            # The correction starts at zero, so the untrained net is exactly the bicubic upscale and
-            # training improves on it from the first step (the usual zero-init of a residual
-            # branch). init "torch" keeps this; the other schemes redraw every conv.
-            nn.init.zeros_(layers[-2].weight)
-            nn.init.zeros_(layers[-2].bias)
         self.model = nn.Sequential(*layers)
         self.tap_index = tap_index
 
