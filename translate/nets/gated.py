@@ -16,11 +16,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from translate.nets.layers import ValueRange, check_positive
+from translate.nets.layers import SameSizeTanhSpec, check_positive
 
 
 @dataclass(frozen=True)
-class GatedSpec:
+class GatedSpec(SameSizeTanhSpec):
     """Gated-conv encoder-decoder: two stride-2 stages, `n_dilated` dilated gated convs (dilation
     2, 4, 8, ...) between plain ones, two nearest-upsampling stages. DeepFill v2's width is 48."""
 
@@ -39,14 +39,6 @@ class GatedSpec:
     @property
     def size_multiple(self) -> int:
         return 4  # two stride-2 stages; inference pads inputs up to this
-
-    @property
-    def value_range(self) -> ValueRange:
-        return "minus_one_one"  # ends in tanh
-
-    @property
-    def scale(self) -> int:
-        return 1
 
 
 class GatedConv2d(nn.Module):

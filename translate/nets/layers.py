@@ -17,6 +17,18 @@ ValueRange = Literal["minus_one_one", "zero_one"]
 VALUE_RANGES: tuple[str, ...] = get_args(ValueRange)
 
 
+class SameSizeTanhSpec:
+    """What same-size generators ending in tanh (U-Net, gated) share: pixels in [-1, 1], scale 1."""
+
+    @property
+    def value_range(self) -> ValueRange:
+        return "minus_one_one"
+
+    @property
+    def scale(self) -> int:
+        return 1
+
+
 class PublishedSRSpec:
     """What the published SR families (SRResNet, RRDBNet, SRVGG) share: pixels in [0, 1], scale = upscale."""
 

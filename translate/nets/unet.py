@@ -10,7 +10,7 @@ from torch import nn
 from translate.nets.layers import (
     NORMS,
     Norm,
-    ValueRange,
+    SameSizeTanhSpec,
     check_choice,
     check_dropout,
     check_positive,
@@ -20,7 +20,7 @@ from translate.nets.layers import (
 
 
 @dataclass(frozen=True)
-class UnetSpec:
+class UnetSpec(SameSizeTanhSpec):
     """U-Net generator: `num_downs` stride-2 levels with skip connections; unet_256 has 8."""
 
     kind: Literal["unet"] = "unet"
@@ -45,14 +45,6 @@ class UnetSpec:
     @property
     def size_multiple(self) -> int:
         return 2**self.num_downs  # every level halves H and W; inference pads up to this
-
-    @property
-    def value_range(self) -> ValueRange:
-        return "minus_one_one"  # ends in tanh
-
-    @property
-    def scale(self) -> int:
-        return 1
 
 
 def level_channels(base_channels: int, level: int) -> int:
