@@ -81,10 +81,23 @@ def _time_variant(method: str, variant: str, iters: int, size: int, device: str)
             if cuda:
                 torch.cuda.synchronize(trainer.device)
             times.append(time.perf_counter() - start)
-    times.sort()
-    peak = torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else _peak_rss_mib()
+        times.sort()
+        peak = torch.cuda.max_memory_allocated(trainer.device) / 2**20 if cuda else _peak_rss_mib()
+        # The arithmetic of a step, after the timing: it bounds the s/iter ratios a compute-bound
+        # device can reach. FastCUT's varies with its flip coin, so two steps are averaged.
+        gflop = _gflop_per_step(trainer, batch) if variant == "fp32 eager" else None
     return {"median_s": times[len(times) // 2], "min_s": times[0], "threads": torch.get_num_threads(),
-            "device": str(trainer.device), "peak_mib": peak, "growth_mib": None if cuda else peak - start_mib}
+            "device": str(trainer.device), "peak_mib": peak, "growth_mib": None if cuda else peak - start_mib,
+            "gflop": gflop}
+
+
+def _gflop_per_step(trainer, batch, steps: int = 2) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(steps):
+            trainer.train_step(batch)
+    return counter.get_total_flops() / steps / 1e9
 
 
 def _rss_mib() -> float:
@@ -153,6 +166,7 @@ def main() -> None:
                 print(f"{method} / {variant}: failed\n{proc.stderr[-2000:]}")
                 continue
             results.setdefault(method, {})[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{method} / {variant}: {results[method][variant]['median_s']:.3f} s/iter", flush=True)
     first = next(iter(next(iter(results.values())).values())) if results else {}
     print(f"\nseconds per training iteration, {args.size}x{args.size}, batch 1, {first.get('device', args.device)} "
           f"({first.get('threads')} threads), median of {args.iters}; peak memory "
@@ -168,6 +182,11 @@ def main() -> None:
             growth = "-" if row["growth_mib"] is None else f"{row['growth_mib']:.0f}"
             print(f"{method:10s} {variant:24s} {row['median_s']:8.3f} {speedup:>9s} {ratio:>10s} "
                   f"{row['peak_mib']:9.0f} {growth:>7s}")
+    gflop = {method: rows.get("fp32 eager", {}).get("gflop") for method, rows in results.items()}
+    if gflop.get("cyclegan") and len(gflop) > 1:
+        print("arithmetic per step (torch's FLOP counter, fp32): " + ", ".join(
+            f"{method} {value:.0f} GFLOP ({value / gflop['cyclegan']:.2f}x CycleGAN)"
+            for method, value in gflop.items() if value))
     if args.parity_steps:
         parity = _learning_parity(args.parity_steps)
         results["learning_parity"] = parity

@@ -335,6 +335,7 @@ def test_one_generator_pass_serves_both_nce_terms():
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     out = method({"a": a, "b": b})
     assert out["fake"].shape[0] == 4 and out["idt_b"].shape[0] == 2
+    assert len(out["real_taps"]) == len(method.taps)  # the keys come from this pass, not a second
     g, sampler = method.nets["g_ab"], method.nets["patch_sampler"]
     before = sampler.rng.get_state()
     losses = method.generator_losses(out)

@@ -69,10 +69,17 @@ class CUT(UnpairedMethod):
         real = torch.cat([real_a, real_b]) if both else real_a
         flipped = self.training and c.flip_equivariance and bool(
             torch.rand((), generator=self.flip_rng) < 0.5)
-        fake = self.replica("g_ab")(real.flip(3) if flipped else real)
+        g, out = self.replica("g_ab"), {}
+        if self.training and c.lambda_nce > 0 and not flipped:
+            # The NCE keys are G's encoder features of `real`: keep them from this pass instead of
+            # a second one (G's weights do not change before the G step; keys are detached anyway).
+            fake, keys = g(real, taps=self.taps, with_image=True)
+            out["real_taps"] = [k.detach() for k in keys]
+        else:
+            fake = g(real.flip(3) if flipped else real)
         n = real_a.shape[0]
-        out = {"real_a": real_a, "real_b": real_b, "real": real, "fake": fake, "fake_b": fake[:n],
-               "flipped": torch.tensor(flipped)}
+        out |= {"real_a": real_a, "real_b": real_b, "real": real, "fake": fake, "fake_b": fake[:n],
+                "flipped": torch.tensor(flipped)}
         if both:
             out["idt_b"] = fake[n:]
         return out
@@ -87,15 +94,17 @@ class CUT(UnpairedMethod):
             losses["G_GAN"] = c.lambda_gan * self._gan(pred, is_real=True, for_discriminator=False)
         if c.lambda_nce > 0:
             losses["NCE"] = self._nce(out["real"], out["fake"], n_a=len(out["real_a"]),
-                                      flipped=bool(out["flipped"]))
+                                      flipped=bool(out["flipped"]), keys=out.get("real_taps"))
         return losses
 
-    def _nce(self, real: Tensor, fake: Tensor, *, n_a: int, flipped: bool) -> Tensor:
-        """PatchNCE between G's features of `fake` (queries) and of `real` (keys); when the batch
-        holds A (first n_a) and B, per part, then averaged: (NCE_X + NCE_Y) / 2."""
+    def _nce(self, real: Tensor, fake: Tensor, *, n_a: int, flipped: bool,
+             keys: list[Tensor] | None = None) -> Tensor:
+        """PatchNCE between G's features of `fake` (queries) and of `real` (keys, computed here
+        unless given); when the batch holds A (first n_a) and B, per part, then averaged:
+        (NCE_X + NCE_Y) / 2."""
         c, g, sampler = self.config.cut, self.replica("g_ab"), self.replica("patch_sampler")
         with torch.no_grad():  # the keys are detached in the loss: no graph needed
-            keys = g(real, taps=self.taps)
+            keys = keys if keys is not None else g(real, taps=self.taps)
             where = self.nets["patch_sampler"].sample_locations(keys, c.num_patches)
             keys = sampler(keys, where)
         queries = g(fake, taps=self.taps)

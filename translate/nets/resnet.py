@@ -195,16 +195,21 @@ class ResnetGenerator(nn.Module):
         self.tap_index = tap_index
 
     def forward(
-        self, x: torch.Tensor, taps: Sequence[str] | None = None
-    ) -> torch.Tensor | list[torch.Tensor]:
-        """The translated image, or with `taps` only those encoder features (see `encode`).
+        self, x: torch.Tensor, taps: Sequence[str] | None = None, *, with_image: bool = False
+    ) -> torch.Tensor | list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """The translated image; with `taps` only those encoder features (see `encode`); with
+        `taps` and `with_image` both, from one pass: (image, features).
 
         Taps go through `forward` so a DistributedDataParallel wrapper, which hooks only
         forward, also averages the gradients they carry.
         """
-        if taps is not None:
-            return self.encode(x, taps)
-        out = self.model(x)
+        if taps is None:
+            return self._finish(x, self.model(x))
+        features, h = self._walk(x, taps, to_end=with_image)
+        return (self._finish(x, h), features) if with_image else features
+
+    def _finish(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The last layer's output `out` as the image: plus the (upscaled) input when residual."""
         if not self.spec.residual:
             return out
         base = x if self.spec.upscale == 1 else nn.functional.interpolate(
@@ -217,13 +222,19 @@ class ResnetGenerator(nn.Module):
         Runs the layers of `model` only up to the deepest tap; each feature is (N, C, h, w)
         with C = `spec.tap_channels(name)`.
         """
+        return self._walk(x, taps, to_end=False)[0]
+
+    def _walk(self, x: torch.Tensor, taps: Sequence[str], *, to_end: bool
+              ) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Run `model` up to the deepest tap (or to its end), keeping the tapped outputs."""
         for name in taps:
             self.spec.tap_channels(name)  # validates the name
         wanted = {self.tap_index[name] for name in taps}
+        stop = len(self.model) if to_end else max(wanted, default=-1) + 1
         found: dict[int, torch.Tensor] = {}
         h = x
-        for index, layer in enumerate(self.model[: max(wanted, default=-1) + 1]):
+        for index, layer in enumerate(self.model[:stop]):
             h = layer(h)
             if index in wanted:
                 found[index] = h
-        return [found[self.tap_index[name]] for name in taps]
+        return [found[self.tap_index[name]] for name in taps], h
