@@ -300,7 +300,7 @@ def export_model(
     data = export_bytes(translator, format, opset=opset, contract=contract)
     diff = None
     if check:
-        diff = check_parity(data, translator, parity_photos() if images is None else images)
+        diff = check_parity(data, translator, parity_photos(translator.task) if images is None else images)
         log.info("parity of %s vs eager PyTorch (fp32): max abs diff %.3g", path.name, diff)
         if not diff <= tolerance:
             raise ExportError(f"{path}: parity check failed: max abs diff {diff:.3g} > {tolerance:g} "
@@ -312,13 +312,18 @@ def export_model(
     return ExportReport(path, format, contract, diff, len(data), time.perf_counter() - start)
 
 
-def parity_photos() -> list[np.ndarray]:
-    """The default parity images: `PARITY_PHOTOS` from skimage.data, HxWx3 uint8 RGB."""
+def parity_photos(task: str = "custom") -> list[np.ndarray]:
+    """The default parity images: `PARITY_PHOTOS` from skimage.data, HxWx3 uint8 RGB, each as an
+    input of `task` (inpainting's get seeded holes)."""
     import cv2
     import skimage.data
 
-    return [cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA)
-            for name, (height, width) in PARITY_PHOTOS]
+    from translate.tasks import get_task
+
+    example = get_task(task).example_input
+    return [example(cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA),
+                    np.random.default_rng(seed))
+            for seed, (name, (height, width)) in enumerate(PARITY_PHOTOS)]
 
 
 def check_parity(exported: str | os.PathLike | bytes, translator: Translator,

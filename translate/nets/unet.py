@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from translate.nets.fill import pull_push_fill
 from translate.nets.layers import (
     NORMS,
     Norm,
@@ -33,10 +34,17 @@ class UnetSpec(SameSizeTanhSpec):
     # the spec default follows it. Like the reference, dropout sits only in the middle levels
     # that have 8 * base_channels on both sides; nets with num_downs <= 5 have none.
     dropout: float = 0.5
+    # Inpainting: the last input channel marks known pixels (> 0); the holes of the other channels
+    # are first filled smoothly from the known pixels (nets/fill.py) and the net adds a correction
+    # to that fill, so it starts where a classical fill ends (as SR nets start from bicubic).
+    prefill: bool = False
 
     def __post_init__(self) -> None:
         check_positive("in_channels", self.in_channels)
         check_positive("out_channels", self.out_channels)
+        if self.prefill and self.in_channels != self.out_channels + 1:
+            raise ValueError(f"prefill: needs the image plus a known-pixel channel in (in_channels = "
+                             f"out_channels + 1), got {self.in_channels} -> {self.out_channels}")
         check_positive("base_channels", self.base_channels)
         check_positive("num_downs", self.num_downs)
         check_choice("norm", self.norm, NORMS)
@@ -132,4 +140,8 @@ class UnetGenerator(nn.Module):
         self.model = block
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        if not self.spec.prefill:
+            return self.model(x)
+        image, known = x[:, :-1], x[:, -1:]
+        fill = pull_push_fill(image, (known > 0).to(x.dtype))
+        return (fill + self.model(torch.cat([fill, known], dim=1))).clamp(-1.0, 1.0)

@@ -162,6 +162,10 @@ class Task:
         """The model input for `image` plus a separate mask image (tasks with `takes_mask`)."""
         raise ImageError(f"mask: only inpainting models take a mask; this model's task is {self.name}")
 
+    def example_input(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A valid conversion input made from `photo` (HxWx3 uint8), e.g. for export's parity check."""
+        return photo
+
     def eval_input(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         """What evaluation feeds the model, given a prepared input (A) and its target photo (B)."""
         return net_input

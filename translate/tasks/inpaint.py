@@ -226,6 +226,9 @@ class Inpaint(Task):
     def with_mask(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return with_mask(image, mask)
 
+    def example_input(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return inpaint_pair(photo, rng)[0]
+
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         # Telea (2004) fills each hole from its border inwards using only the known pixels.
         rgb = np.ascontiguousarray(to_uint8(net_input[:, :, :3]))
