@@ -80,7 +80,7 @@ def test_crop_preprocess_keeps_scale(photo):
 
 
 def test_none_preprocess_keeps_the_image(photo):
-    a = photo("cat", (36, 52))
+    a = photo("chelsea", (36, 52))
     out = paired_transform(load_size=40, crop_size=32, flip=False, train=True, preprocess="none")(image=a)["image"]
     np.testing.assert_array_equal(out, a)
 
