@@ -1,6 +1,6 @@
 """The default x4 `superres` recipe against bicubic, exactly as a new user runs it.
 
-Writes the nine scikit-image photos that `translate demo` uses, then runs the user's commands:
+Writes the eight scikit-image photos that `translate demo` uses, then runs the user's commands:
 
     translate prepare superres PHOTOS DATA --scale 4
     translate train pix2pix --task superres --data DATA --out RUN --max-steps 600

@@ -3,8 +3,8 @@ Lumigraph", section 3.3), as torch ops so it trains, exports and tiles with the 
 
 Inpainting nets start from it (`UnetSpec.prefill`) for the same reason the super-resolution nets
 start from bicubic and the restore net from its input: the classical answer is free, so the
-network only has to learn what improves on it. On the nine scikit-image photos with the inpaint
-task's holes its PSNR inside the holes is about OpenCV Telea's (18.9 vs 18.5 dB, mean).
+network only has to learn what improves on it. On the eight photos of `translate demo` with the
+inpaint task's holes its PSNR inside the holes is about OpenCV Telea's (18.8 vs 18.5 dB, mean).
 """
 from __future__ import annotations
 
