@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Literal
 
 import yaml
@@ -291,68 +292,74 @@ def _check_perceptual(c: TrainConfig) -> None:
                           "set e.g. --set perceptual.layers.conv5_4=1")
 
 
+def _finite_at_least(low: float, *, strict: bool = False) -> Callable[[Any], bool]:
+    return lambda v: math.isfinite(v) and (v > low if strict else v >= low)
+
+
+def _in(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda v: low <= v < high
+
+
+_RATE = (_finite_at_least(0, strict=True), "a finite number > 0")
+_WEIGHT = (_finite_at_least(0), "a finite number >= 0")
+_WEIGHT_OR_OFF = (_finite_at_least(0), "a finite number >= 0 (0 = off)")
+_UNIT = (_in(0, 1), "in [0, 1)")
+_OFF = (lambda v: v >= 0, "0 or more (0 = off)")
+
+
+def _count(minimum: int, want: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= minimum), want
+
+
+# Each field on its own, in the order they are checked (the first bad one is named); rules that
+# tie fields together are in TrainConfig.__post_init__.
+_RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "optim.lr_g": _RATE, "optim.lr_d": _RATE, "optim.beta1": _UNIT, "optim.beta2": _UNIT,
+    "optim.grad_clip": _WEIGHT_OR_OFF,
+    "optim.batch_size": _count(1, "at least 1"),
+    "data.load_size": _count(1, "at least 1 px"),
+    "data.crop_size": _count(1, "at least 1 px"),
+    "data.workers": _count(0, "0 or more (0 = decode in the training process)"),
+    "data.val_fraction": _UNIT,
+    "data.max_val_images": _count(0, "0 or more"),
+    "data.samples_per_epoch": _count(0, "0 or more (0 = the dataset size)"),
+    # 1 grey (sketch, L), 2 (colorize's ab), 3 RGB, 4 RGBA or RGB + mask (inpaint): what images hold.
+    "generator.in_channels": (lambda v: 1 <= v <= 4, "1 to 4 (image channels)"),
+    "generator.out_channels": (lambda v: 1 <= v <= 4, "1 to 4 (image channels)"),
+    "init_gain": _RATE,
+    "gan.label_smoothing": (_in(0, 0.5), "in [0, 0.5)"),
+    "gan.instance_noise": _WEIGHT_OR_OFF,
+    "gan.instance_noise_steps": _count(0, "0 or more (0 = the whole run)"),
+    "gan.gp_weight": _WEIGHT,
+    "pix2pix.lambda_l1": _WEIGHT, "pix2pix.lambda_gan": _WEIGHT, "pix2pix.lambda_mse": _WEIGHT,
+    "pix2pix.gan_ramp_steps": _count(0, "0 or more (0 = no ramp)"),
+    "pix2pix.lambda_perceptual": _WEIGHT,
+    "optim.ema_decay": (_in(0, 1), "in [0, 1) (0 = off)"),
+    "inpaint.hole_l1_weight": _WEIGHT, "inpaint.known_l1_weight": _WEIGHT,
+    "cyclegan.lambda_a": _WEIGHT, "cyclegan.lambda_b": _WEIGHT, "cyclegan.lambda_identity": _WEIGHT,
+    "cyclegan.pool_size": _OFF,
+    "cut.lambda_gan": _WEIGHT, "cut.lambda_nce": _WEIGHT,
+    "cut.num_patches": _count(1, "at least 1"), "cut.mlp_channels": _count(1, "at least 1"),
+    "cut.nce_t": _RATE,
+    "runtime.seed": _count(0, "0 or more"),  # numpy's generators refuse negative seeds
+    "runtime.log_every_steps": _count(1, "at least 1"),
+    "runtime.sample_every_steps": _count(0, "0 or more (0 = off)"),
+    "runtime.val_every_epochs": _count(1, "at least 1"),
+    "runtime.max_steps": _count(0, "0 or more (0 = no limit)"),
+    "runtime.checkpoint_every_epochs": _OFF, "runtime.checkpoint_every_steps": _OFF,
+    "runtime.checkpoint_every_minutes": _WEIGHT_OR_OFF,
+    "runtime.keep_checkpoints": _count(0, "0 or more (0 = keep all)"),
+    "data.max_megapixels": _RATE,
+}
+
+
 def _check_ranges(c: TrainConfig) -> None:
-    """Each field on its own (cross-field rules are in __post_init__): ConfigError naming the first bad one."""
-    o, d, g, p, cg, cut, rt = c.optim, c.data, c.generator, c.pix2pix, c.cyclegan, c.cut, c.runtime
-    rate, weight, off = "a finite number > 0", "a finite number >= 0", "0 or more (0 = off)"
-    checks = [
-        ("optim.lr_g", o.lr_g, math.isfinite(o.lr_g) and o.lr_g > 0, rate),
-        ("optim.lr_d", o.lr_d, math.isfinite(o.lr_d) and o.lr_d > 0, rate),
-        ("optim.beta1", o.beta1, 0 <= o.beta1 < 1, "in [0, 1)"),
-        ("optim.beta2", o.beta2, 0 <= o.beta2 < 1, "in [0, 1)"),
-        ("optim.grad_clip", o.grad_clip, math.isfinite(o.grad_clip) and o.grad_clip >= 0, f"{weight} (0 = off)"),
-        ("optim.batch_size", o.batch_size, o.batch_size >= 1, "at least 1"),
-        ("data.load_size", d.load_size, d.load_size >= 1, "at least 1 px"),
-        ("data.crop_size", d.crop_size, d.crop_size >= 1, "at least 1 px"),
-        ("data.workers", d.workers, d.workers >= 0, "0 or more (0 = decode in the training process)"),
-        ("data.val_fraction", d.val_fraction, 0 <= d.val_fraction < 1, "in [0, 1)"),
-        ("data.max_val_images", d.max_val_images, d.max_val_images >= 0, "0 or more"),
-        ("data.samples_per_epoch", d.samples_per_epoch, d.samples_per_epoch >= 0, "0 or more (0 = the dataset size)"),
-        # 1 grey (sketch, L), 2 (colorize's ab), 3 RGB, 4 RGBA or RGB + mask (inpaint): what images hold.
-        ("generator.in_channels", g.in_channels, 1 <= g.in_channels <= 4, "1 to 4 (image channels)"),
-        ("generator.out_channels", g.out_channels, 1 <= g.out_channels <= 4, "1 to 4 (image channels)"),
-        ("init_gain", c.init_gain, math.isfinite(c.init_gain) and c.init_gain > 0, rate),
-        ("gan.label_smoothing", c.gan.label_smoothing, 0 <= c.gan.label_smoothing < 0.5, "in [0, 0.5)"),
-        ("gan.instance_noise", c.gan.instance_noise,
-         math.isfinite(c.gan.instance_noise) and c.gan.instance_noise >= 0, f"{weight} (0 = off)"),
-        ("gan.instance_noise_steps", c.gan.instance_noise_steps, c.gan.instance_noise_steps >= 0,
-         "0 or more (0 = the whole run)"),
-        ("gan.gp_weight", c.gan.gp_weight, math.isfinite(c.gan.gp_weight) and c.gan.gp_weight >= 0, weight),
-        ("pix2pix.lambda_l1", p.lambda_l1, math.isfinite(p.lambda_l1) and p.lambda_l1 >= 0, weight),
-        ("pix2pix.lambda_gan", p.lambda_gan, math.isfinite(p.lambda_gan) and p.lambda_gan >= 0, weight),
-        ("pix2pix.lambda_mse", p.lambda_mse, math.isfinite(p.lambda_mse) and p.lambda_mse >= 0, weight),
-        ("pix2pix.gan_ramp_steps", p.gan_ramp_steps, p.gan_ramp_steps >= 0, "0 or more (0 = no ramp)"),
-        ("pix2pix.lambda_perceptual", p.lambda_perceptual,
-         math.isfinite(p.lambda_perceptual) and p.lambda_perceptual >= 0, weight),
-        ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0 = off)"),
-        ("inpaint.hole_l1_weight", c.inpaint.hole_l1_weight,
-         math.isfinite(c.inpaint.hole_l1_weight) and c.inpaint.hole_l1_weight >= 0, weight),
-        ("inpaint.known_l1_weight", c.inpaint.known_l1_weight,
-         math.isfinite(c.inpaint.known_l1_weight) and c.inpaint.known_l1_weight >= 0, weight),
-        ("cyclegan.lambda_a", cg.lambda_a, math.isfinite(cg.lambda_a) and cg.lambda_a >= 0, weight),
-        ("cyclegan.lambda_b", cg.lambda_b, math.isfinite(cg.lambda_b) and cg.lambda_b >= 0, weight),
-        ("cyclegan.lambda_identity", cg.lambda_identity,
-         math.isfinite(cg.lambda_identity) and cg.lambda_identity >= 0, weight),
-        ("cyclegan.pool_size", cg.pool_size, cg.pool_size >= 0, "0 or more (0 = off)"),
-        ("cut.lambda_gan", cut.lambda_gan, math.isfinite(cut.lambda_gan) and cut.lambda_gan >= 0, weight),
-        ("cut.lambda_nce", cut.lambda_nce, math.isfinite(cut.lambda_nce) and cut.lambda_nce >= 0, weight),
-        ("cut.num_patches", cut.num_patches, cut.num_patches >= 1, "at least 1"),
-        ("cut.mlp_channels", cut.mlp_channels, cut.mlp_channels >= 1, "at least 1"),
-        ("cut.nce_t", cut.nce_t, math.isfinite(cut.nce_t) and cut.nce_t > 0, rate),
-        ("runtime.seed", rt.seed, rt.seed >= 0, "0 or more"),  # numpy's generators refuse negative seeds
-        ("runtime.log_every_steps", rt.log_every_steps, rt.log_every_steps >= 1, "at least 1"),
-        ("runtime.sample_every_steps", rt.sample_every_steps, rt.sample_every_steps >= 0, "0 or more (0 = off)"),
-        ("runtime.val_every_epochs", rt.val_every_epochs, rt.val_every_epochs >= 1, "at least 1"),
-        ("runtime.max_steps", rt.max_steps, rt.max_steps >= 0, "0 or more (0 = no limit)"),
-        ("runtime.checkpoint_every_epochs", rt.checkpoint_every_epochs, rt.checkpoint_every_epochs >= 0, off),
-        ("runtime.checkpoint_every_steps", rt.checkpoint_every_steps, rt.checkpoint_every_steps >= 0, off),
-        ("runtime.checkpoint_every_minutes", rt.checkpoint_every_minutes,
-         math.isfinite(rt.checkpoint_every_minutes) and rt.checkpoint_every_minutes >= 0, f"{weight} (0 = off)"),
-        ("runtime.keep_checkpoints", rt.keep_checkpoints, rt.keep_checkpoints >= 0, "0 or more (0 = keep all)"),
-        ("data.max_megapixels", d.max_megapixels, math.isfinite(d.max_megapixels) and d.max_megapixels > 0, rate),
-    ]
-    for name, value, ok, want in checks:
-        if not ok:
+    """Each field of `_RANGES` on its own: ConfigError naming the first bad one."""
+    for name, (ok, want) in _RANGES.items():
+        value = c
+        for part in name.split("."):
+            value = getattr(value, part)
+        if not ok(value):
             raise ConfigError(f"{name}: must be {want}, got {value!r}")
     if not isinstance(c.perceptual.layers, dict):
         raise ConfigError(f"perceptual.layers: expected a mapping of VGG19 layer names to weights, "
