@@ -304,11 +304,13 @@ _RATE = (_finite_at_least(0, strict=True), "a finite number > 0")
 _WEIGHT = (_finite_at_least(0), "a finite number >= 0")
 _WEIGHT_OR_OFF = (_finite_at_least(0), "a finite number >= 0 (0 = off)")
 _UNIT = (_in(0, 1), "in [0, 1)")
-_OFF = (lambda v: v >= 0, "0 or more (0 = off)")
 
 
 def _count(minimum: int, want: str) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: v >= minimum), want
+
+
+_OFF = _count(0, "0 or more (0 = off)")
 
 
 # Each field on its own, in the order they are checked (the first bad one is named); rules that
@@ -343,7 +345,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "cut.nce_t": _RATE,
     "runtime.seed": _count(0, "0 or more"),  # numpy's generators refuse negative seeds
     "runtime.log_every_steps": _count(1, "at least 1"),
-    "runtime.sample_every_steps": _count(0, "0 or more (0 = off)"),
+    "runtime.sample_every_steps": _OFF,
     "runtime.val_every_epochs": _count(1, "at least 1"),
     "runtime.max_steps": _count(0, "0 or more (0 = no limit)"),
     "runtime.checkpoint_every_epochs": _OFF, "runtime.checkpoint_every_steps": _OFF,
