@@ -148,3 +148,34 @@ def test_distributed_conversion_matches_one_process(tmp_path, write_photos):
     assert outputs == sorted(p.relative_to(split) for p in split.rglob("*") if p.is_file()) and len(outputs) == 5
     for rel in outputs:
         assert np.array_equal(read_image(single / rel), read_image(split / rel)), rel
+
+
+def test_shutdown_frees_unreachable_replicas_while_the_group_is_alive(tmp_path):
+    """A finished trainer sits in reference cycles; its DDP replicas must go before the group does,
+    not at interpreter exit (where a rank could abort: "terminate called without an active exception")."""
+    import gc
+    import weakref
+
+    import torch.distributed as dist
+
+    from translate import distributed
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    freed_with_group_alive = []
+
+    class Holder:  # a cycle, like the trainer and its method
+        def __init__(self) -> None:
+            self.replica = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(2, 2))
+            self.me = self
+
+    holder = Holder()
+    weakref.finalize(holder, lambda: freed_with_group_alive.append(dist.is_initialized()))
+    gc.disable()  # so that only shutdown's own collection can free the cycle
+    try:
+        del holder
+        distributed.shutdown()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert freed_with_group_alive == [True]

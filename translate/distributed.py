@@ -5,6 +5,7 @@ single-process code paths never touch torch.distributed.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -56,6 +57,10 @@ def shutdown(*, wait_for_all: bool = True) -> None:
     if dist.is_initialized():
         if wait_for_all:
             dist.barrier()
+        # The finished trainer's DDP replicas sit in reference cycles; left to the collector at
+        # interpreter exit, their reducers are torn down after the group and a rank could abort
+        # ("terminate called without an active exception"). Free them while the group is alive.
+        gc.collect()
         dist.destroy_process_group()
 
 
