@@ -20,7 +20,8 @@ from translate.data.prepare import PrepareReport, prepare
 from translate.tasks.colorize import lab_split
 from translate.tasks.inpaint import mask_from_alpha
 
-SYNTH = SynthConfig(scale=4, blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70, shot_noise_max=0.5)
+SYNTH = SynthConfig(scale=4, blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70, shot_noise_max=0.5,
+                    exposure_min=0.1)  # training-only: prepared files must not be darkened
 INPUT_CHANNELS = {"colorize": 1, "sketch": 1, "inpaint": 4, "superres": 3, "restore": 3}
 
 

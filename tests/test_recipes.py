@@ -146,3 +146,27 @@ def test_a_small_folder_gets_long_epochs_and_the_recipes_step_budget(tmp_path, w
     first, again = trainer.train_set[0], trainer.train_set[7]  # one photo, first and second draw
     assert first["path"] == again["path"]
     assert not torch.equal(first["a"], again["a"]) and not torch.equal(first["b"], again["b"])
+
+
+def test_colorize_exposure_darkens_training_draws_only(write_photos):
+    """synth.exposure_min darkens half the training draws (their chroma shrinks with them); the
+    validation pairs stay the photos as they are, so validation figures compare across settings."""
+    from translate.methods.pix2pix import Pix2Pix
+
+    root = write_photos(6, size=96)
+
+    def datasets(exposure_min):
+        config = resolve_config("pix2pix", task="colorize", assignments=[
+            f"data.root={root}", "data.val_fraction=0.34", f"synth.exposure_min={exposure_min}",
+            "generator.base_channels=4", "discriminator.base_channels=4"])
+        return Pix2Pix(config).datasets()
+
+    (train, val), (plain_train, plain_val) = datasets(0.1), datasets(1.0)
+    assert len(val) == len(plain_val) > 0
+    assert all(torch.equal(val[i]["a"], plain_val[i]["a"]) and torch.equal(val[i]["b"], plain_val[i]["b"])
+               for i in range(len(val)))
+    darkened = [i for i in range(40) if not torch.equal(train[i]["a"], plain_train[i]["a"])]
+    assert 10 <= len(darkened) <= 30  # about half the draws
+    for i in darkened:
+        assert train[i]["a"].mean() < plain_train[i]["a"].mean()  # lightness in [-1, 1]: darker
+        assert train[i]["b"].abs().mean() <= plain_train[i]["b"].abs().mean()  # ab around 0: less chroma

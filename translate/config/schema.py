@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import yaml
@@ -152,8 +152,15 @@ class SynthConfig:
     usm_target: bool = False  # superres: unsharp-masked targets (Real-ESRGAN); inputs are made from them
     sketch_style: Literal["canny", "xdog", "mixed"] = "mixed"
     line_thickness: int = 1  # sketch: line width in pixels
+    # colorize, training only: half the draws darken the photo by a factor log-uniform in
+    # [exposure_min, 1] (1 = off), so dark pixels are seen with the small chroma they really have
+    exposure_min: float = 1.0
     hole_area_min: float = 0.05  # inpaint: share of the image covered by holes
     hole_area_max: float = 0.4
+
+    def without_augmentation(self) -> SynthConfig:
+        """These options for validation pairs and `prepare`'s files: training-only augmentation off."""
+        return replace(self, exposure_min=1.0)
 
 
 @dataclass
@@ -352,6 +359,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "runtime.checkpoint_every_minutes": _WEIGHT_OR_OFF,
     "runtime.keep_checkpoints": _count(0, "0 or more (0 = keep all)"),
     "data.max_megapixels": _RATE,
+    "synth.exposure_min": (lambda v: 0 < v <= 1, "in (0, 1] (1 = off)"),
 }
 
 

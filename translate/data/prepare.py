@@ -63,7 +63,7 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     output files raise DatasetError before anything is written, unless overwrite=True.
     """
     definition = get_task(task, from_photos=True)
-    make_pair = definition.pair_maker(synth)
+    make_pair = definition.pair_maker(synth.without_augmentation())
     if max_side is not None and max_side < 1:
         raise ConfigError(f"max_side: must be at least 1 pixel, got {max_side}")
     src, out = Path(src), Path(out)

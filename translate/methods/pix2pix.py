@@ -52,12 +52,14 @@ class Pix2Pix(GanMethod):
 
     def datasets(self) -> tuple[Dataset, Dataset | None]:
         """Pairs from the data root; with a task recipe, each input is synthesised from its target
-        photo with fresh randomness every epoch (a prepared A/B folder's B photos serve then)."""
+        photo with fresh randomness every epoch (a prepared A/B folder's B photos serve then);
+        validation pairs skip the training-only augmentation (SynthConfig.without_augmentation)."""
         from translate.data import datasets, layouts
         from translate.tasks import get_task
 
         d, seed, root = self.config.data, self.config.runtime.seed, Path(self.config.data.root)
-        make_pair = get_task(self.config.task).pair_maker(self.config.synth)
+        task, synth = get_task(self.config.task), self.config.synth
+        make_pair, make_val_pair = task.pair_maker(synth), task.pair_maker(synth.without_augmentation())
         channels_a, channels_b = self.data_channels(self.config)
         train_tf, val_tf = self.transforms()
 
@@ -67,12 +69,12 @@ class Pix2Pix(GanMethod):
                 return [layouts.Sample(p) for p in targets]
             return layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)
 
-        def make(samples: list[layouts.Sample], tf: object) -> Dataset:
+        def make(samples: list[layouts.Sample], tf: object, pairs: datasets.MakePair | None) -> Dataset:
             return datasets.PairedDataset(samples, in_channels=channels_a, out_channels=channels_b, transform=tf,
-                                          make_pair=make_pair, seed=seed)
+                                          make_pair=pairs, seed=seed)
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
-        return make(find("train"), train_tf), (make(val, val_tf) if val else None)
+        return make(find("train"), train_tf, make_pair), (make(val, val_tf, make_val_pair) if val else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
         return list(dict.fromkeys(p for s in dataset.samples for p in (s.a, s.b) if p is not None))

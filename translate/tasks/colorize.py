@@ -6,6 +6,7 @@ Lab is OpenCV's 8-bit encoding (L* scaled to 0..255, a* and b* offset by 128), s
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,14 @@ def lab_to_rgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
 
 
-def colorize_pair(photo: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(L HxWx1, ab HxWx2): predict chroma from lightness. Deterministic: rng is only there for the
-    common pair-maker signature."""
+def colorize_pair(photo: np.ndarray, rng: np.random.Generator, *,
+                  exposure_min: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(L HxWx1, ab HxWx2): predict chroma from lightness. With exposure_min < 1, half the draws
+    darken the photo first by a factor log-uniform in [exposure_min, 1]."""
+    photo = rgb8(photo)
+    if exposure_min < 1 and rng.random() < 0.5:
+        factor = float(np.exp(rng.uniform(np.log(exposure_min), 0.0)))
+        photo = np.rint(photo * factor).astype(np.uint8)  # factor <= 1: stays in 0..255
     return lab_split(photo)
 
 
@@ -88,7 +94,7 @@ class Colorize(Task):
     baseline_description = "the grey image (input lightness, no colour)"
 
     def pair_maker(self, synth: Any) -> PairMaker:
-        return colorize_pair
+        return functools.partial(colorize_pair, exposure_min=synth.exposure_min)
 
     def prepared_files(self, photo: np.ndarray, net_input: np.ndarray,
                        target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
