@@ -80,6 +80,8 @@ class Pix2PixConfig:
     # Weight of a pixel MSE term (on [-1, 1] images; 0 = off): PSNR's own loss, which trains a
     # fidelity model far faster than L1 on textured photos (the superres recipe uses it alone).
     lambda_mse: float = 0.0
+    # Generators with ab_classes (colorize) train on cross-entropy over quantised ab instead of L1.
+    lambda_ce: float = 1.0
     # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
     conditional: bool = True
     # Steps over which the adversarial weight rises linearly from 0 to lambda_gan (0 = full weight
@@ -341,6 +343,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "gan.instance_noise_steps": _count(0, "0 or more (0 = the whole run)"),
     "gan.gp_weight": _WEIGHT,
     "pix2pix.lambda_l1": _WEIGHT, "pix2pix.lambda_gan": _WEIGHT, "pix2pix.lambda_mse": _WEIGHT,
+    "pix2pix.lambda_ce": _WEIGHT,
     "pix2pix.gan_ramp_steps": _count(0, "0 or more (0 = no ramp)"),
     "pix2pix.lambda_perceptual": _WEIGHT,
     "optim.ema_decay": (_in(0, 1), "in [0, 1) (0 = off)"),

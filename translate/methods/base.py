@@ -129,13 +129,14 @@ class GanMethod(nn.Module, abc.ABC):
     def replica(self, name: str) -> nn.Module:
         return self.replicas.get(name, self.nets[name])
 
-    def generate(self, name: str, x: Tensor) -> Tensor:
+    def generate(self, name: str, x: Tensor, **options: Any) -> Any:
         """Generator `name` on (N, C, H, W) input in [-1, 1], output in [-1, 1] (s times the size):
-        nets that work on [0, 1] (spec.value_range "zero_one", the SR nets) get their range mapped."""
+        nets that work on [0, 1] (spec.value_range "zero_one", the SR nets) get their range mapped.
+        `options` go to the net's forward (e.g. with_logits)."""
         net = self.replica(name)
         if self.specs[name].value_range == "zero_one":
             return net((x + 1) / 2) * 2 - 1
-        return net(x)
+        return net(x, **options)
 
     @property
     def inference_names(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from translate.config import TrainConfig
 from translate.errors import WeightsError
 from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
+from translate.nets.chroma import classification_loss
 from translate.schedules import ramp_in
 
 
@@ -84,8 +85,12 @@ class Pix2Pix(GanMethod):
         real_a, real_b = batch["a"], batch["b"]
         if self.config.direction == "b_to_a":
             real_a, real_b = real_b, real_a
-        fake_b = self.generate(self.g_name, real_a)
-        out = {"real_a": real_a, "real_b": real_b, "fake_b": fake_b}
+        out = {"real_a": real_a, "real_b": real_b}
+        if getattr(self.specs[self.g_name], "ab_classes", False):  # the loss needs the bin logits
+            out["fake_b"], out["ab_logits"] = self.generate(self.g_name, real_a, with_logits=True)
+        else:
+            out["fake_b"] = self.generate(self.g_name, real_a)
+        fake_b = out["fake_b"]
         known = self.task.known_pixels(real_a) if self.config.direction == "a_to_b" else None
         if known is not None:
             # What conversion returns: the input's own pixels, the net's output in the holes only.
@@ -112,7 +117,10 @@ class Pix2Pix(GanMethod):
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         p, holes = self.config.pix2pix, self.config.inpaint
-        if "known" in out:
+        if "ab_logits" in out:  # colorization as classification: cross-entropy in place of L1
+            centres = self.nets[self.g_name].centres
+            losses = {"G_CE": p.lambda_ce * classification_loss(out["ab_logits"], out["real_b"], centres)}
+        elif "known" in out:
             losses = {"G_L1": p.lambda_l1 * hole_weighted_l1(out["fake_b"], out["real_b"], 1 - out["known"],
                                                              hole_weight=holes.hole_l1_weight,
                                                              known_weight=holes.known_l1_weight)}

@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from translate.nets.chroma import annealed_mean, bin_centres
 from translate.nets.fill import pull_push_fill
 from translate.nets.layers import (
     NORMS,
@@ -38,6 +40,13 @@ class UnetSpec(SameSizeTanhSpec):
     # are first filled smoothly from the known pixels (nets/fill.py) and the net adds a correction
     # to that fill, so it starts where a classical fill ends (as SR nets start from bicubic).
     prefill: bool = False
+    # Colorization as classification (nets/chroma.py, Zhang et al. 2016): a 1x1 classifier on the
+    # last features predicts a distribution over quantised ab, and the net returns its annealed
+    # mean (so out_channels stays 2).
+    ab_classes: bool = False
+    # The annealed mean's temperature: 1 is the distribution's mean (the least squared error),
+    # towards 0 its mode (vivid, and wrong more often); the paper shows 0.38.
+    ab_temperature: float = 0.38
 
     def __post_init__(self) -> None:
         check_positive("in_channels", self.in_channels)
@@ -45,6 +54,10 @@ class UnetSpec(SameSizeTanhSpec):
         if self.prefill and self.in_channels != self.out_channels + 1:
             raise ValueError(f"prefill: needs the image plus a known-pixel channel in (in_channels = "
                              f"out_channels + 1), got {self.in_channels} -> {self.out_channels}")
+        if self.ab_classes and (self.in_channels, self.out_channels) != (1, 2):
+            raise ValueError(f"ab_classes: maps L to ab (1 -> 2 channels), got {self.in_channels} -> {self.out_channels}")
+        if not self.ab_temperature > 0:
+            raise ValueError(f"ab_temperature: must be > 0, got {self.ab_temperature}")
         check_positive("base_channels", self.base_channels)
         check_positive("num_downs", self.num_downs)
         check_choice("norm", self.norm, NORMS)
@@ -77,6 +90,7 @@ class UnetSkipBlock(nn.Module):
         outermost: bool,
         norm: Norm,
         dropout: float,
+        features: bool = False,  # outermost: end in ReLU features for a classifier, not tanh pixels
     ) -> None:
         super().__init__()
         self.outermost = outermost
@@ -96,7 +110,7 @@ class UnetSkipBlock(nn.Module):
             nn.ConvTranspose2d(
                 up_in, outer_channels, 4, stride=2, padding=1, bias=bias or outermost
             ),
-            nn.Tanh() if outermost else norm_layer(norm, outer_channels),
+            (nn.ReLU() if features else nn.Tanh()) if outermost else norm_layer(norm, outer_channels),
         ]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -120,13 +134,17 @@ class UnetGenerator(nn.Module):
     def __init__(self, spec: UnetSpec) -> None:
         super().__init__()
         self.spec = spec
+        # Not saved with the weights: they follow from the gamut (nets/chroma.py).
+        self.register_buffer("centres", bin_centres() if spec.ab_classes else torch.zeros(0, 2), persistent=False)
         block: UnetSkipBlock | None = None
         # Build from the innermost level outwards; each block wraps the previous one.
         base = spec.base_channels
         for level in reversed(range(spec.num_downs)):
             outermost = level == 0
             inner = level_channels(base, level)
-            outer = spec.out_channels if outermost else level_channels(base, level - 1)
+            # ab_classes: the outermost level gives base_channels features to the 1x1 classifier below
+            out_channels = base if spec.ab_classes else spec.out_channels
+            outer = out_channels if outermost else level_channels(base, level - 1)
             middle = block is not None and level >= 4  # 8x channels on both sides, not innermost
             block = UnetSkipBlock(
                 outer_channels=outer,
@@ -136,10 +154,21 @@ class UnetGenerator(nn.Module):
                 outermost=outermost,
                 norm=spec.norm,
                 dropout=spec.dropout if middle else 0.0,
+                features=outermost and spec.ab_classes,
             )
         self.model = block
+        # Logits over the ab bins from the last features, as Zhang et al.'s 1x1 conv to Q classes,
+        # at half resolution (they predict at a quarter): chroma varies slowly, and every Q-channel
+        # map (logits, softmax, their gradients) costs a quarter of what it would at full size.
+        self.classifier = nn.Conv2d(base, len(self.centres), 1) if spec.ab_classes else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, with_logits: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The image; with_logits (ab_classes nets): (ab, the per-bin logits the loss needs, at half size)."""
+        if self.spec.ab_classes:
+            logits = self.classifier(F.avg_pool2d(self.model(x), 2))
+            ab = annealed_mean(logits, self.centres, self.spec.ab_temperature)
+            ab = F.interpolate(ab, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            return (ab, logits) if with_logits else ab
         if not self.spec.prefill:
             return self.model(x)
         image, known = x[:, :-1], x[:, -1:]
