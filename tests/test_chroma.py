@@ -13,8 +13,8 @@ import torch
 from translate.config import resolve_config
 from translate.data.images import image_to_tensor
 from translate.methods.pix2pix import Pix2Pix
-from translate.nets.chroma import (ANNEALED_T, annealed_mean, bin_centres, classification_loss, from_ab,
-                                   soft_encode, to_ab)
+from translate.nets.chroma import (ANNEALED_T, annealed_mean, bin_centres, bin_prior, classification_loss, from_ab,
+                                   rebalancing_weights, soft_encode, to_ab)
 from translate.nets.unet import UnetGenerator, UnetSpec
 from translate.tasks.colorize import lab_split
 
@@ -145,3 +145,55 @@ def test_ab_classes_colorizer_exports_to_onnx_with_parity(tmp_path):
                                   config={"method": "pix2pix", "task": "colorize", "direction": "a_to_b"})
     report = export_model(load(checkpoint), tmp_path / "colorize.onnx")  # checks parity on real photos
     assert report.max_abs_diff is not None and report.max_abs_diff <= PARITY_TOLERANCE
+
+
+def test_rebalancing_weights_restate_the_paper():
+    prior = torch.tensor([0.7, 0.2, 0.1, 0.0])
+    weights = rebalancing_weights(prior, 0.5)
+    expected = 1 / (0.5 * prior + 0.5 / 4)
+    expected = expected / (prior * expected).sum()
+    torch.testing.assert_close(weights, expected)
+    assert (prior * weights).sum().item() == pytest.approx(1.0)  # E_p[w] = 1
+    assert weights[3] > weights[2] > weights[1] > weights[0]  # rarer bins weigh more
+    torch.testing.assert_close(rebalancing_weights(prior, 1.0), torch.ones(4))  # lambda 1: uniform
+
+
+def test_bin_prior_counts_nearest_bins_and_smooths_them_with_sigma_5():
+    centres = bin_centres()
+    grey, red = _net_units([0.0, 0.0]), _net_units([60.0, 40.0])
+    maps = [grey[0].expand(2, 3, 4).clone(), red[0].expand(2, 1, 4).clone()]  # 12 grey pixels, 4 red
+    prior = bin_prior(maps, centres)
+    assert prior.sum().item() == pytest.approx(1.0)
+    counts = torch.zeros(len(centres), dtype=torch.float64)
+    counts[(centres == 0).all(1)] = 12
+    counts[(centres == torch.tensor([60.0, 40.0])).all(1)] = 4
+    kernel = torch.exp(-torch.cdist(centres, centres).double() ** 2 / 50)
+    expected = kernel @ (counts / 16)
+    torch.testing.assert_close(prior, (expected / expected.sum()).float())
+
+
+def test_rebalanced_loss_weights_each_pixel_by_its_target_bin():
+    torch.manual_seed(4)
+    centres = bin_centres()
+    logits = torch.randn(1, len(centres), 1, 2)
+    target = torch.cat([_net_units([0.0, 0.0]), _net_units([60.0, 40.0])], dim=3)
+    weights = torch.rand(len(centres)) + 0.5
+    z = soft_encode(target, centres)
+    per_pixel = -(z * torch.log_softmax(logits, 1)).sum(1)[0, 0]
+    by_hand = (per_pixel * weights[z.argmax(1)[0, 0]]).mean()
+    assert classification_loss(logits, target, centres, weights=weights).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_pix2pix_rebalances_with_the_training_photos_prior(write_photos):
+    root = write_photos(4, size=64)
+    config = resolve_config("pix2pix", task="colorize", assignments=[
+        f"data.root={root}", "generator.base_channels=4", "discriminator.base_channels=4",
+        "generator.num_downs=5", "generator.ab_classes=true", "pix2pix.ce_rebalance=0.5"])
+    method = Pix2Pix(config)
+    train, _ = method.datasets()
+    prior = bin_prior([train[i]["b"] for i in range(len(train))], bin_centres())
+    torch.testing.assert_close(method.ab_weights, rebalancing_weights(prior, 0.5))
+    off = Pix2Pix(resolve_config("pix2pix", task="colorize", assignments=[
+        f"data.root={root}", "generator.ab_classes=true", "generator.base_channels=4"]))
+    off.datasets()
+    assert off.ab_weights is None

@@ -82,6 +82,9 @@ class Pix2PixConfig:
     lambda_mse: float = 0.0
     # Generators with ab_classes (colorize) train on cross-entropy over quantised ab instead of L1.
     lambda_ce: float = 1.0
+    # Their class rebalancing (Zhang et al.'s lambda; the paper uses 0.5): pixels of colours rare in
+    # the training photos count more. 0 = off, every pixel alike.
+    ce_rebalance: float = 0.0
     # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
     conditional: bool = True
     # Steps over which the adversarial weight rises linearly from 0 to lambda_gan (0 = full weight
@@ -344,6 +347,7 @@ _RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "gan.gp_weight": _WEIGHT,
     "pix2pix.lambda_l1": _WEIGHT, "pix2pix.lambda_gan": _WEIGHT, "pix2pix.lambda_mse": _WEIGHT,
     "pix2pix.lambda_ce": _WEIGHT,
+    "pix2pix.ce_rebalance": (lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"),
     "pix2pix.gan_ramp_steps": _count(0, "0 or more (0 = no ramp)"),
     "pix2pix.lambda_perceptual": _WEIGHT,
     "optim.ema_decay": (_in(0, 1), "in [0, 1) (0 = off)"),

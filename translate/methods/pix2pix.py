@@ -16,7 +16,7 @@ from translate.config import TrainConfig
 from translate.errors import WeightsError
 from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
-from translate.nets.chroma import classification_loss
+from translate.nets.chroma import bin_prior, classification_loss, rebalancing_weights
 from translate.schedules import ramp_in
 
 
@@ -37,6 +37,7 @@ class Pix2Pix(GanMethod):
         super().__init__(config, {self.g_name: g, "d": d} if adversarial else {self.g_name: g})
         self.generator_names = (self.g_name,)
         self.discriminator_names = ("d",) if adversarial else ()
+        self.ab_weights: Tensor | None = None  # class rebalancing of ab_classes nets (set by datasets())
         self.perceptual = None
         if p.lambda_perceptual > 0:
             from translate.perceptual import perceptual_loss
@@ -75,7 +76,13 @@ class Pix2Pix(GanMethod):
                                           make_pair=pairs, seed=seed)
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
-        return make(find("train"), train_tf, make_pair), (make(val, val_tf, make_val_pair) if val else None)
+        train = make(find("train"), train_tf, make_pair)
+        if getattr(self.specs[self.g_name], "ab_classes", False) and self.config.pix2pix.ce_rebalance > 0:
+            # The bins' distribution over one draw of every training photo, before any epoch is set,
+            # so a resumed run computes the same weights.
+            prior = bin_prior((train[i]["b"] for i in range(len(train))), self.nets[self.g_name].centres)
+            self.ab_weights = rebalancing_weights(prior, self.config.pix2pix.ce_rebalance)
+        return train, (make(val, val_tf, make_val_pair) if val else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
         return list(dict.fromkeys(p for s in dataset.samples for p in (s.a, s.b) if p is not None))
@@ -118,8 +125,10 @@ class Pix2Pix(GanMethod):
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         p, holes = self.config.pix2pix, self.config.inpaint
         if "ab_logits" in out:  # colorization as classification: cross-entropy in place of L1
-            centres = self.nets[self.g_name].centres
-            losses = {"G_CE": p.lambda_ce * classification_loss(out["ab_logits"], out["real_b"], centres)}
+            centres, weights = self.nets[self.g_name].centres, self.ab_weights
+            weights = None if weights is None else weights.to(centres.device)
+            losses = {"G_CE": p.lambda_ce * classification_loss(out["ab_logits"], out["real_b"], centres,
+                                                                weights=weights)}
         elif "known" in out:
             losses = {"G_L1": p.lambda_l1 * hole_weighted_l1(out["fake_b"], out["real_b"], 1 - out["known"],
                                                              hole_weight=holes.hole_l1_weight,
