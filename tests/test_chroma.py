@@ -197,3 +197,10 @@ def test_pix2pix_rebalances_with_the_training_photos_prior(write_photos):
         f"data.root={root}", "generator.ab_classes=true", "generator.base_channels=4"]))
     off.datasets()
     assert off.ab_weights is None
+
+
+def test_rebalancing_without_classes_is_a_config_error():
+    from translate.config import ConfigError
+
+    with pytest.raises(ConfigError, match="^pix2pix.ce_rebalance: rebalances the classes of ab_classes generators"):
+        resolve_config("pix2pix", task="colorize", assignments=["pix2pix.ce_rebalance=0.5"])
