@@ -37,7 +37,8 @@ class Pix2Pix(GanMethod):
         super().__init__(config, {self.g_name: g, "d": d} if adversarial else {self.g_name: g})
         self.generator_names = (self.g_name,)
         self.discriminator_names = ("d",) if adversarial else ()
-        self.ab_weights: Tensor | None = None  # class rebalancing of ab_classes nets (set by datasets())
+        self.classifies_ab = getattr(g, "ab_classes", False)  # colorization as classification
+        self.ab_weights: Tensor | None = None  # its class rebalancing (set by datasets())
         self.perceptual = None
         if p.lambda_perceptual > 0:
             from translate.perceptual import perceptual_loss
@@ -77,7 +78,7 @@ class Pix2Pix(GanMethod):
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
         train = make(find("train"), train_tf, make_pair)
-        if getattr(self.specs[self.g_name], "ab_classes", False) and self.config.pix2pix.ce_rebalance > 0:
+        if self.classifies_ab and self.config.pix2pix.ce_rebalance > 0:
             # The bins' distribution over one draw of every training photo, before any epoch is set,
             # so a resumed run computes the same weights.
             prior = bin_prior((train[i]["b"] for i in range(len(train))), self.nets[self.g_name].centres)
@@ -93,7 +94,7 @@ class Pix2Pix(GanMethod):
         if self.config.direction == "b_to_a":
             real_a, real_b = real_b, real_a
         out = {"real_a": real_a, "real_b": real_b}
-        if getattr(self.specs[self.g_name], "ab_classes", False):  # the loss needs the bin logits
+        if self.classifies_ab:  # the loss needs the bin logits
             out["fake_b"], out["ab_logits"] = self.generate(self.g_name, real_a, with_logits=True)
         else:
             out["fake_b"] = self.generate(self.g_name, real_a)

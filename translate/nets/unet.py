@@ -139,11 +139,11 @@ class UnetGenerator(nn.Module):
         block: UnetSkipBlock | None = None
         # Build from the innermost level outwards; each block wraps the previous one.
         base = spec.base_channels
+        # ab_classes: the outermost level gives base_channels features to the 1x1 classifier below
+        out_channels = base if spec.ab_classes else spec.out_channels
         for level in reversed(range(spec.num_downs)):
             outermost = level == 0
             inner = level_channels(base, level)
-            # ab_classes: the outermost level gives base_channels features to the 1x1 classifier below
-            out_channels = base if spec.ab_classes else spec.out_channels
             outer = out_channels if outermost else level_channels(base, level - 1)
             middle = block is not None and level >= 4  # 8x channels on both sides, not innermost
             block = UnetSkipBlock(
