@@ -235,6 +235,9 @@ class TrainConfig:
                 f"{max(multiple, self.data.crop_size // multiple * multiple)}"
             )
         _check_discriminator_size(self)
+        if self.pix2pix.ce_rebalance > 0 and not getattr(self.generator, "ab_classes", False):
+            raise ConfigError("pix2pix.ce_rebalance: rebalances the classes of ab_classes generators; "
+                              "add --set generator.ab_classes=true (a U-Net colorizer) or leave it at 0")
         if self.gan.loss == "ragan" and self.method != "pix2pix":
             raise ConfigError(f"gan.loss: ragan (relativistic average) is for pix2pix; {self.method} "
                               "takes vanilla, lsgan, wgangp or hinge")
@@ -302,9 +305,6 @@ def _check_perceptual(c: TrainConfig) -> None:
     if c.pix2pix.lambda_perceptual > 0 and not any(w > 0 for w in c.perceptual.layers.values()):
         raise ConfigError("perceptual.layers: pix2pix.lambda_perceptual is on but no layer has a weight; "
                           "set e.g. --set perceptual.layers.conv5_4=1")
-    if c.pix2pix.ce_rebalance > 0 and not getattr(c.generator, "ab_classes", False):
-        raise ConfigError("pix2pix.ce_rebalance: rebalances the classes of ab_classes generators; "
-                          "add --set generator.ab_classes=true (a U-Net colorizer) or leave it at 0")
 
 
 def _finite_at_least(low: float, *, strict: bool = False) -> Callable[[Any], bool]:
