@@ -48,7 +48,7 @@ def _time_variant(task: str, amp: str, *, iters: int, device: str, batch_size: i
     import torch
 
     from translate.config import resolve_config
-    from translate.training import Trainer
+    from translate.training.loop import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         root, weights = _setup(Path(tmp), vgg)

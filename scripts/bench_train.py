@@ -57,7 +57,7 @@ def _time_variant(method: str, variant: str, iters: int, size: int, device: str)
     import torch
 
     from translate.config import resolve_config
-    from translate.training import Trainer
+    from translate.training.loop import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "data"
@@ -119,7 +119,7 @@ def _peak_rss_mib() -> float:
 def _learning_parity(steps: int) -> dict:
     """Same seed, same data, small pix2pix: final validation L1 with fp32 vs bf16 autocast."""
     from translate.config import resolve_config
-    from translate.training import train
+    from translate.training.loop import train
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

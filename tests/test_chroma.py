@@ -138,7 +138,7 @@ def test_ab_classes_colorizer_exports_to_onnx_with_parity(tmp_path):
     pytest.importorskip("onnxruntime")
     from test_export import load, write_checkpoint
 
-    from translate.export import PARITY_TOLERANCE, export_model
+    from translate.export.write import PARITY_TOLERANCE, export_model
 
     spec = UnetSpec(in_channels=1, out_channels=2, base_channels=8, num_downs=5, ab_classes=True)
     checkpoint = write_checkpoint(tmp_path / "colorize.pt", spec,

@@ -16,7 +16,7 @@ from translate import Translator
 from translate.checkpoint import load_checkpoint
 from translate.cli import main
 from translate.config import ConfigError, TrainConfig, default_config, resolve_config
-from translate.export import export_model, read_contract
+from translate.export.write import export_model, read_contract
 from translate.inference.loading import load_model
 from translate.losses import patch_nce_loss
 from translate.methods.cut import CUT
@@ -25,7 +25,7 @@ from translate.nets import PRESETS, PatchGanSpec, ResnetSpec, build_net, init_we
 from translate.nets.antialias import BlurDownsample, BlurUpsample
 from translate.nets.patch_sample import PatchSampler
 from translate.nets.reference import detect_reference_generator, load_reference_generator
-from translate.training import Trainer, train
+from translate.training.loop import Trainer, train
 
 BLUR_DOWN = torch.tensor([1.0, 2.0, 1.0]) / 4  # per axis; written out, not taken from the code
 BLUR_UP = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4

@@ -14,7 +14,7 @@ from translate.data.images import write_image
 from translate.methods.cyclegan import CycleGAN, identity_loss_applies
 from translate.methods.image_pool import ImagePool
 from translate.config import resolve_config
-from translate.training import train
+from translate.training.loop import train
 
 TINY = {"generator.n_blocks": 1, "generator.base_channels": 8, "discriminator.base_channels": 8,
         "data.crop_size": 64, "data.load_size": 64, "runtime.log_every_steps": 1}

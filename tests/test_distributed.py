@@ -12,7 +12,7 @@ import torch
 
 from translate.checkpoint import load_checkpoint
 from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
-from translate.training import train
+from translate.training.loop import train
 
 TINY_P2P = ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8",
             "--set", "discriminator.base_channels=8", "--crop-size", "64", "--load-size", "64",

@@ -25,7 +25,7 @@ from translate import Translator  # noqa: E402
 from translate.checkpoint import save_checkpoint  # noqa: E402
 from translate.data.images import write_image  # noqa: E402
 from translate.nets import build_net, preset, spec_to_dict  # noqa: E402
-from translate.serve import create_app  # noqa: E402
+from translate.serving.app import create_app  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -17,7 +17,7 @@ from translate import Translator
 from translate.checkpoint import save_checkpoint
 from translate.cli import main
 from translate.data.images import read_image, write_image
-from translate.export import (
+from translate.export.write import (
     DEFAULT_OPSET, METADATA_KEY, MIN_OPSET, PARITY_TOLERANCE, ExportError, check_parity, export_model,
     read_contract,
 )

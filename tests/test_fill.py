@@ -86,7 +86,7 @@ def test_prefill_inpainting_net_exports_with_parity(tmp_path, photo):
     pytest.importorskip("onnxruntime")
     from test_export import load, write_checkpoint
 
-    from translate.export import PARITY_TOLERANCE, check_parity, export_model
+    from translate.export.write import PARITY_TOLERANCE, check_parity, export_model
     from translate.tasks.inpaint import masked_input
 
     spec = preset("unet_128", num_downs=5, base_channels=8, in_channels=4, out_channels=3, prefill=True)

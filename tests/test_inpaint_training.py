@@ -93,7 +93,7 @@ def test_masked_discriminator_refuses_objectives_without_per_patch_labels():
 def test_gated_generator_trains_on_inpainting_and_keeps_known_pixels(tmp_path, write_photos, photo):
     from translate.inference.translator import Translator
     from translate.tasks.inpaint import masked_input, random_mask
-    from translate.training import train
+    from translate.training.loop import train
 
     root = write_photos(4, size=64)
     config = resolve_config("pix2pix", task="inpaint", overrides={"data.root": str(root), "generator": "deepfill_v2_coarse"},

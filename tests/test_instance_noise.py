@@ -6,7 +6,7 @@ import torch
 
 from translate.config import ConfigError, resolve_config
 from translate.methods.pix2pix import Pix2Pix
-from translate.training import Trainer
+from translate.training.loop import Trainer
 
 TINY = ["generator.base_channels=4", "generator.num_downs=5", "discriminator.base_channels=4",
         "data.crop_size=32", "data.load_size=32"]

@@ -211,7 +211,7 @@ def test_service_answers_what_convert_writes(compact, photo, tmp_path):
     import cv2
     from fastapi.testclient import TestClient
 
-    from translate.serve import create_app
+    from translate.serving.app import create_app
 
     _, path = compact
     image = photo("astronaut", (24, 28))
@@ -233,7 +233,7 @@ def test_onnx_export_keeps_the_contract_and_matches_the_reference(tmp_path, phot
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
-    from translate.export import read_contract
+    from translate.export.write import read_contract
 
     net = make_reference("rrdb_x2")
     weights = save_published(net, tmp_path / "RealESRGAN_x2plus.pth", "params_ema")

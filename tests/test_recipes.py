@@ -107,8 +107,8 @@ def test_superres_recipe_is_fidelity_first_on_bicubic_inputs_in_600_steps(photo)
     decaying), not a hundred 1-step ones."""
     from PIL import Image
 
-    from translate.sampler import batches_per_epoch
-    from translate.training import lr_factor
+    from translate.training.sampler import batches_per_epoch
+    from translate.training.loop import lr_factor
 
     config = resolve_config("pix2pix", task="superres", assignments=["runtime.max_steps=600"])
     p = config.pix2pix
@@ -134,7 +134,7 @@ RECIPE_STEPS, STEPS_PER_EPOCH = 800, 100
 def test_a_small_folder_gets_long_epochs_and_the_recipes_step_budget(tmp_path, write_photos, task):
     """Seven photos still make 100-step epochs (validation and latest.pt every 100 steps, not every
     2), the run lasts the recipe's 800 steps, and every draw of a photo is a fresh crop and input."""
-    from translate.training import Trainer
+    from translate.training.loop import Trainer
 
     root = write_photos(7, size=160)
     config = resolve_config("pix2pix", task=task, overrides={"data.root": str(root)},

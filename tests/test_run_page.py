@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from translate.charts import line_chart, nice_ticks, Series
+from translate.training.charts import line_chart, nice_ticks, Series
 from translate.cli import main
 from translate.config import resolve_config
 from translate.data.images import write_image
-from translate.run_page import RunStatus, read_rows, write_run_page
-from translate.training import train
+from translate.training.run_page import RunStatus, read_rows, write_run_page
+from translate.training.loop import train
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 TINY = {"generator": "unet_128", "generator.num_downs": 5, "generator.base_channels": 4,

@@ -26,7 +26,7 @@ from translate.checkpoint import save_checkpoint  # noqa: E402
 from translate.errors import Cancelled  # noqa: E402
 from translate.nets import build_net, preset, spec_to_dict  # noqa: E402
 from translate.inference.translator import InferenceOptions  # noqa: E402
-from translate.serve import create_app, load_translators  # noqa: E402
+from translate.serving.app import create_app, load_translators  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESNET = preset("resnet_9blocks", n_blocks=2, base_channels=8)
@@ -259,7 +259,7 @@ def test_foreign_host_headers_are_refused(client):
 
 
 def test_host_policy_follows_the_bind_address_and_allowed_hosts():
-    from translate.serve_guard import HostPolicy
+    from translate.serving.guard import HostPolicy
 
     local = HostPolicy.for_bind("127.0.0.1", 8000)
     assert local.allows("localhost:8000") and local.allows("[::1]:8000")
@@ -391,7 +391,7 @@ SERVE_SLOWLY = """
 import sys, threading
 from translate import Translator
 from translate.errors import Cancelled
-from translate.serve import create_app, run_server
+from translate.serving.app import create_app, run_server
 
 class Slow(Translator):
     def __call__(self, image, *, cancel=None):

@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.config import ConfigError, resolve_config
-from translate.ema import WeightAverage
+from translate.training.ema import WeightAverage
 from translate.errors import WeightsError
 from translate.losses import relativistic_gan_loss
 from translate.nets import build_net, init_weights, preset
-from translate.perceptual import VGG19_LAYERS, PerceptualLoss, load_vgg19_features, perceptual_loss
+from translate.losses.perceptual import VGG19_LAYERS, PerceptualLoss, load_vgg19_features, perceptual_loss
 from translate.weights import sha256_of
 
 

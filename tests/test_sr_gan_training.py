@@ -12,7 +12,7 @@ from translate.cli import main
 from translate.config import resolve_config
 from translate.data.images import read_image
 from translate.inference.loading import load_model
-from translate.training import Trainer, train
+from translate.training.loop import Trainer, train
 from translate.weights import sha256_of
 
 TINY_RRDB = {"generator": "rrdbnet_x4", "generator.base_channels": 8, "generator.n_blocks": 1,

@@ -85,7 +85,7 @@ def test_cli_python_and_http_inpaint_the_same_holes(tmp_path, photo):
     pytest.importorskip("httpx")
     from fastapi.testclient import TestClient
 
-    from translate.serve import create_app
+    from translate.serving.app import create_app
 
     torch.manual_seed(0)
     checkpoint = tmp_path / "inpaint.pt"

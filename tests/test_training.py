@@ -10,8 +10,8 @@ import torch
 from translate.checkpoint import CheckpointError, load_checkpoint
 from translate.cli import main
 from translate.config import TrainConfig, named_overrides, resolve_config
-from translate.sampler import EpochSampler
-from translate.training import lr_factor, train
+from translate.training.sampler import EpochSampler
+from translate.training.loop import lr_factor, train
 
 # A tiny pix2pix: 5-level U-Net of width 8, PatchGAN of width 8, 64 px crops.
 TINY = {"generator": "unet_128", "generator.num_downs": 5, "generator.base_channels": 8,

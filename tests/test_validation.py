@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from translate import validation
+from translate.training import validation
 from translate.checkpoint import checkpoint_dir, load_checkpoint, load_file, numbered_path
 from translate.cli import main
 from translate.config import resolve_config
 from translate.errors import ConfigError, WeightsError
-from translate.training import train
-from translate.validation import BestRecord, ValMetric, choose_metric
+from translate.training.loop import train
+from translate.training.validation import BestRecord, ValMetric, choose_metric
 
 # 32 px photos, U-Net of 5 levels and width 4 (pix2pix); 1-block ResNet of width 4 (CycleGAN).
 # Every epoch writes a numbered checkpoint and none is pruned, so best.pt can be compared with them.

@@ -19,7 +19,7 @@ from translate.errors import ConfigError, TranslatorError  # noqa: E402
 from translate.inference.device import resolve_precision  # noqa: E402
 from translate.inference.loading import LoadedModel, load_model  # noqa: E402
 from translate.inference.translator import InferenceOptions  # noqa: E402
-from translate.inference.zoo import ForeignNet, ForeignSpec, spandrel_model  # noqa: E402
+from translate.inference.spandrel_bridge import ForeignNet, ForeignSpec, spandrel_model  # noqa: E402
 from translate.metrics import psnr  # noqa: E402
 
 FAST = ["--device", "cpu", "--precision", "fp32"]
@@ -139,7 +139,7 @@ def test_service_returns_what_convert_writes(models, tmp_path, photo):
     import cv2
     from fastapi.testclient import TestClient
 
-    from translate.serve import create_app
+    from translate.serving.app import create_app
 
     path = models["SwinIR"][1]
     image = photo("coffee", (30, 36))

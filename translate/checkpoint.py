@@ -15,7 +15,7 @@ from translate.files import atomic_write
 FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
-BEST = "best.pt"  # generators at the best validation figure (translate.validation.BestRecord)
+BEST = "best.pt"  # generators at the best validation figure (translate.training.validation.BestRecord)
 _UNREADABLE = "not a readable checkpoint: truncated, corrupt, or not a file saved by PyTorch"
 _NUMBERED = re.compile(r"step_(\d+)\.pt")
 # What a numbered checkpoint keeps: enough to convert, export or serve, a fraction of the size of

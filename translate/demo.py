@@ -55,7 +55,7 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
     from translate.inference.device import cpu_has_native_bf16
     from translate.inference.folder import convert_folder
     from translate.inference.translator import Translator
-    from translate.training import train
+    from translate.training.loop import train
 
     if out.exists() and any(out.iterdir()):
         raise TranslateError(f"{out}: already exists and is not empty; choose another --out or remove it")

@@ -148,7 +148,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from translate.inference.translator import Translator
 
     try:
-        from translate.export import PARITY_TOLERANCE, export_model, format_for
+        from translate.export.write import PARITY_TOLERANCE, export_model, format_for
 
         format_for(args.output)  # a wrong suffix or an existing file fails before the model loads
         if Path(args.output).exists() and not args.overwrite:
@@ -203,7 +203,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not value > 0:  # `not >` also refuses nan
             raise TranslatorError(f"{flag}: must be positive, got {value}")
     try:
-        from translate.serve import HostPolicy, create_app, is_loopback, load_translators, run_server
+        from translate.serving.app import HostPolicy, create_app, is_loopback, load_translators, run_server
 
         translators = load_translators(args.source, _inference_options(args), **_source_options(args))
         app = create_app(translators, max_upload_bytes=int(args.max_upload_mb * 2**20),

@@ -65,8 +65,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from translate.checkpoint import BEST
     from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
     from translate.errors import ConfigError
-    from translate.run_page import PAGE
-    from translate.training import train
+    from translate.training.run_page import PAGE
+    from translate.training.loop import train
 
     named = {name: getattr(args, name) for name in NAMED_SETTINGS}
     if args.resume:
@@ -261,7 +261,7 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from translate.run_page import report
+    from translate.training.run_page import report
 
     print(f"page: {report(Path(args.run)).resolve()}")
     return 0

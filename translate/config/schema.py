@@ -186,7 +186,7 @@ class RuntimeConfig:
     checkpoint_every_minutes: float = 0.0
     keep_checkpoints: int = 3  # newest numbered checkpoints kept, older ones deleted; 0 = keep all
     val_every_epochs: int = 1
-    # The validation figure that picks checkpoints/best.pt (translate.validation.VAL_METRICS).
+    # The validation figure that picks checkpoints/best.pt (translate.training.validation.VAL_METRICS).
     # auto: KID for unpaired methods, LPIPS for paired ones, when installed with their weights;
     # else PSNR (of the cycle reconstructions for unpaired methods).
     val_metric: str = "auto"
@@ -294,7 +294,7 @@ def _check_discriminator_size(c: TrainConfig) -> None:
 
 def _check_perceptual(c: TrainConfig) -> None:
     """Layer names and weights of the perceptual loss; at least one layer when it is on."""
-    from translate.perceptual import VGG19_LAYERS
+    from translate.losses.perceptual import VGG19_LAYERS
 
     for name, weight in c.perceptual.layers.items():
         if name not in VGG19_LAYERS or name.startswith("pool"):

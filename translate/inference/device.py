@@ -15,7 +15,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from translate.errors import ConfigError
 from translate.inference.tiling import round_up
-from translate.inference.zoo import ForeignSpec
+from translate.inference.spandrel_bridge import ForeignSpec
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")

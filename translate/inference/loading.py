@@ -53,7 +53,7 @@ class LoadedModel:
 
 def describe_model(model: LoadedModel) -> dict[str, Any]:
     """What was loaded, as plain values (`translate info MODEL`): how, the task and the contract."""
-    from translate.inference.zoo import net_name, spec_summary
+    from translate.inference.spandrel_bridge import net_name, spec_summary
 
     spec = model.spec
     how = {"reference": "published weights of translate's zoo (detected)", "spandrel": "spandrel architecture"}
@@ -204,7 +204,7 @@ def _published_model(obj: Any, path: Path, arch: str | None, extra_arches: bool)
     except ValueError as ours:
         if arch is not None:
             raise TranslatorError(f"{path}: {first_line(ours)}") from ours
-        from translate.inference import zoo
+        from translate.inference import spandrel_bridge as zoo
 
         if not zoo.spandrel_available() or not isinstance(obj, Mapping):
             raise zoo.load_error(path, ours, None) from ours

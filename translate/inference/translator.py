@@ -28,7 +28,7 @@ from translate.inference.device import (
 )
 from translate.inference.loading import LoadedModel, load_model
 from translate.inference.options import InferenceOptions
-from translate.inference.zoo import net_name
+from translate.inference.spandrel_bridge import net_name
 from translate.tasks import Prepared, TaskAdapter, get_task
 
 log = logging.getLogger(__name__)

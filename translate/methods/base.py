@@ -18,7 +18,7 @@ from translate import metrics
 from translate.config import TrainConfig
 from translate.losses import gan_loss, gradient_penalty, relativistic_gan_loss
 from translate.nets import build_net, init_weights, spec_to_dict
-from translate.schedules import anneal
+from translate.losses.schedules import anneal
 
 
 def image_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
@@ -46,7 +46,7 @@ class GanMethod(nn.Module, abc.ABC):
     # Trained on aligned pairs: outputs have their own targets (paired metrics such as LPIPS judge
     # them). Unpaired methods are judged by comparing image sets (KID) instead.
     paired: bool = True
-    # Where the run is, for loss terms on a schedule (translate.schedules); the loop sets both.
+    # Where the run is, for loss terms on a schedule (translate.losses.schedules); the loop sets both.
     step: int = 0
     total_steps: int = 0
 

@@ -17,7 +17,7 @@ from translate.errors import WeightsError
 from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
 from translate.nets.chroma import bin_prior, classification_loss, rebalancing_weights
-from translate.schedules import ramp_in
+from translate.losses.schedules import ramp_in
 
 
 class Pix2Pix(GanMethod):
@@ -41,7 +41,7 @@ class Pix2Pix(GanMethod):
         self.ab_weights: Tensor | None = None  # its class rebalancing (set by datasets())
         self.perceptual = None
         if p.lambda_perceptual > 0:
-            from translate.perceptual import perceptual_loss
+            from translate.losses.perceptual import perceptual_loss
 
             self.perceptual = perceptual_loss(config.perceptual)
 

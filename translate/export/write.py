@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 from translate.errors import ExportError, first_line
-from translate.exported import METADATA_KEY, read_bytes, read_contract, runner  # noqa: F401 - read_contract: API
+from translate.export.read import METADATA_KEY, read_bytes, read_contract, runner  # noqa: F401 - read_contract: API
 from translate.inference import normstats, tiling
 from translate.inference.translator import Translator, reflect_pad
-from translate.inference.zoo import net_name, spec_summary
+from translate.inference.spandrel_bridge import net_name, spec_summary
 
 log = logging.getLogger(__name__)
 

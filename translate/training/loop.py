@@ -22,16 +22,16 @@ from translate.checkpoint import (
 )
 from translate.config import TrainConfig, resume_config
 from translate.data.images import read_header
-from translate.ema import WeightAverage
+from translate.training.ema import WeightAverage
 from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
 from translate.files import remove_stale_temp_files
 from translate.inference.device import autocast, resolve_device
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
-from translate.run_page import RunStatus, refresh_run_page
-from translate.sampler import EpochSampler, batches_per_epoch
-from translate.training_log import TrainingLog
-from translate.validation import Evaluator
+from translate.training.run_page import RunStatus, refresh_run_page
+from translate.training.sampler import EpochSampler, batches_per_epoch
+from translate.training.log import TrainingLog
+from translate.training.validation import Evaluator
 
 log = logging.getLogger(__name__)
 

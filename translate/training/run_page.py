@@ -1,6 +1,6 @@
 """RUN/index.html: one self-contained page per run (loss curves per term, validation curves, sample
 grids over time, checkpoints with their figures, the resolved config). It opens from the file
-system with no server and no internet: styles and charts (translate.charts) are inline, and the
+system with no server and no internet: styles and charts (translate.training.charts) are inline, and the
 only other things it shows are the run's own sample images, by relative path."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from translate.charts import Series, downsample, line_chart, moving_average
+from translate.training.charts import Series, downsample, line_chart, moving_average
 from translate.errors import CheckpointError
 from translate.files import atomic_write
 
@@ -34,7 +34,7 @@ class RunStatus:
     epoch: int = 0
     total_steps: int | None = None
     total_epochs: int | None = None
-    best: dict[str, Any] | None = None  # translate.validation.BestRecord.to_dict()
+    best: dict[str, Any] | None = None  # translate.training.validation.BestRecord.to_dict()
     finished: bool | None = None  # None: unknown (a page made later by `translate report`)
 
 

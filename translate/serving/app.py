@@ -31,8 +31,8 @@ from translate.errors import TranslatorError
 from translate.inference.loading import load_models
 from translate.inference.options import InferenceOptions
 from translate.inference.translator import Translator
-from translate.serve_guard import HostPolicy, RequestGuard, is_loopback  # noqa: F401 - is_loopback for cli
-from translate.serve_jobs import JobQueue, JobStopped
+from translate.serving.guard import HostPolicy, RequestGuard, is_loopback  # noqa: F401 - is_loopback for cli
+from translate.serving.jobs import JobQueue, JobStopped
 from translate.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
@@ -204,14 +204,14 @@ class _BodyLimit:
 
 
 def _editor_page() -> str:
-    return (resources.files("translate") / "static" / "editor.html").read_text(encoding="utf-8")
+    return (resources.files("translate.serving") / "static" / "editor.html").read_text(encoding="utf-8")
 
 
 def _model_info(translators: Mapping[str, Translator], *, max_upload_bytes: int, max_pixels: int,
                 request_timeout_s: float) -> dict[str, Any]:
     """GET /model: the default translator's contract, the directions, formats and limits. The
     training config stays out: it names the trainer's folders, and a consumer needs none of it."""
-    from translate.export import model_contract
+    from translate.export.write import model_contract
 
     default_direction = next(iter(translators))
     default = translators[default_direction]

@@ -1,5 +1,5 @@
 """Loss functions on tensors and plain arguments (GAN objectives incl. relativistic and hole-masked, L1
-and hole-weighted L1, gradient penalty, PatchNCE). The VGG19 perceptual loss, which holds a network, is in `translate.perceptual`."""
+and hole-weighted L1, gradient penalty, PatchNCE). The VGG19 perceptual loss, which holds a network, is in `translate.losses.perceptual`."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
