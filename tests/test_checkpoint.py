@@ -125,7 +125,7 @@ def test_checkpoint_cadence_by_steps_epochs_and_minutes(tmp_path, write_paired, 
         "runtime.checkpoint_every_minutes": 10})
     trainer = Trainer(config, tmp_path / "run")
     clock = [1000.0]
-    monkeypatch.setattr("translate.training.time.monotonic", lambda: clock[0])
+    monkeypatch.setattr("translate.training.loop.time.monotonic", lambda: clock[0])
     trainer.last_numbered = clock[0]
     trainer.step, trainer.epoch = 5, 2
     assert not trainer._numbered_due() and not trainer._numbered_due(epoch_end=True)
