@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.gated import GatedGenerator, GatedSpec
 from translate.nets.init import INIT_SCHEMES, init_weights
 from translate.nets.multiscale import MultiscaleDiscriminator, MultiscaleSpec
@@ -115,7 +116,7 @@ PRESETS: dict[str, Spec] = {
 
 def _spec_class(kind: Any) -> type:
     if kind not in _NETS:
-        raise ValueError(f"kind: unknown {kind!r}; choose one of {', '.join(_NETS)}")
+        raise ConfigError(f"kind: unknown {kind!r}; choose one of {', '.join(_NETS)}")
     return _NETS[kind][0]
 
 
@@ -123,7 +124,7 @@ def _check_fields(spec_class: type, names: Any, *, context: str) -> None:
     valid = [f.name for f in dataclasses.fields(spec_class)]
     unknown = [name for name in names if name not in valid]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{context}: unknown field(s) {', '.join(map(repr, unknown))}; "
             f"valid fields: {', '.join(valid)}"
         )
@@ -155,7 +156,7 @@ def spec_from_dict(d: Mapping[str, Any] | str) -> Spec:
     if isinstance(d, str):
         return preset(d)
     if not isinstance(d, Mapping):
-        raise ValueError(f"net spec: expected a mapping or a preset name, got {type(d).__name__}")
+        raise ConfigError(f"net spec: expected a mapping or a preset name, got {type(d).__name__}")
     spec_class = _spec_class(d.get("kind"))
     _check_fields(spec_class, d, context=f"net spec of kind {d['kind']!r}")
     return spec_class(**d)
@@ -164,9 +165,9 @@ def spec_from_dict(d: Mapping[str, Any] | str) -> Spec:
 def preset(name: str, **overrides: Any) -> Spec:
     """The preset `name` with some fields replaced, e.g. preset("unet_256", in_channels=1)."""
     if name not in PRESETS:
-        raise ValueError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
     spec = PRESETS[name]
     if "kind" in overrides:
-        raise ValueError(f"preset {name!r}: 'kind' cannot be overridden; pick another preset")
+        raise ConfigError(f"preset {name!r}: 'kind' cannot be overridden; pick another preset")
     _check_fields(type(spec), overrides, context=f"preset {name!r}")
     return dataclasses.replace(spec, **overrides)
