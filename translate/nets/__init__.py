@@ -1,4 +1,9 @@
-"""Network zoo: spec dataclasses, the registries of generators and discriminators, and presets."""
+"""Network zoo: spec dataclasses, the registries of generators and discriminators, and presets.
+
+`nets/` imports torch and `translate.errors` only (that module imports nothing): a spec that a
+config or checkpoint gets wrong raises `ConfigError` where it is detected; published weights that
+fit no known layout raise `CheckpointError`. `ValueError` stays for calls inside the package that
+break a contract (a forward pass given a size that the config checks already ruled out)."""
 from __future__ import annotations
 
 import dataclasses
