@@ -103,7 +103,7 @@ def test_numbered_checkpoints_are_slim_pruned_and_convert(tmp_path, write_paired
     config = resolve_config("pix2pix", overrides={
         **TINY, "data.root": str(data), "runtime.max_steps": 5, "runtime.checkpoint_every_steps": 1,
         "runtime.checkpoint_every_epochs": 0, "runtime.keep_checkpoints": 2})
-    with caplog.at_level(logging.INFO, logger="translate.training.loop"):
+    with caplog.at_level(logging.INFO, logger="translate.training"):  # the loop and its Checkpointer
         train(config=config, run_dir=run)
     assert "checkpoints use" in caplog.text
     folder = run / "checkpoints"
