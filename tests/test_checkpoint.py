@@ -103,7 +103,7 @@ def test_numbered_checkpoints_are_slim_pruned_and_convert(tmp_path, write_paired
     config = resolve_config("pix2pix", overrides={
         **TINY, "data.root": str(data), "runtime.max_steps": 5, "runtime.checkpoint_every_steps": 1,
         "runtime.checkpoint_every_epochs": 0, "runtime.keep_checkpoints": 2})
-    with caplog.at_level(logging.INFO, logger="translate.training.loop"):
+    with caplog.at_level(logging.INFO, logger="translate.training"):  # the loop and its Checkpointer
         train(config=config, run_dir=run)
     assert "checkpoints use" in caplog.text
     folder = run / "checkpoints"
@@ -123,18 +123,15 @@ def test_checkpoint_cadence_by_steps_epochs_and_minutes(tmp_path, write_paired, 
     config = resolve_config("pix2pix", overrides={
         **TINY, "data.root": str(data), "runtime.checkpoint_every_steps": 4, "runtime.checkpoint_every_epochs": 3,
         "runtime.checkpoint_every_minutes": 10})
-    trainer = Trainer(config, tmp_path / "run")
+    cadence = Trainer(config, tmp_path / "run").checkpoints
     clock = [1000.0]
-    monkeypatch.setattr("translate.training.loop.time.monotonic", lambda: clock[0])
-    trainer.last_numbered = clock[0]
-    trainer.step, trainer.epoch = 5, 2
-    assert not trainer._numbered_due() and not trainer._numbered_due(epoch_end=True)
-    trainer.step = 8
-    assert trainer._numbered_due()
-    trainer.step, trainer.epoch = 9, 3
-    assert trainer._numbered_due(epoch_end=True) and not trainer._numbered_due()
+    monkeypatch.setattr("translate.training.checkpoints.time.monotonic", lambda: clock[0])
+    cadence.last_numbered = clock[0]
+    assert not cadence.numbered_due(step=5, epoch=2) and not cadence.numbered_due(step=5, epoch=2, epoch_end=True)
+    assert cadence.numbered_due(step=8, epoch=2)
+    assert cadence.numbered_due(step=9, epoch=3, epoch_end=True) and not cadence.numbered_due(step=9, epoch=3)
     clock[0] += 10 * 60
-    assert trainer._numbered_due()
+    assert cadence.numbered_due(step=9, epoch=3)
 
 
 def test_epoch_cadence_writes_numbered_checkpoints(tmp_path, write_paired):

@@ -12,6 +12,7 @@ import torch
 
 from translate.config import resolve_config
 from translate.data.images import image_to_tensor
+from translate.errors import ConfigError
 from translate.methods.pix2pix import Pix2Pix
 from translate.nets.chroma import (ANNEALED_T, annealed_mean, bin_centres, bin_prior, classification_loss, from_ab,
                                    rebalancing_weights, soft_encode, to_ab)
@@ -106,9 +107,9 @@ def test_ab_classes_unet_returns_the_annealed_mean_of_its_bin_logits():
         return torch.nn.functional.interpolate(mean, size=(16, 16), mode="bilinear", align_corners=False)
     torch.testing.assert_close(net(x), upsampled(annealed_mean(logits, bin_centres())))
     assert "centres" not in net.state_dict()  # fixed by the gamut, not a weight
-    with pytest.raises(ValueError, match="ab_classes: maps L to ab"):
+    with pytest.raises(ConfigError, match="ab_classes: maps L to ab"):
         UnetSpec(in_channels=3, out_channels=3, ab_classes=True)
-    with pytest.raises(ValueError, match="ab_temperature: must be > 0"):
+    with pytest.raises(ConfigError, match="ab_temperature: must be > 0"):
         UnetSpec(in_channels=1, out_channels=2, ab_classes=True, ab_temperature=0.0)
     mean_net = UnetGenerator(dataclasses.replace(net.spec, ab_temperature=1.0))
     mean_net.load_state_dict(net.state_dict())

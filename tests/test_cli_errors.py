@@ -1,16 +1,21 @@
 """Bad invocations of the real CLI: each exits 2 with one `error:` line naming the problem, no traceback."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from translate.checkpoint import save_checkpoint
-from translate.cli import main
+from translate import Translator
+from translate.cli import main, run_command
+from translate.errors import DatasetError
 from translate.nets import ResnetSpec, build_net, spec_to_dict
 
 # A tiny pix2pix run that fails (or, for a missed row, trains one step) in seconds.
@@ -149,3 +154,25 @@ def test_reader_that_left_is_a_quiet_exit(paths):
         os.close(write_end)
     assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports it
     assert proc.stderr == ""
+
+
+def test_cancelled_work_is_one_line_and_exit_130_not_an_error(capsys):
+    """A job stopped on request (a time limit, a shutdown) is nobody's error: `cancelled: ...`, exit 130."""
+    spec = ResnetSpec(base_channels=4, n_blocks=1)
+    translator = Translator.from_net(build_net(spec), spec, device="cpu", precision="fp32")
+    stop = threading.Event()
+    stop.set()  # the caller asked before the first net pass
+
+    def convert(_: argparse.Namespace) -> int:
+        translator(np.zeros((32, 32, 3), np.uint8), cancel=stop)
+        return 0
+
+    assert run_command(convert, argparse.Namespace()) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("cancelled: ") and "error" not in err and len(err.splitlines()) == 1
+
+    def user_mistake(_: argparse.Namespace) -> int:
+        raise DatasetError("data/: no images")
+
+    assert run_command(user_mistake, argparse.Namespace()) == 2
+    assert capsys.readouterr().err == "error: data/: no images\n"

@@ -14,6 +14,7 @@ from translate.data.datasets import PairedDataset, UnpairedDataset, split_aligne
 from translate.data.images import ImageError, to_channels, write_image
 from translate.data.layouts import DatasetError, Sample, find_paired, find_photos, find_unpaired
 from translate.data.transforms import paired_transform
+from translate.errors import ConfigError
 
 TRAIN = dict(load_size=40, crop_size=32, flip=True, train=True)
 EVAL = dict(load_size=40, crop_size=32, flip=True, train=False)
@@ -86,9 +87,9 @@ def test_none_preprocess_keeps_the_image(photo):
 
 
 def test_transform_arguments_are_checked():
-    with pytest.raises(ValueError, match="crop_size: 64 is larger than load_size 32"):
+    with pytest.raises(ConfigError, match="crop_size: 64 is larger than load_size 32"):
         paired_transform(load_size=32, crop_size=64, flip=True, train=True)
-    with pytest.raises(ValueError, match="preprocess: unknown 'scale_width'"):
+    with pytest.raises(ConfigError, match="preprocess: unknown 'scale_width'"):
         paired_transform(load_size=32, crop_size=32, flip=True, train=True, preprocess="scale_width")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from translate.errors import ConfigError
 from translate.metrics import psnr
 from translate.nets import build_net, preset
 from translate.nets.fill import pull_push_fill
@@ -78,7 +79,7 @@ def test_prefill_unet_adds_its_output_to_the_fill():
 
 
 def test_prefill_needs_an_image_plus_a_known_channel():
-    with pytest.raises(ValueError, match="prefill: needs the image plus a known-pixel channel"):
+    with pytest.raises(ConfigError, match="prefill: needs the image plus a known-pixel channel"):
         preset("unet_128", in_channels=3, out_channels=3, prefill=True)
 
 

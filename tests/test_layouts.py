@@ -19,6 +19,7 @@ from translate.data.layouts import (
     has_split,
     seeded_split,
 )
+from translate.errors import ConfigError
 
 
 def _names(paths):
@@ -110,7 +111,7 @@ def test_seeded_split_is_one_deterministic_partition():
     assert [len(v) for v in seeded_split(items[:3], val_fraction=0.01).values()] == [2, 1, 0]
     with pytest.raises(DatasetError, match="^split: 2 file\\(s\\) cannot fill val \\(1\\), test \\(1\\)"):
         seeded_split(items[:2], val_fraction=0.1, test_fraction=0.1)
-    with pytest.raises(ValueError, match="test_fraction: must be in"):
+    with pytest.raises(ConfigError, match="test_fraction: must be in"):
         seeded_split(items, test_fraction=1.0)
 
 
@@ -124,7 +125,7 @@ def test_nosplit_val_is_the_shared_seeded_split(write_paired):
 
 
 def test_val_fraction_range(write_paired):
-    with pytest.raises(ValueError, match="val_fraction"):
+    with pytest.raises(ConfigError, match="val_fraction"):
         find_paired(write_paired("paired_nosplit"), "train", val_fraction=1.0)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets import (
     DISCRIMINATORS,
     GENERATORS,
@@ -67,7 +68,7 @@ def test_registries_cover_presets():
 @pytest.mark.parametrize("name", GENERATOR_PRESETS)
 def test_generator_shape_and_range(name, in_channels, out_channels):
     if in_channels != out_channels and name in SAME_CHANNELS:
-        with pytest.raises(ValueError, match="in_channels"):
+        with pytest.raises(ConfigError, match="in_channels"):
             tiny(name, in_channels=in_channels, out_channels=out_channels)
         return
     spec = tiny(name, in_channels=in_channels, out_channels=out_channels)
@@ -231,7 +232,7 @@ def test_spec_from_dict_fills_defaults():
     ],
 )
 def test_errors_name_the_problem(call, words):
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ConfigError) as info:
         call()
     for word in words:
         assert word in str(info.value)
@@ -283,7 +284,7 @@ def test_init_scheme_statistics():
 
 
 def test_init_unknown_scheme_raises():
-    with pytest.raises(ValueError, match="uniform.*normal"):
+    with pytest.raises(ConfigError, match="uniform.*normal"):
         init_weights(nn.Conv2d(1, 1, 1), scheme="uniform")
 
 

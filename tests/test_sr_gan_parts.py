@@ -12,7 +12,7 @@ from torch import nn
 
 from translate.config import ConfigError, resolve_config
 from translate.training.ema import WeightAverage
-from translate.errors import WeightsError
+from translate.errors import ConfigError, WeightsError
 from translate.losses import relativistic_gan_loss
 from translate.nets import build_net, init_weights, preset
 from translate.losses.perceptual import VGG19_LAYERS, PerceptualLoss, load_vgg19_features, perceptual_loss
@@ -300,5 +300,5 @@ def test_weight_average_by_hand():
     again = WeightAverage({"g": nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3))}, decay=0.9)
     again.load_state_dict(average.state_dict())
     torch.testing.assert_close(again.nets["g"].state_dict()["0.weight"], expected)
-    with pytest.raises(ValueError, match="decay"):
+    with pytest.raises(ConfigError, match="decay"):
         WeightAverage({"g": net}, decay=1.0)

@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from translate.errors import CheckpointError
 from translate.nets import (
     RrdbnetSpec,
     SrresnetSpec,
@@ -280,17 +281,17 @@ def test_unwrap_prefers_ema_and_leaves_others():
 
 
 def test_unrecognised_and_broken_sr_weights_fail_in_one_line():
-    with pytest.raises(ValueError, match="not a recognisable reference generator"):
+    with pytest.raises(CheckpointError, match="not a recognisable reference generator"):
         detect_reference_generator({"params_ema": {"head.weight": torch.zeros(4, 3, 3, 3)}})
     sd = random_state(TINY_RRDBNET)
     odd = {**sd, "conv_first.weight": torch.zeros(8, 5, 3, 3)}  # not 3 x 1, 4 or 16 channels
-    with pytest.raises(ValueError, match="conv_first reads 5 channels"):
+    with pytest.raises(CheckpointError, match="conv_first reads 5 channels"):
         detect_reference_generator(odd)
     truncated = {k: v for k, v in sd.items() if not k.startswith("body.1.rdb3.conv5")}
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(CheckpointError, match="missing"):
         load_reference_generator({"params_ema": truncated})
     no_prelu = {k: v for k, v in random_state(TINY_SRVGG).items() if k != "body.1.weight"}
-    with pytest.raises(ValueError, match="PReLU"):
+    with pytest.raises(CheckpointError, match="PReLU"):
         detect_reference_generator(no_prelu)
-    with pytest.raises(ValueError, match="wrong shape"):
+    with pytest.raises(CheckpointError, match="wrong shape"):
         load_reference_generator(sd, RrdbnetSpec(base_channels=8, n_blocks=2, grow_channels=8))

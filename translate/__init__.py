@@ -1,7 +1,7 @@
-"""translate: image-to-image translation with GANs (pix2pix, CycleGAN)."""
+"""translate: image-to-image translation with GANs (pix2pix, CycleGAN, CUT, SRGAN/ESRGAN/Real-ESRGAN) and its tasks."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = ["Translator", "__version__"]
 

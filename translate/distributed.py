@@ -32,10 +32,6 @@ class DistContext:
     def enabled(self) -> bool:
         return self.world_size > 1
 
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
 
 def context_from_env(environ: dict[str, str] | None = None) -> DistContext:
     env = os.environ if environ is None else environ

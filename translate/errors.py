@@ -2,13 +2,15 @@
 
 Each message is one line that names the file, field or flag and the problem (and, where there is
 one, the fix). Subclasses say which part of the toolkit refused; callers that only want to know
-"was this the user's doing?" catch `TranslateError`. They subclass ValueError because each is a
-bad value given to us, and so existing `except ValueError` callers keep working.
+"was this the user's doing?" catch `TranslateError`. It is its own base, not a `ValueError`, so
+that catching our errors never also swallows a bug (a `ValueError` from a broken contract inside
+the package or from a library). `Cancelled` is not a `TranslateError`: work stopped on request is
+nobody's mistake. This module imports nothing, so every layer (`nets/` included) may raise these.
 """
 from __future__ import annotations
 
 
-class TranslateError(ValueError):
+class TranslateError(Exception):
     """A problem the user can fix: bad input, file, flag or setting. str(e) is one line."""
 
 
@@ -44,8 +46,11 @@ class DistributedError(TranslateError):
     """Ranks of a torchrun job that disagree (config, data) or cannot work together."""
 
 
-class Cancelled(TranslateError):
-    """Work stopped because its caller asked (a client left, a time limit passed, a shutdown)."""
+class Cancelled(Exception):
+    """Work stopped because its caller asked (a client left, a time limit passed, a shutdown).
+
+    Not a `TranslateError`: nothing the user gave was wrong. The CLI prints it as one
+    `cancelled: ...` line and exits 130, as for Ctrl-C."""
 
 
 def first_line(error: BaseException) -> str:

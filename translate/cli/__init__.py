@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 log = logging.getLogger("translate")
 
@@ -30,10 +31,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from translate.errors import TranslateError
+    return run_command(args.func, args)
+
+
+def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Call `command(args)` and turn what it raises into one stderr line and an exit code.
+
+    2: the user can fix it (`TranslateError`, or the file system refusing). 130: stopped on request,
+    by Ctrl-C or by the library's `Cancelled` (a time limit, a shutdown), which is nobody's error;
+    one code for both, as a shell reports for SIGINT. 141: the reader of stdout went away."""
+    from translate.errors import Cancelled, TranslateError
 
     try:
-        code = args.func(args)
+        code = command(args)
         sys.stdout.flush()  # a reader that went away (`translate info RUN | head`) shows up here
         return code
     except TranslateError as e:
@@ -43,13 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader left
     except OSError as e:  # the file system said no: permissions, a full disk, a file where a folder goes
         return _fail(_os_error_line(e))
+    except Cancelled as e:
+        print("cancelled: " + _one_line(str(e)), file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 130  # 128 + SIGINT
+
+
+def _one_line(message: str) -> str:
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _fail(message: str) -> int:
-    print("error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()), file=sys.stderr)
+    print("error: " + _one_line(message), file=sys.stderr)
     return 2
 
 

@@ -117,7 +117,7 @@ class UnpairedDataset(Dataset):
         seed: int = 0,
     ) -> None:
         if not paths_a or not paths_b:
-            raise ValueError(f"UnpairedDataset: both domains need images, got {len(paths_a)} A, {len(paths_b)} B")
+            raise DatasetError(f"UnpairedDataset: both domains need images, got {len(paths_a)} A, {len(paths_b)} B")
         self.paths_a = list(paths_a)
         self.paths_b = list(paths_b)
         self.channels_a = channels_a

@@ -31,8 +31,24 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return decode_image(data, name=str(path))
 
 
-# PIL's names for the formats of IMAGE_SUFFIXES, for reading their headers.
-_PIL_FORMATS = ("PNG", "JPEG", "TIFF", "WEBP", "BMP")
+# PIL's names for the formats of IMAGE_SUFFIXES, for reading their headers, and their plugin modules.
+_PIL_FORMATS = {"PNG": "PngImagePlugin", "JPEG": "JpegImagePlugin", "TIFF": "TiffImagePlugin",
+                "WEBP": "WebPImagePlugin", "BMP": "BmpImagePlugin"}
+
+
+def _pil_openers() -> dict:
+    """PIL's opener registry holding (at least) the readers of `_PIL_FORMATS`. Only those plugins are
+    imported: `Image.init()` imports all ~45, a noticeable part of a one-photo conversion's start-up."""
+    import importlib
+
+    from PIL import Image
+
+    for plugin in _PIL_FORMATS.values():
+        try:
+            importlib.import_module(f"PIL.{plugin}")  # registers itself in Image.OPEN
+        except ImportError:  # a Pillow built without that format: its files are left to the decoder
+            continue
+    return Image.OPEN
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -42,12 +58,10 @@ def image_size(path: str | os.PathLike) -> tuple[int, int] | None:
     Pillow's format readers are called directly: `Image.open` refuses images above its global
     decompression-bomb limit (about 179 megapixels), and callers here apply their own limit.
     """
-    from PIL import Image
-
-    Image.init()
+    openers = _pil_openers()
     with open(path, "rb") as f:
         prefix = f.read(16)
-        for factory, accept in (Image.OPEN[name] for name in _PIL_FORMATS if name in Image.OPEN):
+        for factory, accept in (openers[name] for name in _PIL_FORMATS if name in openers):
             accepted = accept is None or accept(prefix)
             if not accepted or isinstance(accepted, str):  # a str says why the format is unavailable
                 continue

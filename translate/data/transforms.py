@@ -10,6 +10,8 @@ from typing import Literal
 
 import albumentations as A
 
+from translate.errors import ConfigError
+
 Preprocess = Literal["resize_and_crop", "crop", "none"]
 PREPROCESS: dict[str, str] = {
     "resize_and_crop": "resize to load_size square, random crop_size crop (pix2pix); eval resizes to crop_size",
@@ -27,9 +29,9 @@ def paired_transform(
 
 def _steps(load_size: int, crop_size: int, flip: bool, train: bool, preprocess: str) -> list[A.BasicTransform]:
     if preprocess not in PREPROCESS:
-        raise ValueError(f"preprocess: unknown {preprocess!r} (choose from {', '.join(PREPROCESS)})")
+        raise ConfigError(f"preprocess: unknown {preprocess!r} (choose from {', '.join(PREPROCESS)})")
     if preprocess == "resize_and_crop" and crop_size > load_size:
-        raise ValueError(f"crop_size: {crop_size} is larger than load_size {load_size}; raise load_size")
+        raise ConfigError(f"crop_size: {crop_size} is larger than load_size {load_size}; raise load_size")
     # INTER_AREA when shrinking avoids aliasing on large photos; bilinear when enlarging.
     steps: list[A.BasicTransform] = []
     if preprocess == "resize_and_crop":

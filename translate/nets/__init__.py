@@ -1,4 +1,9 @@
-"""Network zoo: spec dataclasses, the registries of generators and discriminators, and presets."""
+"""Network zoo: spec dataclasses, the registries of generators and discriminators, and presets.
+
+`nets/` imports torch and `translate.errors` only (that module imports nothing): a spec that a
+config or checkpoint gets wrong raises `ConfigError` where it is detected; published weights that
+fit no known layout raise `CheckpointError`. `ValueError` stays for calls inside the package that
+break a contract (a forward pass given a size that the config checks already ruled out)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +12,7 @@ from typing import Any
 
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.gated import GatedGenerator, GatedSpec
 from translate.nets.init import INIT_SCHEMES, init_weights
 from translate.nets.multiscale import MultiscaleDiscriminator, MultiscaleSpec
@@ -115,7 +121,7 @@ PRESETS: dict[str, Spec] = {
 
 def _spec_class(kind: Any) -> type:
     if kind not in _NETS:
-        raise ValueError(f"kind: unknown {kind!r}; choose one of {', '.join(_NETS)}")
+        raise ConfigError(f"kind: unknown {kind!r}; choose one of {', '.join(_NETS)}")
     return _NETS[kind][0]
 
 
@@ -123,7 +129,7 @@ def _check_fields(spec_class: type, names: Any, *, context: str) -> None:
     valid = [f.name for f in dataclasses.fields(spec_class)]
     unknown = [name for name in names if name not in valid]
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"{context}: unknown field(s) {', '.join(map(repr, unknown))}; "
             f"valid fields: {', '.join(valid)}"
         )
@@ -155,7 +161,7 @@ def spec_from_dict(d: Mapping[str, Any] | str) -> Spec:
     if isinstance(d, str):
         return preset(d)
     if not isinstance(d, Mapping):
-        raise ValueError(f"net spec: expected a mapping or a preset name, got {type(d).__name__}")
+        raise ConfigError(f"net spec: expected a mapping or a preset name, got {type(d).__name__}")
     spec_class = _spec_class(d.get("kind"))
     _check_fields(spec_class, d, context=f"net spec of kind {d['kind']!r}")
     return spec_class(**d)
@@ -164,9 +170,9 @@ def spec_from_dict(d: Mapping[str, Any] | str) -> Spec:
 def preset(name: str, **overrides: Any) -> Spec:
     """The preset `name` with some fields replaced, e.g. preset("unet_256", in_channels=1)."""
     if name not in PRESETS:
-        raise ValueError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"preset: unknown {name!r}; choose one of {', '.join(PRESETS)}")
     spec = PRESETS[name]
     if "kind" in overrides:
-        raise ValueError(f"preset {name!r}: 'kind' cannot be overridden; pick another preset")
+        raise ConfigError(f"preset {name!r}: 'kind' cannot be overridden; pick another preset")
     _check_fields(type(spec), overrides, context=f"preset {name!r}")
     return dataclasses.replace(spec, **overrides)

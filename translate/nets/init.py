@@ -4,6 +4,8 @@ from __future__ import annotations
 from torch import nn
 from torch.nn.utils import parametrize
 
+from translate.errors import ConfigError
+
 INIT_SCHEMES = ("normal", "xavier", "kaiming", "orthogonal", "torch")
 _WEIGHTED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
 
@@ -18,7 +20,7 @@ def init_weights(net: nn.Module, *, scheme: str = "normal", gain: float = 0.02) 
     """
     if scheme not in INIT_SCHEMES:
         choices = ", ".join(INIT_SCHEMES)
-        raise ValueError(f"init scheme: unknown {scheme!r}; choose one of {choices}")
+        raise ConfigError(f"init scheme: unknown {scheme!r}; choose one of {choices}")
     if scheme == "torch":
         return
     for module in net.modules():

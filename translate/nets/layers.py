@@ -6,6 +6,8 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from translate.errors import ConfigError
+
 Norm = Literal["batch", "instance", "none"]
 Padding = Literal["reflect", "replicate", "zeros"]
 NORMS: tuple[str, ...] = get_args(Norm)
@@ -75,7 +77,7 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if norm == "none":
         return nn.Identity()
-    raise ValueError(f"norm: unknown {norm!r}; choose one of {', '.join(NORMS)}")
+    raise ConfigError(f"norm: unknown {norm!r}; choose one of {', '.join(NORMS)}")
 
 
 def conv_bias(norm: Norm) -> bool:
@@ -95,22 +97,22 @@ def padding_layers(padding: Padding, amount: int) -> tuple[list[nn.Module], int]
         return [nn.ReplicationPad2d(amount)], 0
     if padding == "zeros":
         return [], amount
-    raise ValueError(f"padding: unknown {padding!r}; choose one of {', '.join(PADDINGS)}")
+    raise ConfigError(f"padding: unknown {padding!r}; choose one of {', '.join(PADDINGS)}")
 
 
 def check_choice(field: str, value: str, choices: tuple[str, ...]) -> None:
     """Raise a one-line ValueError when a Literal-typed spec field holds an unknown value."""
     if value not in choices:
-        raise ValueError(f"{field}: unknown {value!r}; choose one of {', '.join(choices)}")
+        raise ConfigError(f"{field}: unknown {value!r}; choose one of {', '.join(choices)}")
 
 
 def check_positive(field: str, value: int, minimum: int = 1) -> None:
     """Raise a one-line ValueError when an integer spec field is below `minimum`."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{field}: must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{field}: must be an integer >= {minimum}, got {value!r}")
 
 
 def check_dropout(value: float) -> None:
     """Raise a one-line ValueError unless 0 <= dropout < 1."""
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value < 1.0:
-        raise ValueError(f"dropout: must be a probability in [0, 1), got {value!r}")
+        raise ConfigError(f"dropout: must be a probability in [0, 1), got {value!r}")

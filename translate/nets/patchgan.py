@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from translate.errors import ConfigError
 from translate.nets.antialias import BlurDownsample
 from translate.nets.layers import NORMS, Norm, check_choice, check_positive, conv_bias, norm_layer
 
@@ -32,11 +33,11 @@ class PatchGanSpec:
         check_positive("n_layers", self.n_layers, minimum=0)
         check_choice("norm", self.norm, NORMS)
         if not isinstance(self.spectral_norm, bool):
-            raise ValueError(f"spectral_norm: must be true or false, got {self.spectral_norm!r}")
+            raise ConfigError(f"spectral_norm: must be true or false, got {self.spectral_norm!r}")
         if not isinstance(self.antialias, bool):
-            raise ValueError(f"antialias: must be true or false, got {self.antialias!r}")
+            raise ConfigError(f"antialias: must be true or false, got {self.antialias!r}")
         if self.antialias and self.n_layers == 0:
-            raise ValueError("antialias: PixelGAN (n_layers=0) has no downsampling to anti-alias")
+            raise ConfigError("antialias: PixelGAN (n_layers=0) has no downsampling to anti-alias")
 
     @property
     def receptive_field(self) -> int:

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.antialias import BlurDownsample, BlurUpsample
 from translate.nets.layers import (
     NORMS,
@@ -64,11 +65,11 @@ class ResnetSpec:
         check_choice("padding", self.padding, PADDINGS)
         check_positive("downsampling", self.downsampling, minimum=0)
         if self.upscale not in UPSCALES:
-            raise ValueError(f"upscale: must be one of {UPSCALES}, got {self.upscale!r}")
+            raise ConfigError(f"upscale: must be one of {UPSCALES}, got {self.upscale!r}")
         if self.residual and self.in_channels != self.out_channels:
-            raise ValueError(f"residual: needs in_channels == out_channels, got {self.in_channels} -> {self.out_channels}")
+            raise ConfigError(f"residual: needs in_channels == out_channels, got {self.in_channels} -> {self.out_channels}")
         if not isinstance(self.antialias, bool):
-            raise ValueError(f"antialias: must be true or false, got {self.antialias!r}")
+            raise ConfigError(f"antialias: must be true or false, got {self.antialias!r}")
 
     @property
     def size_multiple(self) -> int:

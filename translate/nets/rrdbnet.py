@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.layers import PublishedSRSpec, check_positive
 
 RRDBNET_UPSCALES = (1, 2, 4)
@@ -45,7 +46,7 @@ class RrdbnetSpec(PublishedSRSpec):
         check_positive("n_blocks", self.n_blocks, minimum=0)
         check_positive("grow_channels", self.grow_channels)
         if self.upscale not in RRDBNET_UPSCALES:
-            raise ValueError(f"upscale: must be one of {RRDBNET_UPSCALES}, got {self.upscale!r}")
+            raise ConfigError(f"upscale: must be one of {RRDBNET_UPSCALES}, got {self.upscale!r}")
 
     @property
     def unshuffle(self) -> int:

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.layers import PublishedSRSpec, check_choice, check_positive
 
 Variant = Literal["srgan", "msrresnet"]
@@ -47,9 +48,9 @@ class SrresnetSpec(PublishedSRSpec):
         check_positive("n_blocks", self.n_blocks, minimum=0)
         check_choice("variant", self.variant, VARIANTS)
         if self.upscale not in SRRESNET_UPSCALES:
-            raise ValueError(f"upscale: must be one of {SRRESNET_UPSCALES}, got {self.upscale!r}")
+            raise ConfigError(f"upscale: must be one of {SRRESNET_UPSCALES}, got {self.upscale!r}")
         if self.variant == "msrresnet" and self.in_channels != self.out_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"in_channels: must equal out_channels ({self.out_channels}) for variant "
                 f"msrresnet, which adds its upsampled input to the output; got {self.in_channels}"
             )

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.layers import PublishedSRSpec, check_choice, check_positive
 
 Activation = Literal["prelu", "relu", "leaky_relu"]
@@ -44,9 +45,9 @@ class SrvggCompactSpec(PublishedSRSpec):
         check_positive("n_convs", self.n_convs, minimum=0)
         check_choice("activation", self.activation, ACTIVATIONS)
         if self.upscale not in SRVGG_UPSCALES:
-            raise ValueError(f"upscale: must be one of {SRVGG_UPSCALES}, got {self.upscale!r}")
+            raise ConfigError(f"upscale: must be one of {SRVGG_UPSCALES}, got {self.upscale!r}")
         if self.in_channels != self.out_channels:
-            raise ValueError(
+            raise ConfigError(
                 f"in_channels: must equal out_channels ({self.out_channels}) for srvgg_compact, "
                 f"which adds its upsampled input to the output; got {self.in_channels}"
             )

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.chroma import annealed_mean, bin_centres
 from translate.nets.fill import pull_push_fill
 from translate.nets.layers import (
@@ -52,12 +53,12 @@ class UnetSpec(SameSizeTanhSpec):
         check_positive("in_channels", self.in_channels)
         check_positive("out_channels", self.out_channels)
         if self.prefill and self.in_channels != self.out_channels + 1:
-            raise ValueError(f"prefill: needs the image plus a known-pixel channel in (in_channels = "
+            raise ConfigError(f"prefill: needs the image plus a known-pixel channel in (in_channels = "
                              f"out_channels + 1), got {self.in_channels} -> {self.out_channels}")
         if self.ab_classes and (self.in_channels, self.out_channels) != (1, 2):
-            raise ValueError(f"ab_classes: maps L to ab (1 -> 2 channels), got {self.in_channels} -> {self.out_channels}")
+            raise ConfigError(f"ab_classes: maps L to ab (1 -> 2 channels), got {self.in_channels} -> {self.out_channels}")
         if not self.ab_temperature > 0:
-            raise ValueError(f"ab_temperature: must be > 0, got {self.ab_temperature}")
+            raise ConfigError(f"ab_temperature: must be > 0, got {self.ab_temperature}")
         check_positive("base_channels", self.base_channels)
         check_positive("num_downs", self.num_downs)
         check_choice("norm", self.norm, NORMS)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.layers import check_positive
 
 _DEPTH = 3  # stride-2 convs down, bilinear x2 + conv up
@@ -34,7 +35,7 @@ class UnetDiscriminatorSpec:
         check_positive("in_channels", self.in_channels)
         check_positive("base_channels", self.base_channels)
         if not isinstance(self.skip, bool):
-            raise ValueError(f"skip: must be true or false, got {self.skip!r}")
+            raise ConfigError(f"skip: must be true or false, got {self.skip!r}")
 
     @property
     def size_multiple(self) -> int:

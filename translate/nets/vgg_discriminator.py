@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from translate.errors import ConfigError
 from translate.nets.layers import check_positive
 
 VGG_STYLE_SIZES = (128, 256)
@@ -36,7 +37,7 @@ class VggStyleSpec:
         check_positive("in_channels", self.in_channels)
         check_positive("base_channels", self.base_channels)
         if self.input_size not in VGG_STYLE_SIZES:
-            raise ValueError(f"input_size: must be one of {VGG_STYLE_SIZES}, got {self.input_size!r}")
+            raise ConfigError(f"input_size: must be one of {VGG_STYLE_SIZES}, got {self.input_size!r}")
 
     @property
     def min_size(self) -> int:

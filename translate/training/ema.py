@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from translate.errors import ConfigError
+
 
 class WeightAverage:
     """Averaged copies of some nets: after each step theta_avg <- decay * theta_avg + (1 - decay) * theta.
@@ -20,7 +22,7 @@ class WeightAverage:
 
     def __init__(self, nets: Mapping[str, nn.Module], *, decay: float) -> None:
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"decay: must be in [0, 1), got {decay!r}")
+            raise ConfigError(f"decay: must be in [0, 1), got {decay!r}")
         self.decay = decay
         self.nets = {name: copy.deepcopy(net).eval().requires_grad_(False) for name, net in nets.items()}
 

@@ -3,34 +3,31 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import shutil
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader
 
 from translate import distributed
-from translate.checkpoint import (
-    BEST, LATEST, checkpoint_dir, disk_usage, inference_state, load_checkpoint, numbered_path, prune_checkpoints,
-    save_checkpoint,
-)
+from translate.checkpoint import LATEST, checkpoint_dir, load_checkpoint
 from translate.config import TrainConfig, resume_config
-from translate.data.images import read_header
-from translate.training.ema import WeightAverage
-from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
-from translate.files import remove_stale_temp_files
-from translate.inference.device import autocast, resolve_device
+from translate.errors import CheckpointError, ConfigError, TranslateError
+from translate.inference.device import autocast
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
+from translate.training.checkpoints import Checkpointer
+from translate.training.ema import WeightAverage
+from translate.training.log import TrainingLog
+from translate.training.optimisation import Optimisers, lr_factor  # noqa: F401 - lr_factor: public here too
 from translate.training.run_page import RunStatus, refresh_run_page
 from translate.training.sampler import EpochSampler, batches_per_epoch
-from translate.training.log import TrainingLog
+from translate.training.startup import (
+    check_data_files, check_ranks_agree, compile_nets, init_generators, place_nets, setup_process,
+)
 from translate.training.validation import Evaluator
 
 log = logging.getLogger(__name__)
@@ -46,59 +43,29 @@ class TrainResult:
     best: dict[str, Any] | None = None  # BestRecord.to_dict(): the figure behind checkpoints/best.pt
 
 
-def lr_factor(epoch: int, *, epochs: int, epochs_decay: int) -> float:
-    """Constant for `epochs`, then linear decay towards 0 over `epochs_decay` (pix2pix/CycleGAN code).
-    `epoch` is 0-based; the last decay epoch still trains at a small positive rate."""
-    return 1.0 - max(0, epoch + 1 - epochs) / float(epochs_decay + 1)
-
-
-def check_data_files(files: Sequence[Path], *, max_megapixels: float) -> None:
-    """Read every file's header before the first step, so a corrupt or oversized file stops the run
-    at once, by name, rather than mid-epoch (losing the epoch) or by exhausting memory."""
-    problems = []
-    for path in files:
-        try:
-            height, width = read_header(path)
-        except ImageError as e:
-            problems.append(str(e))
-            continue
-        if height * width > max_megapixels * 1e6:
-            problems.append(f"{path}: {width}x{height} pixels is more than data.max_megapixels "
-                            f"({max_megapixels:g}); shrink it or raise the limit (--set data.max_megapixels=N)")
-    if problems:
-        more = f" ({len(problems) - 1} more file(s) fail this check too)" if len(problems) > 1 else ""
-        raise DatasetError(f"{problems[0]}{more}")
-
-
-def relative_names(files: Sequence[Path], root: str | Path) -> list[str]:
-    """Paths relative to the data root (bare names outside it): comparable across machines."""
-    root = Path(root)
-    return [str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in map(Path, files)]
-
-
-def _megabytes(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
 class Trainer:
-    """Owns the method, optimizers, data and bookkeeping of one run."""
+    """One run: the method stepped over its data epoch by epoch. Its helpers each do one job:
+    `Optimisers` (updates, LR schedule), `Checkpointer` (what is saved when), `Evaluator`
+    (validation figures, best record), `TrainingLog` (loss log, samples)."""
 
     def __init__(self, config: TrainConfig, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
         self.config, self.run_dir = config, run_dir
-        self._setup_process()
+        self.dist, self.device = setup_process(config)
+        self.rank, self.world_size = self.dist.rank, self.dist.world_size
         self.method: GanMethod = METHODS[config.method](config)
         self.train_set, self.val_set = self.method.datasets()
-        self._place_nets()
+        place_nets(self.method, config, self.dist, self.device)
         files = [f for ds in (self.train_set, self.val_set) if ds is not None for f in self.method.data_files(ds)]
         if self.dist.enabled:
-            self._check_ranks_agree(files)
+            check_ranks_agree(config, files)
         check_data_files(files, max_megapixels=config.data.max_megapixels)
-        self._build_optimizers()
+        self.optimisers = Optimisers(self.method, config, self.device)
+        self.checkpoints = Checkpointer(config, run_dir, rank=self.rank, inference_names=self.method.inference_names)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.val_history: list[dict[str, float]] = []
         self.replica_checksums: list[float] = []
         if config.init_from and checkpoint is None:
-            self._init_generators(config.init_from)
+            init_generators(self.method, config.init_from)
         self.ema = None  # generator weight averages, made from the starting weights
         if config.optim.ema_decay > 0:
             generators = {name: self.method.nets[name] for name in self.method.inference_names}
@@ -112,90 +79,13 @@ class Trainer:
             self.method.replicas = {name: distributed.wrap(net, self.device)
                                     for name, net in self.method.nets.items()}
         if config.runtime.compile:
-            self._compile()
+            compile_nets(self.method, self.device)
         rt, o = config.runtime, config.optim
         self.batches_per_epoch = batches_per_epoch(
             config.data.samples_per_epoch or len(self.train_set), batch_size=o.batch_size, world_size=self.world_size)
         # "Until max_steps" (epochs 0) becomes however many epochs those steps take, at a constant rate.
         self.total_epochs = config.total_epochs or math.ceil(rt.max_steps / self.batches_per_epoch)
         self.total_steps = min(rt.max_steps or math.inf, self.total_epochs * self.batches_per_epoch)
-        self.last_numbered = time.monotonic()
-
-    # ------------------------------------------------------------ set-up
-    def _setup_process(self) -> None:
-        rt = self.config.runtime
-        self.dist = distributed.context_from_env()
-        self.rank, self.world_size = self.dist.rank, self.dist.world_size
-        self.device = resolve_device(distributed.rank_device(rt.device, self.dist), field="runtime.device")
-        if rt.amp == "fp16" and self.device.type != "cuda":
-            raise ConfigError("runtime.amp: fp16 needs CUDA; use --amp bf16 on CPU")
-        if self.device.type == "cuda":
-            torch.cuda.set_device(self.device)
-        distributed.init(self.dist, self.device)
-        # Every rank seeds differently (dropout, pools) but reproducibly; initial weights are
-        # broadcast from rank 0 by DistributedDataParallel.
-        torch.manual_seed(rt.seed + self.rank)
-
-    def _place_nets(self) -> None:
-        rt = self.config.runtime
-        if self.dist.enabled and rt.sync_batchnorm:
-            for name in list(self.method.nets):
-                self.method.nets[name] = nn.SyncBatchNorm.convert_sync_batchnorm(self.method.nets[name])
-        self.method.to(self.device)
-        if rt.channels_last:
-            self.method.to(memory_format=torch.channels_last)
-
-    def _build_optimizers(self) -> None:
-        o, fp16 = self.config.optim, self.config.runtime.amp == "fp16"
-        params = lambda names: [p for n in names for p in self.method.nets[n].parameters()]  # noqa: E731
-        # fused Adam: one kernel over all parameters; on CPU it cuts the optimizer step ~4x.
-        adam = lambda names, lr: torch.optim.Adam(params(names), lr=lr, betas=(o.beta1, o.beta2), fused=True)  # noqa: E731
-        self.opt_g = adam(self.method.generator_names, o.lr_g)
-        self.opt_d = adam(self.method.discriminator_names, o.lr_d) if self.method.discriminator_names else None
-        self.scalers = {k: torch.amp.GradScaler("cuda", enabled=fp16) for k in ("g", "d")}
-
-    def _init_generators(self, source: str) -> None:
-        """Generator weights (averaged ones when saved) from a run, checkpoint or published weights:
-        the fidelity stage that SRGAN / ESRGAN / Real-ESRGAN's GAN stage starts from."""
-        from translate.inference.loading import load_models
-        from translate.nets import spec_to_dict
-
-        try:
-            models = load_models(source)
-        except TranslateError as e:
-            raise CheckpointError(f"init_from: {e}") from None
-        for name in self.method.inference_names:  # image generators (not CUT's patch sampler)
-            found = models if len(models) == 1 else [m for m in models if m.net_name == name]
-            if not found:
-                raise CheckpointError(f"init_from {source}: holds no {name} generator "
-                                      f"(it holds {', '.join(m.net_name for m in models)})")
-            want, got = spec_to_dict(self.method.specs[name]), spec_to_dict(found[0].spec)
-            if want != got:
-                diffs = ", ".join(f"{k}: {got.get(k)!r} there, {want.get(k)!r} here"
-                                  for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k))
-                raise CheckpointError(f"init_from {source}: its generator differs from this run's ({diffs}); "
-                                      "give this run the same generator (--generator, --set generator.FIELD=...)")
-            self.method.nets[name].load_state_dict(found[0].net.state_dict())
-            log.info("%s starts from the weights of %s", name, source)
-
-    def _check_ranks_agree(self, files: list[Path]) -> None:
-        """Same config (bar per-machine paths and devices) and the same data files on every rank."""
-        config = self.config.to_dict()
-        config["data"] = {k: v for k, v in config["data"].items() if k != "root"}
-        config["runtime"] = {k: v for k, v in config["runtime"].items() if k != "device"}
-        distributed.check_agreement("config", config)
-        distributed.check_agreement("training data", relative_names(files, self.config.data.root))
-
-    def _compile(self) -> None:
-        """torch.compile each net in place; without a compiler, one warning and eager mode."""
-        if shutil.which(os.environ.get("CXX", "g++")) is None and self.device.type == "cpu":
-            log.warning("torch.compile needs a C++ compiler on CPU and none was found; running eagerly")
-            return
-        try:
-            for net in self.method.nets.values():
-                net.compile()
-        except Exception as e:  # noqa: BLE001 - any compiler failure falls back to eager
-            log.warning("torch.compile unavailable (%s); running eagerly", str(e).splitlines()[0][:120])
 
     # ------------------------------------------------------------ state
     def state(self) -> dict[str, Any]:
@@ -206,8 +96,7 @@ class Trainer:
             "config": self.config.to_dict(),
             "specs": self.method.spec_dicts(),
             "nets": {name: net.state_dict() for name, net in self.method.nets.items()},
-            "optimizers": {"g": self.opt_g.state_dict(), **({"d": self.opt_d.state_dict()} if self.opt_d else {})},
-            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+            **self.optimisers.state_dict(),
             "method_state": self.method.extra_state(),
             **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
@@ -218,12 +107,7 @@ class Trainer:
     def _restore(self, ckpt: dict[str, Any]) -> None:
         for name, net in self.method.nets.items():
             net.load_state_dict(ckpt["nets"][name])
-        self.opt_g.load_state_dict(ckpt["optimizers"]["g"])
-        if self.opt_d is not None:
-            self.opt_d.load_state_dict(ckpt["optimizers"]["d"])
-        for k, s in self.scalers.items():
-            if ckpt.get("scalers", {}).get(k):
-                s.load_state_dict(ckpt["scalers"][k])
+        self.optimisers.load_state_dict(ckpt)
         self.method.load_extra_state(ckpt.get("method_state", {}))
         if self.ema is not None:
             if "ema" not in ckpt:
@@ -237,29 +121,13 @@ class Trainer:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
 
     def save(self, *, numbered: bool = False) -> Path:
-        """latest.pt, the full training state; with `numbered`, also step_NNNNNNN.pt holding what
-        inference needs, keeping the newest runtime.keep_checkpoints of those. Rank 0 writes."""
-        folder = checkpoint_dir(self.run_dir)
-        latest = folder / LATEST
-        if self.rank != 0:
-            return latest
-        state = self.state()
-        save_checkpoint(latest, state)
-        if numbered:
-            self.last_numbered = time.monotonic()
-            save_checkpoint(numbered_path(folder, self.step), inference_state(state, nets=self.method.inference_names))
-            prune_checkpoints(folder, keep=self.config.runtime.keep_checkpoints)
-            log.info("checkpoint at step %d; the run's checkpoints use %s", self.step, _megabytes(disk_usage(folder)))
-        return latest
+        """latest.pt, and with `numbered` a step_NNNNNNN.pt too (see `Checkpointer.save`)."""
+        return self.checkpoints.save(self.state, numbered=numbered)
 
     def _numbered_due(self, *, epoch_end: bool = False) -> bool:
-        rt = self.config.runtime
-        return bool((epoch_end and rt.checkpoint_every_epochs and self.epoch % rt.checkpoint_every_epochs == 0)
-                    or (rt.checkpoint_every_steps and self.step % rt.checkpoint_every_steps == 0)
-                    or (rt.checkpoint_every_minutes
-                        and time.monotonic() - self.last_numbered >= 60 * rt.checkpoint_every_minutes))
+        return self.checkpoints.numbered_due(step=self.step, epoch=self.epoch, epoch_end=epoch_end)
 
-    # ------------------------------------------------------------ pieces
+    # ------------------------------------------------------------ one step
     def _loader(self) -> DataLoader:
         sampler = EpochSampler(len(self.train_set), seed=self.config.runtime.seed, epoch=self.epoch,
                                start=self.batch_in_epoch * self.config.optim.batch_size,
@@ -274,46 +142,13 @@ class Trainer:
         return {k: v.to(self.device, non_blocking=True, memory_format=fmt)
                 for k, v in batch.items() if isinstance(v, Tensor)}
 
-    def _set_requires_grad(self, names: tuple[str, ...], flag: bool) -> None:
-        for name in names:
-            for p in self.method.nets[name].parameters():
-                p.requires_grad_(flag)
-
-    def _optimise(self, losses: dict[str, Tensor], opt: torch.optim.Optimizer, scaler: Any,
-                  names: tuple[str, ...]) -> None:
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(sum(losses.values())).backward()
-        if self.config.optim.grad_clip > 0:
-            scaler.unscale_(opt)
-            nn.utils.clip_grad_norm_([p for n in names for p in self.method.nets[n].parameters()],
-                                     self.config.optim.grad_clip)
-        scaler.step(opt)
-        scaler.update()
-
-    def _update_generators(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        m = self.method
-        # D is frozen during the G step so no D weight gradients are computed for nothing.
-        self._set_requires_grad(m.discriminator_names, False)
-        with autocast(self.device, self.config.runtime.amp):
-            losses = m.generator_losses(out)
-        self._optimise(losses, self.opt_g, self.scalers["g"], m.generator_names)
-        self._set_requires_grad(m.discriminator_names, True)
-        return losses
-
-    def _update_discriminators(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        if self.opt_d is None:
-            return {}
-        with autocast(self.device, self.config.runtime.amp):
-            losses = self.method.discriminator_losses(out)
-        self._optimise(losses, self.opt_d, self.scalers["d"], self.method.discriminator_names)
-        return losses
-
     def train_step(self, batch: dict[str, Tensor]) -> tuple[dict[str, float], dict[str, Tensor]]:
         """One forward pass, then the method's updates in its `update_order`, all on these outputs."""
         self.method.step, self.method.total_steps = self.step, self.total_steps  # for scheduled loss terms
         with autocast(self.device, self.config.runtime.amp):
             out = self.method(batch)
-        updates = {"generator": self._update_generators, "discriminator": self._update_discriminators}
+        updates = {"generator": self.optimisers.update_generators,
+                   "discriminator": self.optimisers.update_discriminators}
         losses: dict[str, Tensor] = {}
         for role in self.method.update_order:
             losses.update(updates[role](out))
@@ -332,9 +167,8 @@ class Trainer:
     # ------------------------------------------------------------ loop
     def _start_run(self) -> TrainingLog:
         cfg = self.config
+        self.checkpoints.start()
         if self.rank == 0:
-            checkpoint_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
-            remove_stale_temp_files(checkpoint_dir(self.run_dir))
             (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
         log.info("run %s: %s, %d training items, device %s, step %d of %d, epoch %d of %d", self.run_dir,
                  cfg.method, len(self.train_set), self.device, self.step, self.total_steps, self.epoch + 1,
@@ -344,12 +178,8 @@ class Trainer:
                            step=self.step, total_steps=self.total_steps)
 
     def _start_epoch(self, report: TrainingLog) -> None:
-        o = self.config.optim
-        epochs = o.epochs if not self.config.until_max_steps else self.total_epochs
-        factor = lr_factor(self.epoch, epochs=epochs, epochs_decay=o.epochs_decay)
-        for opt, base in ((self.opt_g, o.lr_g), (self.opt_d, o.lr_d)):
-            for group in opt.param_groups if opt is not None else []:
-                group["lr"] = base * factor
+        epochs = self.config.optim.epochs if not self.config.until_max_steps else self.total_epochs
+        self.optimisers.set_epoch(self.epoch, epochs=epochs)
         if hasattr(self.train_set, "set_epoch"):
             self.train_set.set_epoch(self.epoch)
         report.epoch(self.epoch + 1, self.total_epochs)
@@ -365,11 +195,7 @@ class Trainer:
             self.val_history.append(row := {"epoch": self.epoch, "step": self.step, **metrics})
             report.validation(row)
             if self.evaluator.improves(row, epoch=self.epoch, step=self.step):
-                # best.pt holds the generators as numbered checkpoints do; latest.pt the new record for resume.
-                state, folder = self.state(), checkpoint_dir(self.run_dir)
-                save_checkpoint(folder / BEST, {**inference_state(state, nets=self.method.inference_names),
-                                                "best": state["best"], "val_metrics": row})
-                save_checkpoint(folder / LATEST, state)
+                self.checkpoints.save_best(self.state(), row)
         if out:
             report.samples(self.step, self.method.sample_rows(out))
         if evaluate and self.rank == 0:
@@ -384,26 +210,30 @@ class Trainer:
     def _finished(self) -> bool:
         return self.epoch >= self.total_epochs or self.step >= self.total_steps
 
+    def _run_epoch(self, report: TrainingLog) -> dict[str, Tensor]:
+        """Steps until the epoch (or the run) ends; the last step's outputs, for sample grids."""
+        rt, out = self.config.runtime, {}
+        self._start_epoch(report)
+        for batch in self._loader():
+            losses, out = self.train_step(self._to_device(batch))
+            self.step += 1
+            self.batch_in_epoch += 1
+            report.step(self.step, epoch=self.epoch + 1, lr=self.optimisers.lr, losses=losses)
+            if rt.sample_every_steps and self.step % rt.sample_every_steps == 0:
+                report.samples(self.step, self.method.sample_rows(out))
+            if self._numbered_due():
+                self.save(numbered=True)
+            if self.step >= self.total_steps:
+                break
+        if self.batch_in_epoch >= self.batches_per_epoch:
+            self._end_epoch(report, out)
+        return out
+
     def run(self) -> TrainResult:
-        rt = self.config.runtime
         report = self._start_run()
-        out: dict[str, Tensor] = {}
         try:
             while not self._finished():
-                self._start_epoch(report)
-                for batch in self._loader():
-                    losses, out = self.train_step(self._to_device(batch))
-                    self.step += 1
-                    self.batch_in_epoch += 1
-                    report.step(self.step, epoch=self.epoch + 1, lr=self.opt_g.param_groups[0]["lr"], losses=losses)
-                    if rt.sample_every_steps and self.step % rt.sample_every_steps == 0:
-                        report.samples(self.step, self.method.sample_rows(out))
-                    if self._numbered_due():
-                        self.save(numbered=True)
-                    if self.step >= self.total_steps:
-                        break
-                if self.batch_in_epoch >= self.batches_per_epoch:
-                    self._end_epoch(report, out)
+                self._run_epoch(report)
         except TranslateError:
             self.save()  # a bad file met mid-epoch: keep the steps trained so far (state is between steps)
             raise
@@ -415,7 +245,7 @@ class Trainer:
                 log.error("replicas out of sync: parameter sums per rank %s", self.replica_checksums)
         checkpoint = self.save()
         if self.rank == 0:
-            log.info("checkpoints in %s use %s", checkpoint.parent, _megabytes(disk_usage(checkpoint.parent)))
+            self.checkpoints.log_usage()
             self._write_page(finished=True)
         last = self.val_history[-1] if self.val_history else {}
         return TrainResult(step=self.step, epoch=self.epoch, checkpoint=checkpoint,

@@ -43,7 +43,7 @@ def read_rows(path: Path) -> list[dict[str, float]]:
     Blank or non-numeric cells become NaN."""
     if not path.is_file():
         return []
-    with path.open(newline="") as f:
+    with path.open(newline="", errors="replace") as f:
         rows = list(csv.DictReader(f))
     by_step: dict[float, dict[str, float]] = {}
     for row in rows:
@@ -195,7 +195,7 @@ def render(run_dir: Path, status: RunStatus) -> str:
     """The page's HTML for the files now in `run_dir`."""
     import yaml
 
-    config_text = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
+    config_text = (run_dir / "config.yaml").read_text(errors="replace") if (run_dir / "config.yaml").is_file() else ""
     config = yaml.safe_load(config_text) if config_text else {}
     loss_rows, val_rows = read_rows(run_dir / "log.csv"), read_rows(run_dir / "val.csv")
     losses = "".join(loss_charts(loss_rows)) or "<p class='muted'>No losses logged yet.</p>"
@@ -227,7 +227,7 @@ def refresh_run_page(run_dir: str | Path, status: RunStatus) -> None:
     """write_run_page for a training run: a page that cannot be written is logged, never stops it."""
     try:
         write_run_page(run_dir, status)
-    except (OSError, ValueError) as e:
+    except OSError as e:
         log.warning("run page not written: %s", e)
 
 
