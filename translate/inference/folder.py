@@ -20,7 +20,7 @@ import torch
 from translate.data.images import IMAGE_SUFFIXES, fit_to_format, image_size, read_image, write_image
 from translate.errors import TranslatorError, first_line
 from translate.files import remove_stale_temp_files, walk_files
-from translate.tasks import Prepared, get_task
+from translate.tasks import Prepared
 from translate.inference.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ class FolderConverter:
     def _read(self, job: ConvertJob) -> Prepared:
         image = read_image(job.src)
         if job.mask is not None:
-            image = get_task(self.translator.task).with_mask(image, read_image(job.mask))
+            image = self.translator.contract.task.with_mask(image, read_image(job.mask))
         prepared = self.translator.prepare(image)
         if not self.translator.runs_tiled(*prepared.pixels.shape[:2]):
             prepared.tensor  # noqa: B018 - make the float input here, on a worker thread
