@@ -266,12 +266,12 @@ def _print_model_info(args: argparse.Namespace) -> None:
     from translate.inference.loading import describe_model, load_models, read_weights
 
     path = resolve_checkpoint(Path(args.what))
+    documents = []
     if is_translate_checkpoint(read_weights(path, trust_torchscript=args.trust_torchscript)):
         ckpt = load_checkpoint(path)
-        print(yaml.safe_dump({k: ckpt[k] for k in ("format_version", "translate_version", "step", "epoch")
-                              if k in ckpt}, sort_keys=False))
-    for model in load_models(_model_source(args, args.what)):
-        print(yaml.safe_dump(describe_model(model), sort_keys=False))
+        documents.append({k: ckpt[k] for k in ("format_version", "translate_version", "step", "epoch") if k in ckpt})
+    documents += [describe_model(model) for model in load_models(_model_source(args, args.what))]
+    print(yaml.safe_dump_all(documents, sort_keys=False))  # YAML documents, one per generator
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
