@@ -7,6 +7,7 @@ import enum
 import glob
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -93,12 +94,9 @@ class ConvertJob:
 # ---------------------------------------------------------------- planning
 def parse_shard(text: str) -> tuple[int, int]:
     """"i/N" -> (i, N), with 0 <= i < N: this process converts the i-th of every N inputs."""
-    index, sep, count = text.partition("/")
-    try:
-        shard = (int(index), int(count))
-    except ValueError:
-        shard = None
-    if not sep or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    shard = (int(match[1]), int(match[2])) if match else None
+    if shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
         raise TranslatorError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
     return shard
 
