@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any
 
 from translate.direction import DIRECTIONS, Direction
@@ -32,6 +32,7 @@ class ModelSource:
     spandrel_extra_arches' architectures."""
 
     path: str | os.PathLike
+    _: KW_ONLY
     direction: Direction | None = None
     arch: str | None = None
     weights_dir: str | os.PathLike = "weights"
@@ -50,7 +51,7 @@ class ModelSource:
         return cls(source, **fields)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelContract:
     """A loaded generator's facts: what it reads and writes and how it may be run.
 

@@ -23,7 +23,7 @@ from translate.tasks import get_task
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadedModel:
     """One generator rebuilt from its source: the net (in its own `contract.value_range`), its
     contract, the training config embedded in a translate checkpoint ({} otherwise) and the file
