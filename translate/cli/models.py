@@ -263,9 +263,9 @@ def _print_model_info(args: argparse.Namespace) -> None:
     import yaml
 
     from translate.checkpoint import is_translate_checkpoint, load_checkpoint, resolve_checkpoint
-    from translate.inference.loading import describe_model, load_models, read_weights
+    from translate.inference.loading import describe_model, load_models, read_weights, resolve_source
 
-    path = resolve_checkpoint(Path(args.what))
+    path = resolve_checkpoint(resolve_source(args.what))
     documents = []
     if is_translate_checkpoint(read_weights(path, trust_torchscript=args.trust_torchscript)):
         ckpt = load_checkpoint(path)

@@ -105,7 +105,7 @@ class ModelContract:
 
     def to_dict(self) -> dict[str, Any]:
         """The contract as JSON-ready values (the task by its name, the spec as a dict)."""
-        facts = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        facts = {field.name: getattr(self, field.name) for field in dataclasses.fields(self) if field.name != "spec"}
         return {**facts, "task": self.task.name, "directions": list(self.directions),
                 "precisions": list(self.precisions), "takes_mask": self.takes_mask, "spec": spec_summary(self.spec)}
 
