@@ -133,7 +133,7 @@ def folder_benchmark(n_images: int, rounds: int, tmp: Path) -> None:
         auto = translators["auto"]
         print(f"{name:16s} {best['fwd']:11.2f} {best['eager']:10.2f} {best['fp32']:9.2f} {best['auto']:9.2f} "
               f"{best['auto'] / best['eager']:7.2f}x {best['auto'] / classic[name]:9.2f}x   "
-              f"(auto = {auto.precision}, channels_last={auto.channels_last}, batch<={auto.max_batch(256, 256)})",
+              f"(auto = {auto.precision}, channels_last={auto.runner.channels_last}, batch<={auto.max_batch(256, 256)})",
               flush=True)
 
 
@@ -158,7 +158,7 @@ def child(name: str, size: int, tmp: Path, precision: str, budget: int | None) -
     start = time.perf_counter()
     translator.translate_file(src, dst, overwrite=True)
     seconds = time.perf_counter() - start
-    tiles = translator._image_tile_plan(size, size)
+    tiles = translator.runner.image_tile_plan(size, size)
     print(json.dumps({"seconds": seconds, "peak_rss": peak_rss_bytes(), "tiles": tiles}))
 
 
@@ -249,13 +249,13 @@ def published_sr_benchmark(tmp: Path, *, size: int, blocks: int, feat: int, devi
     src = tmp / f"sr_photo_{size}.png"
     write_image(src, photo("astronaut", size))
     probe = Translator.load(weights, device=device)  # the plan the converter will make, for the report
-    tiles = probe._image_tile_plan(size, size)
+    tiles = probe.runner.image_tile_plan(size, size)
     out_side = probe.scale * size
     image_bytes, float_bytes = 3 * out_side**2, 4 * 3 * out_side**2  # uint8 output; a float32 output buffer
     band = f", float row band {4 * 3 * probe.scale**2 * tiles[0] * size / 2**20:.0f} MB" if tiles else ""
     print(f"\n## Published x4 RRDBNet ({blocks} blocks, {feat} features, random weights) on one {size}x{size} "
           f"photo -> {out_side}x{out_side} PNG through the CLI, device {probe.device}, {probe.precision}")
-    print(f"activation estimate {probe.bytes_per_px:.0f} B/input px, budget {probe.memory_budget_bytes / 2**30:.2f} GB,"
+    print(f"activation estimate {probe.runner.bytes_per_px:.0f} B/input px, budget {probe.runner.memory_budget_bytes / 2**30:.2f} GB,"
           f" {'x'.join(map(str, tiles)) + ' px tiles' if tiles else 'whole'}{band}")
     del probe
     megapixels = str(16 * size * size / 1e6 + 1)

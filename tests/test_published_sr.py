@@ -178,7 +178,8 @@ def test_tiled_convert_matches_the_reference_forward(kind, tmp_path, photo):
 
 def test_loaded_model_records_the_value_range_and_task(tmp_path):
     model = load_model(save_published(make_reference("rrdb_x2"), tmp_path / "x2.pth", "params_ema"))
-    assert (model.value_range, model.task, model.method, model.spec.scale) == ("zero_one", "superres", "reference", 2)
+    contract = model.contract
+    assert (contract.value_range, contract.task.name, contract.method, contract.scale) == ("zero_one", "superres", "reference", 2)
 
 
 # ---------------------------------------------------------------- the Python API

@@ -11,7 +11,7 @@ import torch
 from translate import Translator
 from translate.inference import tiling
 from translate.inference.device import _LiveTensorBytes
-from translate.inference.translator import reflect_pad
+from translate.inference.runner import reflect_pad
 from translate.nets import ResnetSpec, RrdbnetSpec, build_net
 
 X1 = ResnetSpec(base_channels=4, n_blocks=1, norm="batch")  # running statistics: tiles are independent

@@ -68,11 +68,11 @@ def test_tiled_output_matches_whole_image_for_instance_norm(photo):
     value = psnr(tiled, whole)
     assert value >= 40.0
     # The whole-image statistics are what makes it work: per-tile statistics shift colours.
-    context, tiled_t._norm_context = tiled_t._norm_context, None
+    context, tiled_t.runner.norm_context = tiled_t.runner.norm_context, None
     try:
         per_tile = psnr(tiled_t(image), whole)
     finally:
-        tiled_t._norm_context = context
+        tiled_t.runner.norm_context = context
     assert per_tile < value - 10
 
 
@@ -86,13 +86,13 @@ def test_tiled_output_matches_whole_image_for_batch_norm_and_superres(photo):
 def test_automatic_tiling_kicks_in_under_a_small_memory_budget(photo):
     image = photo("coffee", (200, 300))
     whole = translator(RESNET)(image)
-    budget = int(120 * 160 * translator(RESNET).bytes_per_px)  # about a third of the image
+    budget = int(120 * 160 * translator(RESNET).runner.bytes_per_px)  # about a third of the image
     small = translator(RESNET, memory_budget_bytes=budget)
-    assert small._tile_plan(200, 300, 1) is not None
+    assert small.runner.tile_plan(200, 300, 1) is not None
     # The statistics now come from a downscaled pass: close to, not equal to, the whole image.
     value = psnr(small(image), whole)
     assert value >= 25.0
-    assert translator(RESNET, memory_budget_bytes=budget * 10)._tile_plan(200, 300, 1) is None
+    assert translator(RESNET, memory_budget_bytes=budget * 10).runner.tile_plan(200, 300, 1) is None
 
 
 def test_rgba_alpha_survives_byte_identical(photo):
@@ -109,7 +109,7 @@ def test_16_bit_in_gives_16_bit_out_computed_in_fp32(photo):
     image8 = photo("coffee", (48, 64))
     image16 = image8.astype(np.uint16) * 257
     t = translator(RESNET, precision="bf16")
-    t.auto_precision = True  # as if "auto" had picked bf16 on this CPU
+    t.runner.auto_precision = True  # as if "auto" had picked bf16 on this CPU
     out16 = t(image16)
     assert out16.dtype == np.uint16 and out16.shape == image16.shape
     exact = translator(RESNET)(image16)
@@ -168,7 +168,7 @@ def test_cancel_stops_between_tiles(photo):
     t = translator(RESNET, tile_size=32, overlap_px=8)
     passes = []
     cancel = threading.Event()
-    forward = t._forward
+    forward = t.runner.forward
 
     def counting_forward(x, exact):
         passes.append(x.shape[-1])
@@ -176,7 +176,7 @@ def test_cancel_stops_between_tiles(photo):
             cancel.set()
         return forward(x, exact)
 
-    t._forward = counting_forward
+    t.runner.forward = counting_forward
     image = photo("coffee", (96, 96))  # 16 tiles of 32 px
     with pytest.raises(Cancelled, match="cancelled"):
         t(image, cancel=cancel)

@@ -17,10 +17,12 @@ from translate.cli import main  # noqa: E402
 from translate.data.images import read_image, write_image  # noqa: E402
 from translate.errors import ConfigError, TranslatorError  # noqa: E402
 from translate.inference.device import resolve_precision  # noqa: E402
+from translate.inference.contract import ModelContract  # noqa: E402
 from translate.inference.loading import LoadedModel, load_model  # noqa: E402
 from translate.inference.translator import InferenceOptions  # noqa: E402
 from translate.inference.spandrel_bridge import ForeignNet, ForeignSpec, spandrel_model  # noqa: E402
 from translate.metrics import psnr  # noqa: E402
+from translate.tasks import get_task  # noqa: E402
 
 FAST = ["--device", "cpu", "--precision", "fp32"]
 
@@ -95,9 +97,9 @@ def test_detection_order_our_formats_then_spandrel(models):
     assert load_model(models["ESRGAN"][0]).method == "reference"
     assert load_model(models["Compact"][1]).method == "reference"
     model = load_model(models["SwinIR"][1])
-    assert (model.method, model.spec.architecture, model.task, model.value_range) == \
+    assert (model.method, model.contract.architecture, model.contract.task.name, model.contract.value_range) == \
         ("spandrel", "SwinIR", "superres", "zero_one")
-    assert (model.spec.scale, model.spec.min_side, model.spec.tiling) == (2, 16, "discouraged")
+    assert (model.contract.scale, model.spec.min_side, model.contract.tiling) == (2, 16, "discouraged")
     assert "bf16" in model.spec.precisions and "fp16" not in model.spec.precisions
 
 
@@ -108,13 +110,13 @@ def test_discouraged_tiling_runs_whole_unless_tiles_are_asked_for(models):
     assert tiled.runs_tiled(512, 512)
     # and the memory estimate is measured, so a budget still bounds what one pass may take
     small = Translator.load(models["SwinIR"][0], device="cpu", precision="fp32", memory_budget_bytes=2**22)
-    tile = small._tile_plan(512, 512, 1)
-    assert tile is not None and tile[0] * tile[1] * small.bytes_per_px <= 2**22
+    tile = small.runner.tile_plan(512, 512, 1)
+    assert tile is not None and tile[0] * tile[1] * small.runner.bytes_per_px <= 2**22
 
 
 def test_internal_tiling_and_precisions_are_honoured():
     net = ForeignNet(torch.nn.Identity(), lambda model, x: model(x), ForeignSpec(architecture="Stub", tiling="internal"))
-    model = LoadedModel(net, net.spec, task="restore", method="spandrel")
+    model = LoadedModel(net=net, contract=ModelContract.for_spec(net.spec, task=get_task("restore"), method="spandrel"))
     with pytest.raises(TranslatorError, match="tiles internally"):
         Translator(model, InferenceOptions(device="cpu", tile_size=64))
     assert not Translator(model, InferenceOptions(device="cpu", memory_budget_bytes=1)).runs_tiled(256, 256)

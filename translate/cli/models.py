@@ -47,9 +47,17 @@ def _add_model_source(p: argparse.ArgumentParser) -> None:
 
 
 def _source_options(args: argparse.Namespace) -> dict:
-    """The keyword arguments that say how to read SOURCE (for load_models and Translator.load)."""
-    return {"direction": getattr(args, "direction", None), "arch": args.arch, "weights_dir": args.weights_dir,
-            "trust_torchscript": args.trust_torchscript, "extra_arches": args.extra_arches}
+    """The ModelSource fields besides the path that a command line gives (how to read SOURCE)."""
+    return {"direction": getattr(args, "direction", None), "arch": args.arch,
+            "weights_dir": getattr(args, "weights_dir", "weights"), "trust_torchscript": args.trust_torchscript,
+            "extra_arches": args.extra_arches}
+
+
+def _model_source(args: argparse.Namespace, path: str | None = None):
+    """The `ModelSource` a command line names (SOURCE, or `path`)."""
+    from translate.inference.contract import ModelSource
+
+    return ModelSource(args.source if path is None else path, **_source_options(args))
 
 
 def _add_direction(p: argparse.ArgumentParser, help: str) -> None:
@@ -91,7 +99,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise TranslatorError(f"{flag}: must be at least 1, got {value}")
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
-    translator = Translator.load(args.source, _inference_options(args), **_source_options(args))
+    translator = Translator.load(_model_source(args), _inference_options(args))
     with tqdm(unit="img", desc="convert", disable=None) as bar:
         def progress(event) -> None:
             bar.total = event.total
@@ -154,7 +162,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if Path(args.output).exists() and not args.overwrite:
             raise ExportError(f"{args.output}: already exists; pass --overwrite to replace it")
         options = _inference_options(args, device="cpu", precision="fp32")
-        translator = Translator.load(args.source, options, **_source_options(args))
+        translator = Translator.load(_model_source(args), options)
         report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
     except ModuleNotFoundError as e:
         raise ExportError(f"export needs {e.name}: pip install 'translate[onnx]'") from None
@@ -245,22 +253,25 @@ def _cmd_info(args: argparse.Namespace) -> int:
         for name, text in LAYOUTS.items():
             print(f"{name:16s} {text}")
     else:
-        import yaml
-
-        from translate.checkpoint import is_translate_checkpoint, load_checkpoint, resolve_checkpoint
-        from translate.inference.loading import describe_model, load_models, read_weights
-
-        path = Path(args.what)
-        if not path.is_dir() and not is_translate_checkpoint(
-                read_weights(resolve_checkpoint(path), trust_torchscript=args.trust_torchscript)):
-            for model in load_models(path, arch=args.arch, trust_torchscript=args.trust_torchscript,
-                                     extra_arches=args.extra_arches):
-                print(yaml.safe_dump(describe_model(model), sort_keys=False))
-            return 0
-        ckpt = load_checkpoint(args.what)
-        print(yaml.safe_dump({k: ckpt[k] for k in ("format_version", "translate_version", "step", "epoch", "specs")
-                              if k in ckpt}, sort_keys=False))
+        _print_model_info(args)
     return 0
+
+
+def _print_model_info(args: argparse.Namespace) -> None:
+    """What a checkpoint or weights file holds: each generator's contract, as `describe_model`
+    gives it (the same facts export metadata and the service show), and a checkpoint's progress."""
+    import yaml
+
+    from translate.checkpoint import is_translate_checkpoint, load_checkpoint, resolve_checkpoint
+    from translate.inference.loading import describe_model, load_models, read_weights, resolve_source
+
+    path = resolve_checkpoint(resolve_source(args.what))
+    documents = []
+    if is_translate_checkpoint(read_weights(path, trust_torchscript=args.trust_torchscript)):
+        ckpt = load_checkpoint(path)
+        documents.append({k: ckpt[k] for k in ("format_version", "translate_version", "step", "epoch") if k in ckpt})
+    documents += [describe_model(model) for model in load_models(_model_source(args, args.what))]
+    print(yaml.safe_dump_all(documents, sort_keys=False))  # YAML documents, one per generator
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

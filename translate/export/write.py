@@ -10,7 +10,7 @@ least `min_side`); the caller reflect-pads, tiles and crops (see examples/README
 Both formats come from torch.export's tracing (the ONNX exporter runs on it), so Python control
 flow on spec fields in a net's forward is fine and no shape is baked in. TorchScript is not
 offered: torch.jit is deprecated, and scripting fails on forwards that read the spec dataclass.
-Reading an export back (its contract, a runner per format) is `translate/exported.py`.
+Reading an export back (its contract, a runner per format) is `translate/export/read.py`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,8 +33,11 @@ from torch import nn
 from translate.errors import ExportError, first_line
 from translate.export.read import METADATA_KEY, read_bytes, read_contract, runner  # noqa: F401 - read_contract: API
 from translate.inference import normstats, tiling
-from translate.inference.translator import Translator, reflect_pad
-from translate.inference.spandrel_bridge import net_name, spec_summary
+from translate.inference.runner import reflect_pad
+from translate.inference.translator import Translator
+
+if TYPE_CHECKING:
+    from translate.tasks import Task
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +73,26 @@ class ExportReport:
 
 # ---------------------------------------------------------------- the contract
 def model_contract(translator: Translator, *, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything a caller needs to run the bare net: tensor layout and range, padding rule,
-    scale, task, direction, inference mode, architecture and training config (JSON-ready)."""
+    """The model's contract (`ModelContract.to_dict`) plus what a caller needs to run the bare net:
+    tensor layout and range, padding rule, inference mode and the training config (JSON-ready)."""
     from translate import __version__
 
-    spec = translator.spec
-    stochastic = _has_live_dropout(translator)
+    contract = translator.contract
     return {
         "format": EXPORT_FORMAT,
         "format_version": EXPORT_FORMAT_VERSION,
         "translate_version": __version__,
-        "task": translator.task,
-        "method": translator.model.method,
-        "direction": translator.model.direction,
+        **contract.to_dict(),  # value_range is the net's own; the graph maps [-1, 1] to it and back
         "mode": translator.mode,  # "eval" (deterministic) or "paper" (per-image batch norm + dropout)
-        "stochastic": stochastic,
+        "stochastic": _has_live_dropout(translator),
         "input": {"name": "input", "layout": "NCHW", "dtype": "float32",
-                  "channels": int(spec.in_channels), "range": [-1.0, 1.0]},
+                  "channels": contract.in_channels, "range": [-1.0, 1.0]},
         "output": {"name": "output", "layout": "NCHW", "dtype": "float32",
-                   "channels": int(spec.out_channels), "range": [-1.0, 1.0]},
+                   "channels": contract.out_channels, "range": [-1.0, 1.0]},
         # H and W must be multiples of size_multiple and >= min_side; pad with reflection, split
         # evenly (the odd pixel after), then crop the output by the padding times `scale`.
-        "size_multiple": int(translator.size_multiple),
-        "min_side": int(translator.min_side),
         "padding": "reflect",
-        "scale": int(translator.scale),
         "pixel_scale": {"uint8": 255, "uint16": 65535},  # x = pixel * 2 / max - 1
-        "spec": spec_summary(spec),
-        "value_range": translator.model.value_range,  # the net's own; the graph maps [-1, 1] to it and back
         "config": public_config(translator.model.config if config is None else config),
     }
 
@@ -166,9 +161,10 @@ def export_net(translator: Translator) -> nn.Module:
 def _example_input(translator: Translator) -> torch.Tensor:
     # Batch 2 and sides of two size multiples or more, so no level of the net sees a size of 1
     # (which torch.export would otherwise specialise on).
-    side = tiling.round_up(max(64, translator.min_side, 2 * translator.size_multiple), translator.size_multiple)
+    contract = translator.contract
+    side = tiling.round_up(max(64, contract.min_side, 2 * contract.size_multiple), contract.size_multiple)
     generator = torch.Generator().manual_seed(0)
-    return torch.rand(2, translator.spec.in_channels, side, side, generator=generator) * 2 - 1
+    return torch.rand(2, contract.in_channels, side, side, generator=generator) * 2 - 1
 
 
 @contextlib.contextmanager
@@ -242,7 +238,7 @@ def export_bytes(translator: Translator, format: str, *, opset: int = DEFAULT_OP
     except Exception as e:  # noqa: BLE001 - tracing fails in many ways; the user needs one line
         while e.__cause__ is not None:  # the ONNX exporter wraps torch.export's own reason
             e = e.__cause__
-        raise ExportError(f"{net_name(translator.spec)} does not export to {format}: {first_line(e)}") from e
+        raise ExportError(f"{translator.contract.architecture} does not export to {format}: {first_line(e)}") from e
 
 
 def _check_opset(opset: int) -> None:
@@ -300,7 +296,7 @@ def export_model(
     data = export_bytes(translator, format, opset=opset, contract=contract)
     diff = None
     if check:
-        diff = check_parity(data, translator, parity_photos(translator.task) if images is None else images)
+        diff = check_parity(data, translator, parity_photos(translator.contract.task) if images is None else images)
         log.info("parity of %s vs eager PyTorch (fp32): max abs diff %.3g", path.name, diff)
         if not diff <= tolerance:
             raise ExportError(f"{path}: parity check failed: max abs diff {diff:.3g} > {tolerance:g} "
@@ -312,15 +308,15 @@ def export_model(
     return ExportReport(path, format, contract, diff, len(data), time.perf_counter() - start)
 
 
-def parity_photos(task: str = "custom") -> list[np.ndarray]:
+def parity_photos(task: Task | None = None) -> list[np.ndarray]:
     """The default parity images: `PARITY_PHOTOS` from skimage.data, HxWx3 uint8 RGB, each as an
-    input of `task` (inpainting's get seeded holes)."""
+    input of `task` (inpainting's get seeded holes; None: the photos as they are)."""
     import cv2
     import skimage.data
 
     from translate.tasks import get_task
 
-    example = get_task(task).example_input
+    example = (task or get_task("custom")).example_input
     return [example(cv2.resize(getattr(skimage.data, name)(), (width, height), interpolation=cv2.INTER_AREA),
                     np.random.default_rng(seed))
             for seed, (name, (height, width)) in enumerate(PARITY_PHOTOS)]
@@ -349,8 +345,7 @@ def check_parity(exported: str | os.PathLike | bytes, translator: Translator,
     worst = 0.0
     for image in images:
         x = translator.prepare(image).tensor[None]
-        pad = tiling.padding_for(x.shape[-2], x.shape[-1], translator.size_multiple, minimum=translator.min_side)
-        x = reflect_pad(x, pad).contiguous()
+        x = reflect_pad(x, translator.runner.padding(x.shape[-2], x.shape[-1])).contiguous()
         with torch.inference_mode():
             expected = reference_net(x.to(device)).to("cpu", torch.float32)
         got = run_exported(x).to(torch.float32)

@@ -1,13 +1,15 @@
-"""Inference: load a generator (loading), run it on images of any size (Translator), convert
-folders (folder), with device/precision/memory choices (device) and tiling maths (tiling).
+"""Inference: load a generator with its facts (loading, contract), run it on images of any size
+(Translator, over the padding/tiling `TiledRunner` in runner), convert folders (folder), with
+device/precision/memory choices (device) and tiling maths (tiling).
 
 Never imports training or augmentation code, so embedding a Translator stays light.
 """
 from __future__ import annotations
 
 _EXPORTS = {
-    "Translator": "translator", "InferenceOptions": "options", "LoadedModel": "loading",
-    "load_model": "loading", "load_models": "loading", "ConvertReport": "folder", "convert_folder": "folder",
+    "Translator": "translator", "InferenceOptions": "options", "LoadedModel": "loading", "describe_model": "loading",
+    "load_model": "loading", "load_models": "loading", "ModelContract": "contract", "ModelSource": "contract",
+    "ConvertReport": "folder", "convert_folder": "folder",
 }
 __all__ = sorted(_EXPORTS)
 

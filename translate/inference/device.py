@@ -6,7 +6,7 @@ import os
 import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch.utils import _pytree as pytree
@@ -14,10 +14,10 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from translate.errors import ConfigError
+from translate.inference.contract import ModelContract
 from translate.inference.tiling import round_up
 from translate.inference.spandrel_bridge import ForeignSpec
 
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
 # CPU activation budget cap (1.5 GiB): larger tiles run no faster on CPU (compute-bound), it
 # keeps a 4096x4096 conversion under 3 GB peak RSS with its image buffers, and lets 1024x1024
@@ -178,8 +178,8 @@ def peak_activation_bytes(forward: Callable[[torch.Tensor], Any], x: torch.Tenso
     return tracker.peak
 
 
-def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
-    """Estimated peak activation bytes per input pixel of one forward pass of `net` (built from `spec`).
+def activation_bytes_per_px(net: nn.Module, contract: ModelContract) -> float:
+    """Estimated peak activation bytes per input pixel of one forward pass of `net` (built for `contract`).
 
     The largest leaf-module output per input pixel of one small CPU pass, in fp32, times
     `_PEAK_OVER_LARGEST`. A real pass rather than one on the meta device: meta kernels of
@@ -189,9 +189,9 @@ def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
     Foreign (spandrel) nets are measured instead: their peak may sit in tensors no leaf module
     returns (attention maps, window partitions), so every tensor their forward makes is counted.
     """
-    side = round_up(max(64, int(getattr(spec, "min_side", 0))), spec.size_multiple)
-    if isinstance(spec, ForeignSpec):
-        probe = torch.zeros(1, spec.in_channels, side, side)
+    side = round_up(max(64, contract.min_side), contract.size_multiple)
+    if isinstance(contract.spec, ForeignSpec):
+        probe = torch.zeros(1, contract.in_channels, side, side)
         return _MEASURED_PEAK_MARGIN * peak_activation_bytes(net, probe) / (side * side)
     largest = 0
 
@@ -204,7 +204,7 @@ def activation_bytes_per_px(net: nn.Module, spec: Any) -> float:
              if not any(True for _ in module.children())]
     try:
         with torch.inference_mode():
-            net(torch.zeros(1, spec.in_channels, side, side))
+            net(torch.zeros(1, contract.in_channels, side, side))
     finally:
         for handle in hooks:
             handle.remove()

@@ -7,6 +7,7 @@ import enum
 import glob
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -20,7 +21,7 @@ import torch
 from translate.data.images import IMAGE_SUFFIXES, fit_to_format, image_size, read_image, write_image
 from translate.errors import TranslatorError, first_line
 from translate.files import remove_stale_temp_files, walk_files
-from translate.tasks import Prepared, get_task
+from translate.tasks import Prepared
 from translate.inference.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -93,12 +94,9 @@ class ConvertJob:
 # ---------------------------------------------------------------- planning
 def parse_shard(text: str) -> tuple[int, int]:
     """"i/N" -> (i, N), with 0 <= i < N: this process converts the i-th of every N inputs."""
-    index, sep, count = text.partition("/")
-    try:
-        shard = (int(index), int(count))
-    except ValueError:
-        shard = None
-    if not sep or shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    shard = (int(match[1]), int(match[2])) if match else None
+    if shard is None or shard[1] < 1 or not 0 <= shard[0] < shard[1]:
         raise TranslatorError(f"--shard {text!r}: expected i/N with 0 <= i < N, e.g. 0/4")
     return shard
 
@@ -305,7 +303,7 @@ class FolderConverter:
     def _read(self, job: ConvertJob) -> Prepared:
         image = read_image(job.src)
         if job.mask is not None:
-            image = get_task(self.translator.task).with_mask(image, read_image(job.mask))
+            image = self.translator.contract.task.with_mask(image, read_image(job.mask))
         prepared = self.translator.prepare(image)
         if not self.translator.runs_tiled(*prepared.pixels.shape[:2]):
             prepared.tensor  # noqa: B018 - make the float input here, on a worker thread

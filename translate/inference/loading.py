@@ -1,5 +1,6 @@
 """Loading generators: a run directory, checkpoint, published weights file (ours, or any architecture
-spandrel knows) or published NAME, read once, becomes one `LoadedModel` per generator it holds."""
+spandrel knows) or published NAME (a `ModelSource`), read once, becomes one `LoadedModel` per
+generator it holds, each with its `ModelContract`."""
 from __future__ import annotations
 
 import logging
@@ -14,36 +15,36 @@ import torch
 from torch import nn
 
 from translate.checkpoint import is_translate_checkpoint, load_file, resolve_checkpoint, validate_checkpoint
-from translate.direction import DIRECTIONS, Direction, direction_of, generator_name
-from translate.errors import CheckpointError, TranslatorError, WeightsError, first_line
+from translate.direction import DIRECTIONS, Direction, generator_name
+from translate.errors import CheckpointError, ConfigError, TranslateError, TranslatorError, WeightsError, first_line
+from translate.inference.contract import ModelContract, ModelSource
+from translate.tasks import get_task
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LoadedModel:
-    """One generator rebuilt from its source, with what inference and export need to know.
-
-    `config` is the training config embedded in a translate checkpoint ({} otherwise);
-    `direction` is None for a net without one (reference weights, a bare net); `method` is
-    "pix2pix", "cyclegan", "reference" (published / original-code weights) or "custom".
-    `value_range` is the pixel range `net` reads and writes (`translate.nets.layers.ValueRange`):
-    "minus_one_one" (our GAN nets) or "zero_one" (published super-resolution nets, whose output
-    is clamped); None takes the spec's. Everything that runs the net honours it from here.
-    """
+    """One generator rebuilt from its source: the net (in its own `contract.value_range`), its
+    contract, the training config embedded in a translate checkpoint ({} otherwise) and the file
+    it came from (None for a bare net)."""
 
     net: nn.Module
-    spec: Any  # a generator spec (translate.nets)
+    contract: ModelContract
     config: Mapping[str, Any] = field(default_factory=dict)
-    direction: Direction | None = None
-    task: str = "custom"
-    method: str = "custom"
     source: Path | None = None
-    value_range: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.value_range is None:
-            object.__setattr__(self, "value_range", getattr(self.spec, "value_range", "minus_one_one"))
+    @property
+    def spec(self) -> Any:
+        return self.contract.spec
+
+    @property
+    def direction(self) -> Direction | None:
+        return self.contract.direction
+
+    @property
+    def method(self) -> str:
+        return self.contract.method
 
     @property
     def net_name(self) -> str:
@@ -52,28 +53,8 @@ class LoadedModel:
 
 
 def describe_model(model: LoadedModel) -> dict[str, Any]:
-    """What was loaded, as plain values (`translate info MODEL`): how, the task and the contract."""
-    from translate.inference.spandrel_bridge import net_name, spec_summary
-
-    spec = model.spec
-    how = {"reference": "published weights of translate's zoo (detected)", "spandrel": "spandrel architecture"}
-    return {
-        "source": str(model.source),
-        "loaded_as": how.get(model.method, f"translate checkpoint ({model.method})"),
-        "architecture": net_name(spec),
-        "task": model.task,
-        "direction": model.direction,
-        "in_channels": int(spec.in_channels),
-        "out_channels": int(spec.out_channels),
-        "scale": int(getattr(spec, "scale", 1)),
-        "size_multiple": int(spec.size_multiple),
-        "min_side": int(getattr(spec, "min_side", 0)),
-        "square": bool(getattr(spec, "square", False)),
-        "value_range": model.value_range,
-        "tiling": getattr(spec, "tiling", "supported"),
-        "precisions": list(getattr(spec, "precisions", ("fp32", "bf16", "fp16"))),
-        "spec": spec_summary(spec),
-    }
+    """What was loaded, as plain values (`translate info MODEL`): where from, how, and its contract."""
+    return {"source": str(model.source), "loaded_as": model.contract.loaded_as, **model.contract.to_dict()}
 
 
 def resolve_source(source: str | os.PathLike, weights_dir: str | os.PathLike = "weights") -> Path:
@@ -92,16 +73,9 @@ def resolve_source(source: str | os.PathLike, weights_dir: str | os.PathLike = "
     raise TranslatorError(f"{source}: no such run directory, checkpoint or weights file")
 
 
-def load_models(
-    source: str | os.PathLike,
-    *,
-    direction: str | None = None,
-    arch: str | None = None,
-    weights_dir: str | os.PathLike = "weights",
-    trust_torchscript: bool = False,
-    extra_arches: bool = False,
-) -> list[LoadedModel]:
-    """Every generator of `source` from one read (a_to_b first), or only `direction`'s.
+def load_models(source: ModelSource | str | os.PathLike, **fields: Any) -> list[LoadedModel]:
+    """Every generator of `source` from one read (a_to_b first), or only `source.direction`'s;
+    `fields` are ModelSource fields, e.g. `load_models(path, direction="b_to_a")`.
 
     The loader chain: a translate checkpoint; else published weights of our zoo (classic
     pix2pix/CycleGAN, CUT, the SR families; architecture detected, or the `arch` preset); else,
@@ -109,29 +83,25 @@ def load_models(
     spandrel_extra_arches'). Published weights hold one generator. Files are read without
     unpickling objects; a TorchScript file (its loading runs code) only with `trust_torchscript`.
     """
-    if direction is not None and direction not in DIRECTIONS:
-        raise TranslatorError(f"direction: {direction!r} must be a_to_b or b_to_a")
-    path = resolve_source(source, weights_dir)
+    source = ModelSource.of(source, **fields)
+    path = resolve_source(source.path, source.weights_dir)
     checkpoint_path = resolve_checkpoint(path)
-    obj = read_weights(checkpoint_path, trust_torchscript=trust_torchscript)
+    obj = read_weights(checkpoint_path, trust_torchscript=source.trust_torchscript)
     if is_translate_checkpoint(obj) or path.is_dir():
         checkpoint = validate_checkpoint(obj, checkpoint_path)
-        if arch is not None:
+        if source.arch is not None:
             raise TranslatorError(f"{path}: --arch is only for reference weights; a translate "
                                   "checkpoint carries its own architecture")
-        return _checkpoint_models(checkpoint, path, direction)
-    if direction is not None:
+        return _checkpoint_models(checkpoint, path, source.direction)
+    if source.direction is not None:
         raise TranslatorError(f"{path}: reference weights hold one generator; drop --direction")
-    return [_published_model(obj, path, arch, extra_arches)]
+    return [_published_model(obj, path, source)]
 
 
-def load_model(source: str | os.PathLike, *, direction: str | None = None, arch: str | None = None,
-               weights_dir: str | os.PathLike = "weights", trust_torchscript: bool = False,
-               extra_arches: bool = False) -> LoadedModel:
-    """The generator of `source` for `direction` (default: a_to_b for CycleGAN, the one a
+def load_model(source: ModelSource | str | os.PathLike, **fields: Any) -> LoadedModel:
+    """The generator of `source` for its direction (default: a_to_b for CycleGAN, the one a
     pix2pix run trained); see `load_models`."""
-    return load_models(source, direction=direction, arch=arch, weights_dir=weights_dir,
-                       trust_torchscript=trust_torchscript, extra_arches=extra_arches)[0]
+    return load_models(source, **fields)[0]
 
 
 def is_torchscript(path: Path) -> bool:
@@ -167,11 +137,9 @@ def read_weights(path: Path, *, trust_torchscript: bool = False) -> Any:
 
 
 def _checkpoint_models(checkpoint: Mapping[str, Any], path: Path, direction: str | None) -> list[LoadedModel]:
-    from translate.nets import build_net, spec_from_dict
-
     config = dict(checkpoint.get("config") or {})
     method = str(config.get("method", "pix2pix"))
-    present = [d for d in DIRECTIONS if generator_name(d) in checkpoint["nets"]]
+    present = tuple(d for d in DIRECTIONS if generator_name(d) in checkpoint["nets"])
     if not present:
         nets = ", ".join(checkpoint["nets"]) or "none"
         raise CheckpointError(f"{path}: checkpoint holds no generator (nets: {nets})")
@@ -179,57 +147,85 @@ def _checkpoint_models(checkpoint: Mapping[str, Any], path: Path, direction: str
         holds = ", ".join(f"{generator_name(d)} ({d})" for d in present)
         raise TranslatorError(f"{path}: no {direction} generator in this {method} checkpoint (it holds "
                               f"{holds}); drop --direction or pass the other one")
+    try:
+        task = get_task(str(config.get("task", "custom")))
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: {e}") from None
     models = []
     for found in [direction] if direction is not None else present:
-        name = generator_name(found)
-        try:
-            spec = spec_from_dict(checkpoint["specs"][name])
-            net = build_net(spec)
-            # A run that averages its generator weights (optim.ema_decay) converts with the averages.
-            weights = (checkpoint.get("ema") or {}).get(name, checkpoint["nets"][name])
-            net.load_state_dict(weights, strict=True)
-        except KeyError:
-            raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec") from None
-        except (ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: cannot rebuild {name}: {first_line(e)}") from e
-        models.append(LoadedModel(net.eval(), spec, config, direction_of(name), str(config.get("task", "custom")),
-                                  method, path))
+        spec, net = _rebuild(checkpoint, generator_name(found), path)
+        contract = ModelContract.for_spec(spec, task=task, method=method, direction=found, directions=present)
+        models.append(LoadedModel(net=net, contract=contract, config=config, source=path))
     return models
 
 
-def _published_model(obj: Any, path: Path, arch: str | None, extra_arches: bool) -> LoadedModel:
-    """Our zoo's formats first (or the `arch` preset), then spandrel's architectures."""
-    try:
-        return _reference_model(obj, path, arch)
-    except ValueError as ours:
-        if arch is not None:
-            raise TranslatorError(f"{path}: {first_line(ours)}") from ours
-        from translate.inference import spandrel_bridge as zoo
+def _rebuild(checkpoint: Mapping[str, Any], name: str, path: Path) -> tuple[Any, nn.Module]:
+    """(spec, net in eval mode) of the checkpoint's generator `name`."""
+    from translate.nets import build_net, spec_from_dict
 
-        if not zoo.spandrel_available() or not isinstance(obj, Mapping):
-            raise zoo.load_error(path, ours, None) from ours
-        try:
-            descriptor = zoo.describe_spandrel(obj, extra_arches=extra_arches)
-        except Exception as theirs:  # noqa: BLE001 - a detected architecture failing to load names itself
-            raise zoo.load_error(path, ours, theirs) from theirs
+    if name not in (checkpoint.get("specs") or {}):
+        raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec")
+    try:
+        spec = spec_from_dict(checkpoint["specs"][name])
+        net = build_net(spec)
+        # A run that averages its generator weights (optim.ema_decay) converts with the averages.
+        weights = (checkpoint.get("ema") or {}).get(name, checkpoint["nets"][name])
+        net.load_state_dict(weights, strict=True)
+    except (TranslateError, ValueError, RuntimeError) as e:  # a stored spec or weights torch refuses
+        raise CheckpointError(f"{path}: cannot rebuild {name}: {first_line(e)}") from e
+    return spec, net.eval()
+
+
+def _published_model(obj: Any, path: Path, source: ModelSource) -> LoadedModel:
+    """Our zoo's formats first (or the `arch` preset), then spandrel's architectures."""
+    from translate.nets.reference import NotReferenceWeights
+
+    try:
+        return _reference_model(obj, path, source.arch)
+    except NotReferenceWeights as ours:
+        if source.arch is not None:
+            raise TranslatorError(f"{path}: {first_line(ours)}") from ours
+        return _spandrel_model(obj, path, source.extra_arches, ours)
+
+
+def _spandrel_model(obj: Any, path: Path, extra_arches: bool, ours: Exception) -> LoadedModel:
+    """A model any architecture spandrel knows; `ours` is why our own formats did not fit."""
+    from translate.inference import spandrel_bridge as zoo
+
+    if not zoo.spandrel_available() or not isinstance(obj, Mapping):
+        raise zoo.load_error(path, ours, None) from ours
+    try:
+        descriptor = zoo.describe_spandrel(obj, extra_arches=extra_arches)
+    except TranslatorError:
+        raise
+    except Exception as theirs:  # noqa: BLE001 - a detected architecture failing to load names itself
+        raise zoo.load_error(path, ours, theirs) from theirs
+    if descriptor is None:
+        raise zoo.load_error(path, ours, "no architecture spandrel knows matches these weights")
     net, spec, task = zoo.spandrel_model(descriptor, path)
     log.info("%s: loaded with spandrel as %s", path, spec.architecture)
-    return LoadedModel(net, spec, {}, None, task, "spandrel", path, spec.value_range)
+    contract = ModelContract.for_spec(spec, task=get_task(task), method="spandrel")
+    return LoadedModel(net=net, contract=contract, source=path)
 
 
 def _reference_model(obj: Any, path: Path, arch: str | None) -> LoadedModel:
-    """Published weights of our zoo; ValueError when they are none of its formats."""
-    from translate.nets import is_generator, spec_from_dict
-    from translate.nets.reference import detect_reference_generator, load_reference_generator, unwrap_published
+    """Published weights of our zoo; NotReferenceWeights when they are none of its formats."""
+    from translate.nets import PRESETS, is_generator, preset
+    from translate.nets.reference import (
+        NotReferenceWeights, detect_reference_generator, load_reference_generator, unwrap_published,
+    )
 
     state_dict = unwrap_published(obj)  # BasicSR / Real-ESRGAN: {"params_ema": sd} or {"params": sd}
     if not isinstance(state_dict, Mapping) or not state_dict or \
             not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError("neither a translate checkpoint nor a generator state dict")
-    spec = spec_from_dict(arch) if arch is not None else detect_reference_generator(state_dict)
+        raise NotReferenceWeights("neither a translate checkpoint nor a generator state dict")
+    if arch is not None and arch not in PRESETS:
+        raise TranslatorError(f"--arch: unknown preset {arch!r}; see `translate info presets`")
+    spec = preset(arch) if arch is not None else detect_reference_generator(state_dict)
     if not is_generator(spec):
-        raise ValueError(f"--arch {arch}: a discriminator, not a generator")
+        raise TranslatorError(f"--arch {arch}: a discriminator, not a generator")
     net = load_reference_generator(state_dict, spec)
     # A net that enlarges is a super-resolution model whatever trained it.
-    task = "superres" if int(getattr(spec, "scale", 1)) > 1 else "custom"
-    return LoadedModel(net.eval(), spec, {}, None, task, "reference", path, spec.value_range)
+    task = get_task("superres" if spec.scale > 1 else "custom")
+    return LoadedModel(net=net.eval(), contract=ModelContract.for_spec(spec, task=task, method="reference"),
+                       source=path)

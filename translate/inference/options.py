@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from translate.errors import TranslatorError
 
-Mode = Literal["eval", "paper"]
 MODES: tuple[str, ...] = ("eval", "paper")
 
 

@@ -3,13 +3,13 @@ loader chain, after our checkpoints and our zoo's published formats.
 
 spandrel (MIT) detects ~40 architectures from a state dict and describes each model: scale,
 channels, size requirements, tiling hint, fp16/bf16 support, purpose. `spandrel_model` turns that
-description into our `LoadedModel` contract; the net runs through the descriptor's own call
-function (noise-level maps, colour-space round trips) in [0, 1], clamped, like spandrel's `__call__`.
+description into a net and a spec carrying every fact of our `ModelContract`; the net runs through
+the descriptor's own call function (noise-level maps, colour-space round trips) in [0, 1],
+clamped, like spandrel's `__call__`.
 `spandrel_extra_arches` (it carries non-commercial architectures) is used only when asked for.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from translate.errors import TranslatorError, first_line
+from translate.nets.layers import Tiling
 
-Tiling = Literal["supported", "discouraged", "internal"]
 INSTALL_HINT = "pip install 'translate[zoo]'"
 # spandrel's purpose -> our task; "SR" at scale 1 (1x models) restores, it does not enlarge.
 _TASK_OF_PURPOSE = {"SR": "superres", "Restoration": "restore", "Inpainting": "inpaint"}
@@ -111,16 +111,17 @@ def spandrel_available() -> bool:
     return True
 
 
-def describe_spandrel(obj: Mapping[str, Any], *, extra_arches: bool = False) -> Any:
+def describe_spandrel(obj: Mapping[str, Any], *, extra_arches: bool = False) -> Any | None:
     """spandrel's descriptor for the state dict `obj` (wrappers such as {"params_ema": sd} are
-    unwrapped by spandrel); raises ValueError when no architecture matches."""
+    unwrapped by spandrel); None when no architecture matches. A matched architecture that
+    fails to load raises whatever spandrel raises."""
     import spandrel
 
     registry = _registry(extra_arches)
     try:
         return registry.load(spandrel.canonicalize_state_dict(dict(obj)))
     except spandrel.UnsupportedModelError:
-        raise ValueError("no architecture spandrel knows matches these weights") from None
+        return None
 
 
 def spandrel_model(descriptor: Any, path: Path | None) -> tuple[nn.Module, ForeignSpec, str]:
@@ -164,23 +165,13 @@ def _task(spec: ForeignSpec) -> str:
     return _TASK_OF_PURPOSE.get(spec.purpose, "custom")
 
 
-def net_name(spec: Any) -> str:
-    """The architecture's name: spandrel's for a foreign net, the spec's kind for ours."""
-    return getattr(spec, "architecture", None) or spec.kind
-
-
-def spec_summary(spec: Any) -> dict[str, Any]:
-    """A spec as plain JSON-ready values (ours or a ForeignSpec)."""
-    return {key: list(value) if isinstance(value, tuple) else value
-            for key, value in dataclasses.asdict(spec).items()}
-
-
-def load_error(path: Path, ours: Exception, theirs: Exception | None) -> TranslatorError:
-    """The one-line error when neither our formats nor spandrel (None: not installed) load a file."""
+def load_error(path: Path, ours: Exception, theirs: Exception | str | None) -> TranslatorError:
+    """The one-line error when neither our formats nor spandrel (None: not installed; else why it
+    refused) load a file."""
     if theirs is None:
         return TranslatorError(f"{path}: {first_line(ours)}; name the architecture with --arch PRESET (see "
                                f"`translate info presets`), or for community architectures (SwinIR, HAT, "
                                f"LaMa, ...) {INSTALL_HINT}")
     return TranslatorError(f"{path}: not a translate checkpoint, nor weights our zoo or spandrel recognises "
-                           f"({first_line(ours)}; spandrel: {first_line(theirs)}); for one of our architectures "
+                           f"({first_line(ours)}; spandrel: {theirs if isinstance(theirs, str) else first_line(theirs)}); for one of our architectures "
                            "pass --arch PRESET")

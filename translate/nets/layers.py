@@ -17,9 +17,40 @@ PADDINGS: tuple[str, ...] = get_args(Padding)
 # so inference clamps it to [0, 1] ("zero_one").
 ValueRange = Literal["minus_one_one", "zero_one"]
 VALUE_RANGES: tuple[str, ...] = get_args(ValueRange)
+# How a model may be split into tiles: "supported" (any tiles), "discouraged" (whole while it fits
+# memory; community models that need global context) or "internal" (it tiles itself: never split).
+Tiling = Literal["supported", "discouraged", "internal"]
 
 
-class SameSizeTanhSpec:
+class GeneratorFacts:
+    """What inference reads from every generator spec, with the defaults of our own nets: any
+    input side from 0 up (padded to `size_multiple`), not only squares, tiles welcome, and all
+    three precisions (every layer we build has fp16 and bf16 kernels)."""
+
+    kind: str
+
+    @property
+    def architecture(self) -> str:
+        return self.kind
+
+    @property
+    def min_side(self) -> int:
+        return 0
+
+    @property
+    def square(self) -> bool:
+        return False
+
+    @property
+    def tiling(self) -> Tiling:
+        return "supported"
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        return ("fp32", "bf16", "fp16")
+
+
+class SameSizeTanhSpec(GeneratorFacts):
     """What same-size generators ending in tanh (U-Net, gated) share: pixels in [-1, 1], scale 1."""
 
     @property
@@ -31,7 +62,7 @@ class SameSizeTanhSpec:
         return 1
 
 
-class PublishedSRSpec:
+class PublishedSRSpec(GeneratorFacts):
     """What the published SR families (SRResNet, RRDBNet, SRVGG) share: pixels in [0, 1], scale = upscale."""
 
     upscale: int

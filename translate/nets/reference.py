@@ -8,13 +8,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from translate.errors import CheckpointError, ConfigError
+from translate.errors import CheckpointError
 from translate.nets import GeneratorSpec, build_net, is_generator
 from translate.nets.resnet import ResnetSpec
 from translate.nets.rrdbnet import RrdbnetSpec
-from translate.nets.srresnet import SrresnetSpec
-from translate.nets.srvgg_compact import SrvggCompactSpec
+from translate.nets.srresnet import SRRESNET_UPSCALES, SrresnetSpec
+from translate.nets.srvgg_compact import SRVGG_UPSCALES, SrvggCompactSpec
 from translate.nets.unet import UnetSpec
+
+class NotReferenceWeights(CheckpointError):
+    """Weights in none of the published layouts detected here, or not matching the spec named
+    for them; the loader then tries other formats (spandrel) or reports this one line."""
+
 
 _NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 # BasicSR and Real-ESRGAN save {"params_ema": sd} and/or {"params": sd}; the EMA weights are the
@@ -57,7 +62,7 @@ def clean_reference_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     of a module with no affine weight; a BatchNorm layer always has one. Nothing else changes.
     """
     if not isinstance(state_dict, Mapping) or not all(isinstance(k, str) for k in state_dict):
-        raise CheckpointError("reference weights: expected a state dict mapping names to tensors")
+        raise NotReferenceWeights("reference weights: expected a state dict mapping names to tensors")
     cleaned = {key.removeprefix("module."): value for key, value in state_dict.items()}
 
     def stale(key: str) -> bool:
@@ -70,7 +75,7 @@ def clean_reference_state_dict(state_dict: Mapping[str, Any]) -> dict[str, Any]:
 def _clean_tensors(state_dict: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     sd = clean_reference_state_dict(state_dict)
     if not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError("reference weights: expected a state dict mapping names to tensors")
+        raise NotReferenceWeights("reference weights: expected a state dict mapping names to tensors")
     return sd
 
 
@@ -119,7 +124,7 @@ def _detect_unet(sd: dict[str, torch.Tensor]) -> UnetSpec:
         prefix += ".3.model"
     up_conv = "model.model.3.weight" if num_downs > 1 else "model.model.2.weight"
     if up_conv not in sd:
-        raise CheckpointError(f"reference weights: U-Net without its outermost up conv {up_conv!r}")
+        raise NotReferenceWeights(f"reference weights: U-Net without its outermost up conv {up_conv!r}")
     # Instance norm and no norm both leave no entries; instance is what the reference trains.
     norm = "batch" if any(key.endswith(".running_mean") for key in sd) else "instance"
     # Dropout leaves no trace in a U-Net state dict (it sits last in its block) and is off in
@@ -141,7 +146,7 @@ def _detect_resnet(sd: dict[str, torch.Tensor]) -> ResnetSpec:
         convs = _int_indices(rf"model\.{blocks[0]}\.conv_block\.(\d+)\.weight", sd)
         convs = [i for i in convs if sd[f"model.{blocks[0]}.conv_block.{i}.weight"].ndim == 4]
         if len(convs) != 2:
-            raise CheckpointError("reference weights: ResNet block without exactly two convs")
+            raise NotReferenceWeights("reference weights: ResNet block without exactly two convs")
         # A pad module comes first unless padding is zeros ("reflect" and "replicate" look alike);
         # a dropout layer between the two convs pushes the second one back by one index.
         padding = "zeros" if convs[0] == 0 else "reflect"
@@ -170,7 +175,7 @@ def _unshuffled_channels(total: int, out_channels: int) -> tuple[int, int]:
     for upscale, factor in ((4, 1), (2, 2), (1, 4)):
         if total == out_channels * factor**2:
             return out_channels, upscale
-    raise CheckpointError(
+    raise NotReferenceWeights(
         f"reference weights: RRDBNet conv_first reads {total} channels, not {out_channels} "
         "times 1, 4 or 16 (x4, x2, x1)"
     )
@@ -198,11 +203,11 @@ def _detect_srvgg(sd: dict[str, torch.Tensor]) -> SrvggCompactSpec:
     feat, in_channels = sd["body.0.weight"].shape[:2]
     last = sd[f"body.{convs[-1]}.weight"].shape[0]  # out_channels * upscale**2, out == in
     upscale = round((last / in_channels) ** 0.5)
-    if in_channels * upscale**2 != last:
-        raise CheckpointError(f"reference weights: SRVGGNetCompact last conv makes {last} channels, "
+    if in_channels * upscale**2 != last or upscale not in SRVGG_UPSCALES:
+        raise NotReferenceWeights(f"reference weights: SRVGGNetCompact last conv makes {last} channels, "
                          f"not {in_channels} x upscale**2")
     if "body.1.weight" not in sd:  # relu and leaky ReLU leave no parameters to tell them apart
-        raise CheckpointError("reference weights: SRVGGNetCompact without PReLU weights; "
+        raise NotReferenceWeights("reference weights: SRVGGNetCompact without PReLU weights; "
                          "its activation cannot be detected")
     return SrvggCompactSpec(
         in_channels=in_channels,
@@ -219,6 +224,9 @@ def _detect_srresnet(sd: dict[str, torch.Tensor]) -> SrresnetSpec:
         upscale = 4
     else:  # one stage of factor s makes feat * s**2 channels
         upscale = round((sd["upconv1.weight"].shape[0] / feat) ** 0.5)
+    if upscale not in SRRESNET_UPSCALES:
+        raise NotReferenceWeights(f"reference weights: SRResNet upconv1 gives upscale {upscale}, "
+                                  f"not one of {SRRESNET_UPSCALES}")
     return SrresnetSpec(
         in_channels=in_channels,
         out_channels=sd["conv_last.weight"].shape[0],
@@ -247,7 +255,7 @@ def _detector(sd: dict[str, torch.Tensor]) -> Any:
         return _detect_unet
     if _is_conv(sd, "model.1.weight", kernel=7):
         return _detect_resnet
-    raise CheckpointError(
+    raise NotReferenceWeights(
         "not a recognisable reference generator: expected the keys of pix2pix/CycleGAN "
         "('model.model.0.weight' U-Net, 7x7 'model.1.weight' ResNet), RRDBNet / ESRGAN "
         "('conv_first', 'conv_up1' or 'RRDB_trunk'), SRResNet ('conv_first', 'upconv1') or "
@@ -256,7 +264,7 @@ def _detector(sd: dict[str, torch.Tensor]) -> Any:
 
 
 def _check_matches(spec: GeneratorSpec, sd: dict[str, torch.Tensor]) -> None:
-    """Raise a one-line ValueError unless `sd` has exactly the names and shapes of spec's net."""
+    """Raise a one-line NotReferenceWeights unless `sd` has exactly the names and shapes of spec's net."""
     with torch.device("meta"):  # shapes only: no memory, no init cost
         expected = {k: tuple(v.shape) for k, v in build_net(spec).state_dict().items()}
     # Pre-0.4 BatchNorm entries lack the counter; load_state_dict fills it in.
@@ -270,7 +278,7 @@ def _check_matches(spec: GeneratorSpec, sd: dict[str, torch.Tensor]) -> None:
     found = {"missing": missing, "unexpected": unexpected, "wrong shape": reshaped}
     problems = [f"{len(keys)} {what} (first: {keys[0]})" for what, keys in found.items() if keys]
     if problems:
-        raise CheckpointError(f"reference weights do not match {spec}: {'; '.join(problems)}")
+        raise NotReferenceWeights(f"reference weights do not match {spec}: {'; '.join(problems)}")
 
 
 def detect_reference_generator(state_dict: Mapping[str, Any]) -> GeneratorSpec:
@@ -284,7 +292,7 @@ def detect_reference_generator(state_dict: Mapping[str, Any]) -> GeneratorSpec:
     try:
         spec: GeneratorSpec = detect(sd)
     except (KeyError, IndexError) as err:  # names or shapes from some other layout
-        raise CheckpointError(f"not a recognisable reference generator: {err!r}") from err
+        raise NotReferenceWeights(f"not a recognisable reference generator: {err!r}") from err
     _check_matches(spec, sd)
     return spec
 
@@ -301,7 +309,7 @@ def load_reference_generator(
     if spec is None:
         spec = detect_reference_generator(sd)
     elif not is_generator(spec):
-        raise ConfigError(f"reference weights: {spec.kind!r} is not a generator spec")
+        raise ValueError(f"reference weights: {spec.kind!r} is not a generator spec")
     else:
         _check_matches(spec, sd)
     net = build_net(spec)

@@ -12,6 +12,7 @@ from translate.errors import ConfigError
 from translate.nets.antialias import BlurDownsample, BlurUpsample
 from translate.nets.layers import (
     NORMS,
+    GeneratorFacts,
     PADDINGS,
     Norm,
     ValueRange,
@@ -28,7 +29,7 @@ UPSCALES = (1, 2, 4)
 
 
 @dataclass(frozen=True)
-class ResnetSpec:
+class ResnetSpec(GeneratorFacts):
     """ResNet generator: 2 stride-2 downsamplings, `n_blocks` residual blocks, 2 upsamplings.
 
     `upscale` > 1 adds a learned pixel-shuffle tail (super-resolution): an H x W input gives an
