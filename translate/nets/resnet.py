@@ -83,6 +83,10 @@ class ResnetSpec:
         return self.upscale
 
     @property
+    def classifies_ab(self) -> bool:
+        return False
+
+    @property
     def taps(self) -> tuple[str, ...]:
         """Names of the encoder features `ResnetGenerator.encode` can return, shallow first.
 

@@ -20,7 +20,8 @@ from translate.checkpoint import (
     BEST, LATEST, checkpoint_dir, disk_usage, inference_state, load_checkpoint, numbered_path, prune_checkpoints,
     save_checkpoint,
 )
-from translate.config import TrainConfig, resume_config
+from translate.config import TrainConfig
+from translate.recipes import resume_config
 from translate.data.images import read_header
 from translate.training.ema import WeightAverage
 from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
