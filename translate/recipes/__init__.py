@@ -19,7 +19,7 @@ from translate.errors import ConfigError
 from translate.methods import METHODS
 from translate.tasks import RENAMED_TASKS, TASKS
 
-__all__ = ["PLUGINS", "config_from_dict", "load_recipe", "recipe_names", "resolve_config", "resume_config"]
+__all__ = ["PLUGINS", "config_from_dict", "load_recipe", "recipe_layer", "recipe_names", "resolve_config", "resume_config"]
 
 # Live views of the registries: a method or task registered later (METHODS["x"] = ...) counts too.
 PLUGINS = Plugins(methods=METHODS, tasks=TASKS, renamed_tasks=RENAMED_TASKS)
@@ -43,7 +43,7 @@ def load_recipe(name: str) -> dict[str, Any]:
     return data
 
 
-def _recipe_layer(task: str | None, recipe: str | None) -> dict[str, Any]:
+def recipe_layer(task: str | None, recipe: str | None) -> dict[str, Any]:
     """The recipe `--task` / `--recipe` pick (a task's default recipe is named after it); {} for none."""
     if recipe is None and task in RENAMED_TASKS:
         raise ConfigError(f"task: {task!r} is a recipe now; use --task {RENAMED_TASKS[task]} --recipe {task}")
@@ -64,7 +64,7 @@ def resolve_config(method: str | None = None, *, task: str | None = None, recipe
     """A new run's config: the method's defaults < the recipe (`recipe`, else the task's default one)
     < `config_file` < `overrides` ({dotted path: value}) < `assignments` ("KEY=VALUE", in order).
     Without `method`, the recipe's method; ConfigError when neither names one."""
-    layer = _recipe_layer(task, recipe)
+    layer = recipe_layer(task, recipe)
     wanted = layer.get("method")
     method = method or wanted
     if not method:
