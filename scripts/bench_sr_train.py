@@ -47,7 +47,7 @@ def _time_variant(task: str, amp: str, *, iters: int, device: str, batch_size: i
     """Runs in a subprocess: the recipe's Trainer, one fixed batch, warm-up then `iters` timed steps."""
     import torch
 
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.training.loop import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:

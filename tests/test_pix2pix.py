@@ -74,7 +74,7 @@ def test_mse_term_is_the_mean_squared_error_and_fidelity_runs_build_no_discrimin
 
 
 def test_gan_weight_ramps_in_over_the_configured_steps(photo):
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.losses.schedules import anneal, ramp_in
 
     assert [ramp_in(s, 4) for s in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0] and ramp_in(0, 0) == 1.0

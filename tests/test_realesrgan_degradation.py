@@ -169,6 +169,6 @@ def test_usm_target_sharpens_edges_and_leaves_flat_areas(photo):
 def test_degradation_is_a_config_setting():
     config = resolve_config("pix2pix", task="superres", assignments=["synth.degradation=realesrgan",
                                                                        "synth.usm_target=true"])
-    assert config.synth.degradation == "realesrgan" and config.synth.usm_target
+    assert config.task_settings.degradation == "realesrgan" and config.task_settings.usm_target
     with pytest.raises(ConfigError, match="synth.degradation"):
         resolve_config("pix2pix", task="superres", assignments=["synth.degradation=bsrgan"])

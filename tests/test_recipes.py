@@ -11,7 +11,8 @@ import torch
 
 from translate.data.images import image_to_tensor
 from translate.nets import build_net
-from translate.config import ConfigError, resolve_config
+from translate.config import ConfigError
+from translate.recipes import resolve_config
 from translate.tasks import get_task, recipe_tasks
 
 CHANNELS = {"colorize": (1, 2), "sketch": (1, 3), "inpaint": (4, 3), "superres": (3, 3), "restore": (3, 3),
@@ -61,19 +62,19 @@ def test_recipe_validates_as_a_train_config(task):
     assert config.data.crop_size % (config.generator.size_multiple * config.generator.scale) == 0
     assert config.to_dict() == type(config).from_dict(config.to_dict()).to_dict()
     if task == "superres":
-        assert config.generator.kind == "resnet" and config.generator.scale == config.synth.scale == 4
+        assert config.generator.kind == "resnet" and config.generator.scale == config.task_settings.scale == 4
     if task in ("superres", "restore", *SR_GAN_TASKS):
         assert config.data.preprocess == "crop"  # native-scale crops: resizing would blur the detail away
     if task in SR_GAN_TASKS:
-        assert config.generator.scale == config.synth.scale == 4 and not config.pix2pix.conditional
-        assert config.pix2pix.lambda_perceptual > 0 and config.optim.ema_decay == 0.999
+        assert config.generator.scale == config.task_settings.scale == 4 and not config.method_settings.conditional
+        assert config.method_settings.lambda_perceptual > 0 and config.optim.ema_decay == 0.999
     elif task not in ("superres", "restore"):
         assert config.generator.kind == "unet"  # only the channels change: pix2pix's default architecture
 
 
 def test_later_layers_override_the_recipe():
     config = resolve_config("pix2pix", task="inpaint", assignments=["synth.hole_area_max=0.2", "data.load_size=300"])
-    assert config.synth.hole_area_max == 0.2 and config.data.load_size == 300
+    assert config.task_settings.hole_area_max == 0.2 and config.data.load_size == 300
     assert config.generator.in_channels == 4  # the recipe's channels survive a preset choice too
     assert resolve_config("pix2pix", task="inpaint", overrides={"generator": "unet_128"}).generator.in_channels == 4
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.config import ConfigError, resolve_config
+from translate.config import ConfigError
+from translate.recipes import resolve_config
 from translate.training.ema import WeightAverage
 from translate.errors import WeightsError
 from translate.losses import relativistic_gan_loss

@@ -9,7 +9,7 @@ import torch
 
 from translate.checkpoint import CheckpointError, load_checkpoint
 from translate.cli import main
-from translate.config import resolve_config
+from translate.recipes import resolve_config
 from translate.data.images import read_image
 from translate.inference.loading import load_model
 from translate.training.loop import Trainer, train

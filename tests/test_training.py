@@ -9,7 +9,8 @@ import torch
 
 from translate.checkpoint import CheckpointError, load_checkpoint
 from translate.cli import main
-from translate.config import TrainConfig, named_overrides, resolve_config
+from translate.config import TrainConfig, named_overrides
+from translate.recipes import resolve_config
 from translate.training.sampler import EpochSampler
 from translate.training.loop import lr_factor, train
 

@@ -186,8 +186,8 @@ class TrainConfig:
             if settings is not None and settings.SECTION:
                 sections[settings.SECTION] = name
                 plugged[name] = from_dict(settings, data.get(settings.SECTION, {}), settings.SECTION)
-            elif settings is not None:
-                plugged[name] = settings()
+            else:  # a plugin without settings, or whose settings take no YAML section
+                plugged[name] = settings() if settings is not None else None
         common = {k: v for k, v in data.items() if k not in sections}
         config = from_dict(cls, common, "", extra=plugged, extra_keys=tuple(sections))
         task.check_config(config)
