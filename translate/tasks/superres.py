@@ -108,12 +108,6 @@ class SuperresSettings(Settings):
     degradation: Literal["classic", "realesrgan"] = "classic"
     usm_target: bool = False  # unsharp-masked targets (Real-ESRGAN); inputs are made from them
 
-    def check(self, config: TrainConfig) -> None:
-        if self.scale != config.generator.scale:
-            raise ConfigError(f"superres.scale: {self.scale} must equal the generator's upscale "
-                              f"({config.generator.scale}); set both, e.g. --set generator.upscale=2 "
-                              "--set superres.scale=2")
-
 
 class Superres(Task):
     name = "superres"
@@ -121,6 +115,14 @@ class Superres(Task):
     baseline_description = "bicubic upscaling of the same low-resolution input"
 
     settings = SuperresSettings
+
+    def check_config(self, config: TrainConfig) -> None:
+        super().check_config(config)
+        scale = config.task_settings.scale
+        if scale != config.generator.scale:
+            raise ConfigError(f"superres.scale: {scale} must equal the generator's upscale "
+                              f"({config.generator.scale}); set both, e.g. --set generator.upscale=2 "
+                              "--set superres.scale=2")
 
     def pair_maker(self, synth: SuperresSettings) -> PairMaker:
         return functools.partial(superres_pair, scale=synth.scale, blur_sigma_max=synth.blur_sigma_max,
