@@ -72,21 +72,40 @@ class Plugin(Protocol):
     def check_config(self, config: TrainConfig) -> None: ...
 
 
+class MethodPlugin(Plugin, Protocol):
+    paired: bool  # trains on aligned (input, target) pairs
+
+
+class TaskPlugin(Plugin, Protocol):
+    name: str
+    from_photos: bool  # synthesises its inputs from target photos
+
+
 @dataclass(frozen=True)
 class Plugins:
     """The method and task registries (live mappings, so later registrations count) and the task
     names of older versions with the name that replaced each (0.2's `esrgan` -> `superres`)."""
 
-    methods: Mapping[str, Plugin]
-    tasks: Mapping[str, Plugin]
+    methods: Mapping[str, MethodPlugin]
+    tasks: Mapping[str, TaskPlugin]
     renamed_tasks: Mapping[str, str] = field(default_factory=dict)
 
-    def method(self, name: Any) -> Plugin:
+    def method(self, name: Any) -> MethodPlugin:
         if not isinstance(name, str) or name not in self.methods:
             raise ConfigError(f"method: unknown {name!r}; choose one of {', '.join(self.methods)}")
         return self.methods[name]
 
-    def task(self, name: Any) -> Plugin:
+    def task(self, name: Any) -> TaskPlugin:
         if not isinstance(name, str) or name not in self.tasks:
             raise ConfigError(f"task: unknown {name!r}; choose one of {', '.join(self.tasks)}")
         return self.tasks[name]
+
+    def check(self, config: TrainConfig) -> None:
+        """The config's method and task go together, then the task's own rules (ConfigError otherwise)."""
+        method, task = self.method(config.method), self.task(config.task)
+        if task.from_photos and not (method.paired and config.direction == "a_to_b"):
+            raise ConfigError(f"task: {task.name!r} synthesises its inputs from the target photos, so it trains "
+                              f"a paired method a_to_b (e.g. pix2pix); drop --task for {config.method} / "
+                              f"{config.direction}")
+        method.check_config(config)
+        task.check_config(config)

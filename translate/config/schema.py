@@ -190,7 +190,7 @@ class TrainConfig:
                 plugged[name] = settings() if settings is not None else None
         common = {k: v for k, v in data.items() if k not in sections}
         config = from_dict(cls, common, "", extra=plugged, extra_keys=tuple(sections))
-        task.check_config(config)
+        plugins.check(config)
         return config
 
     def to_yaml(self) -> str:

@@ -2,7 +2,7 @@
 the config it starts from, and its named `train` flags (translate.methods.METHODS holds them)."""
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,10 +31,15 @@ class MethodEntry:
 
     name: str
     description: str
-    build: Callable[[TrainConfig], GanMethod]
+    build: type[GanMethod]  # the class that trains it
     settings: type[Settings]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     flags: Mapping[str, Flag] = field(default_factory=dict)
+
+    @property
+    def paired(self) -> bool:
+        """Whether it trains on aligned (input, target) pairs (as tasks from photos need)."""
+        return self.build.paired
 
     def __call__(self, config: TrainConfig) -> GanMethod:
         return self.build(config)
