@@ -57,7 +57,7 @@ def resolve_config(layers: Sequence[Mapping[str, Any]], *, plugins: Plugins, con
     for layer in layers:
         data = merge(data, dict(layer))
     if config_file:
-        data = merge(data, upgrade_v02(load_yaml(config_file), plugins))
+        data = merge(data, upgrade_v02(load_yaml(config_file), plugins, method=data["method"], task=data["task"]))
     for path, value in sorted((overrides or {}).items(), key=lambda item: item[0] not in _PRESET_KEYS):
         data = merge(data, nested(path, value))
     for item in assignments:
