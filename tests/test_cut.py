@@ -15,7 +15,8 @@ import yaml
 from translate import Translator
 from translate.checkpoint import load_checkpoint
 from translate.cli import main
-from translate.config import ConfigError, TrainConfig, default_config, resolve_config
+from translate.config import ConfigError, TrainConfig
+from translate.recipes import config_from_dict, resolve_config
 from translate.export.write import export_model, read_contract
 from translate.inference.loading import load_model
 from translate.losses import patch_nce_loss

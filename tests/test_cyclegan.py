@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from translate.checkpoint import load_checkpoint
-from translate.config import default_config, merge
-from translate.config import TrainConfig
+from translate.config import merge
 from translate.data.images import write_image
 from translate.methods.cyclegan import CycleGAN, identity_loss_applies
 from translate.methods.image_pool import ImagePool
-from translate.recipes import resolve_config
+from translate.recipes import config_from_dict, resolve_config
 from translate.training.loop import train
 
 TINY = {"generator.n_blocks": 1, "generator.base_channels": 8, "discriminator.base_channels": 8,
