@@ -52,7 +52,7 @@ def _time_variant(task: str, amp: str, *, iters: int, device: str, batch_size: i
 
     with tempfile.TemporaryDirectory() as tmp:
         root, weights = _setup(Path(tmp), vgg)
-        config = resolve_config("pix2pix", task=task, overrides={
+        config = resolve_config("pix2pix", recipe=task, overrides={
             "data.root": str(root), "optim.batch_size": batch_size, "perceptual.weights": weights,
             "runtime.amp": amp, "runtime.device": device})
         trainer = Trainer(config, Path(tmp) / "run")

@@ -224,11 +224,11 @@ def _check_discriminator_size(c: TrainConfig) -> None:
     """The crop is what the discriminator judges: a fixed-size one takes that size only, and a U-Net
     one needs sides its upsampled maps can meet their skips at."""
     d, crop = c.discriminator, c.data.crop_size
-    fixed = getattr(d, "fixed_size", None)
+    fixed = d.fixed_size
     if fixed is not None and crop != fixed:
         raise ConfigError(f"data.crop_size: {crop} px, but discriminator {d.kind!r} judges exactly {fixed} px "
                           f"images; use --crop-size {fixed}")
-    multiple = getattr(d, "size_multiple", 1)
+    multiple = d.size_multiple
     if crop % multiple:
         raise ConfigError(f"data.crop_size: {crop} is not a multiple of {multiple}, which discriminator "
                           f"{d.kind!r} needs; use e.g. --crop-size {max(multiple, crop // multiple * multiple)}")
