@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -259,7 +260,7 @@ def test_methods_choose_the_update_order(tmp_path, write_paired, monkeypatch):
             calls.append("D")
             return super().discriminator_losses(out)
 
-    monkeypatch.setitem(METHODS, "pix2pix", DiscriminatorFirst)
+    monkeypatch.setitem(METHODS, "pix2pix", dataclasses.replace(METHODS["pix2pix"], build=DiscriminatorFirst))
     data = write_paired("aligned", splits={"train": 2})
     assert train(config=tiny_config(data, max_steps=2), run_dir=tmp_path / "run").step == 2
     assert calls == ["D", "G", "D", "G"]
