@@ -47,12 +47,12 @@ def _time_variant(task: str, amp: str, *, iters: int, device: str, batch_size: i
     """Runs in a subprocess: the recipe's Trainer, one fixed batch, warm-up then `iters` timed steps."""
     import torch
 
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.training.loop import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         root, weights = _setup(Path(tmp), vgg)
-        config = resolve_config("pix2pix", task=task, overrides={
+        config = resolve_config("pix2pix", recipe=task, overrides={
             "data.root": str(root), "optim.batch_size": batch_size, "perceptual.weights": weights,
             "runtime.amp": amp, "runtime.device": device})
         trainer = Trainer(config, Path(tmp) / "run")

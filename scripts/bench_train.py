@@ -56,7 +56,7 @@ def _time_variant(method: str, variant: str, iters: int, size: int, device: str)
     """Runs in a subprocess: build the real Trainer and time its train_step."""
     import torch
 
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.training.loop import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,7 +118,7 @@ def _peak_rss_mib() -> float:
 
 def _learning_parity(steps: int) -> dict:
     """Same seed, same data, small pix2pix: final validation L1 with fp32 vs bf16 autocast."""
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.training.loop import train
 
     out = {}

@@ -12,7 +12,7 @@ import torch
 from translate.checkpoint import (
     CheckpointError, load_checkpoint, numbered_checkpoints, numbered_path, prune_checkpoints, save_checkpoint,
 )
-from translate.config import resolve_config
+from translate.recipes import resolve_config
 from translate.training.loop import Trainer, train
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from translate.config import resolve_config
+from translate.recipes import resolve_config
 from translate.data.images import image_to_tensor
 from translate.errors import ConfigError
 from translate.methods.pix2pix import Pix2Pix

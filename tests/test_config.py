@@ -6,46 +6,45 @@ import re
 import pytest
 import yaml
 
-from translate.config import (
-    ConfigError, TrainConfig, default_config, merge, named_overrides, parse_set, resolve_config, resume_config,
-)
+from translate.config import ConfigError, TrainConfig, merge, named_overrides, parse_set
+from translate.recipes import config_from_dict, resolve_config, resume_config
 from translate.nets import PRESETS
 
 
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan", "cut", "fastcut"])
 def test_yaml_round_trip(method):
-    config = default_config(method)
-    again = TrainConfig.from_dict(yaml.safe_load(config.to_yaml()))
+    config = resolve_config(method)
+    again = config_from_dict(yaml.safe_load(config.to_yaml()))
     assert again == config
 
 
 def test_method_defaults_follow_the_papers():
-    p2p, cyc = default_config("pix2pix"), default_config("cyclegan")
-    assert p2p.generator == PRESETS["unet_256"] and p2p.gan.loss == "vanilla" and p2p.pix2pix.lambda_l1 == 100
+    p2p, cyc = resolve_config("pix2pix"), resolve_config("cyclegan")
+    assert p2p.generator == PRESETS["unet_256"] and p2p.gan.loss == "vanilla" and p2p.method_settings.lambda_l1 == 100
     assert cyc.generator == PRESETS["resnet_9blocks"] and cyc.gan.loss == "lsgan"
-    assert cyc.cyclegan.lambda_a == 10 and cyc.cyclegan.pool_size == 50 and cyc.cyclegan.lambda_identity == 0.5
+    assert cyc.method_settings.lambda_a == 10 and cyc.method_settings.pool_size == 50 and cyc.method_settings.lambda_identity == 0.5
 
 
 def test_unknown_key_names_its_dotted_path():
     with pytest.raises(ConfigError, match=r"optim\.learning_rate: unknown key"):
-        TrainConfig.from_dict({"optim": {"learning_rate": 1}})
+        config_from_dict({"optim": {"learning_rate": 1}})
 
 
 def test_wrong_type_and_choice_are_named():
     with pytest.raises(ConfigError, match=r"optim\.batch_size: expected int"):
-        TrainConfig.from_dict({"optim": {"batch_size": "four"}})
+        config_from_dict({"optim": {"batch_size": "four"}})
     with pytest.raises(ConfigError, match=r"gan\.loss: 'wgan' is not one of"):
-        TrainConfig.from_dict({"gan": {"loss": "wgan"}})
+        config_from_dict({"gan": {"loss": "wgan"}})
 
 
 def test_crop_size_must_fit_the_generator():
     with pytest.raises(ConfigError, match="data.crop_size: 200 is not a multiple of 256"):
-        TrainConfig.from_dict({"data": {"crop_size": 200, "load_size": 286}})
+        config_from_dict({"data": {"crop_size": 200, "load_size": 286}})
 
 
 def test_set_values_are_parsed_and_typed():
     overrides = parse_set(["optim.lr_g=1e-4", "generator.n_blocks=6", "data.flip=false"])
-    config = TrainConfig.from_dict(merge(default_config("cyclegan").to_dict(), overrides))
+    config = config_from_dict(merge(resolve_config("cyclegan").to_dict(), overrides))
     assert config.optim.lr_g == pytest.approx(1e-4)
     assert config.generator.n_blocks == 6 and config.data.flip is False
     with pytest.raises(ConfigError, match="KEY=VALUE"):
@@ -64,7 +63,7 @@ def test_precedence_recipe_file_flags_set(tmp_path):
 
 
 def test_preset_keeps_channels_chosen_earlier():
-    base = merge(default_config("pix2pix").to_dict(), {"generator": {"in_channels": 1, "out_channels": 2}})
+    base = merge(resolve_config("pix2pix").to_dict(), {"generator": {"in_channels": 1, "out_channels": 2}})
     merged = merge(base, {"generator": "unet_128"})
     assert merged["generator"]["in_channels"] == 1 and merged["generator"]["num_downs"] == 7
 
@@ -98,16 +97,24 @@ def test_bad_yaml_file_is_named(tmp_path):
 ])
 def test_out_of_range_values_are_named_by_dotted_path(values, message):
     with pytest.raises(ConfigError) as info:
-        TrainConfig.from_dict(merge(default_config("pix2pix").to_dict(), values))
+        method = next((m for m in ("cyclegan", "cut") if m in values), "pix2pix")  # whose section it is
+        config_from_dict(merge(resolve_config(method).to_dict(), values))
     assert str(info.value).startswith(message)
 
 
 def test_every_value_at_its_boundary_is_accepted():
     edges = {"data": {"workers": 0, "val_fraction": 0.0}, "pix2pix": {"lambda_l1": 0},
              "generator": {"in_channels": 1, "out_channels": 4}, "optim": {"beta1": 0.0},
-             "cut": {"lambda_nce": 0, "lambda_gan": 0, "num_patches": 1, "mlp_channels": 1}}
-    config = TrainConfig.from_dict(merge(default_config("pix2pix").to_dict(), edges))
+             }
+    config = config_from_dict(merge(resolve_config("pix2pix").to_dict(), edges))
     assert config.generator.in_channels == 1 and config.data.workers == 0
+    cut_edges = {"cut": {"lambda_nce": 0, "lambda_gan": 0, "num_patches": 1, "mlp_channels": 1}}
+    assert config_from_dict(merge(resolve_config("cut").to_dict(), cut_edges)).method_settings.num_patches == 1
+
+
+def test_a_section_of_another_method_is_an_unknown_key():
+    with pytest.raises(ConfigError, match=r"^cyclegan: unknown key \(valid: .*pix2pix"):
+        config_from_dict(merge(resolve_config("pix2pix").to_dict(), {"cyclegan": {"pool_size": 3}}))
 
 
 @pytest.mark.parametrize("assignment, message", [
@@ -122,7 +129,7 @@ def test_set_values_that_are_not_safe_yaml_are_one_line(assignment, message):
 
 def test_unknown_preset_is_a_config_error():
     with pytest.raises(ConfigError, match="generator: preset: unknown 'unet_32'"):
-        merge(default_config("pix2pix").to_dict(), {"generator": "unet_32"})
+        merge(resolve_config("pix2pix").to_dict(), {"generator": "unet_32"})
 
 
 def test_config_file_that_is_not_utf8_is_named(tmp_path):
@@ -133,11 +140,8 @@ def test_config_file_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_named_settings_set_their_fields():
-    overrides = named_overrides(lr=1e-4, lambda_cycle=5.0, norm="instance", generator="unet_128", seed=None,
-                                lambda_nce=2.0)
-    assert overrides == {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "cyclegan.lambda_a": 5.0,
-                         "cyclegan.lambda_b": 5.0, "generator.norm": "instance", "generator": "unet_128",
-                         "cut.lambda_nce": 2.0}
+    overrides = named_overrides(lr=1e-4, norm="instance", generator="unet_128", seed=None)
+    assert overrides == {"optim.lr_g": 1e-4, "optim.lr_d": 1e-4, "generator.norm": "instance", "generator": "unet_128"}
     config = resolve_config("pix2pix", overrides=overrides)
     # the preset applies first, whatever the order given, so --norm refines it
     assert config.generator.num_downs == 7 and config.generator.norm == "instance"
@@ -167,7 +171,7 @@ def test_epochs_zero_means_until_max_steps():
 
 
 def test_resume_changes_runtime_settings_only():
-    saved = default_config("pix2pix").to_dict()
+    saved = resolve_config("pix2pix").to_dict()
     config = resume_config(saved, overrides={"runtime.max_steps": 7, "runtime.device": "cpu", "data.workers": 2})
     assert (config.runtime.max_steps, config.runtime.device, config.data.workers) == (7, "cpu", 2)
     for overrides, assignments, path in [({"generator": "unet_128"}, (), "generator"),

@@ -15,7 +15,8 @@ import yaml
 from translate import Translator
 from translate.checkpoint import load_checkpoint
 from translate.cli import main
-from translate.config import ConfigError, TrainConfig, default_config, resolve_config
+from translate.config import ConfigError, TrainConfig
+from translate.recipes import config_from_dict, resolve_config
 from translate.export.write import export_model, read_contract
 from translate.inference.loading import load_model
 from translate.losses import patch_nce_loss
@@ -303,14 +304,14 @@ def tiny_cut(method: str, data, **overrides):
 
 
 def test_presets_follow_the_paper():
-    cut, fast = default_config("cut"), default_config("fastcut")
+    cut, fast = resolve_config("cut"), resolve_config("fastcut")
     assert cut.generator == PRESETS["resnet_9blocks_antialias"] and cut.gan.loss == "lsgan"
     assert cut.discriminator.antialias and cut.discriminator.norm == "instance"
-    assert (cut.cut.nce_idt, cut.cut.lambda_nce, cut.cut.flip_equivariance) == (True, 1.0, False)
-    assert (fast.cut.nce_idt, fast.cut.lambda_nce, fast.cut.flip_equivariance) == (False, 10.0, True)
+    assert (cut.method_settings.nce_idt, cut.method_settings.lambda_nce, cut.method_settings.flip_equivariance) == (True, 1.0, False)
+    assert (fast.method_settings.nce_idt, fast.method_settings.lambda_nce, fast.method_settings.flip_equivariance) == (False, 10.0, True)
     assert (fast.optim.epochs, fast.optim.epochs_decay) == (150, 50)
-    assert cut.cut.nce_layers == "input,down1,down2,block1,block5" and cut.cut.num_patches == 256
-    assert TrainConfig.from_dict(yaml.safe_load(fast.to_yaml())) == fast
+    assert cut.method_settings.nce_layers == "input,down1,down2,block1,block5" and cut.method_settings.num_patches == 256
+    assert config_from_dict(yaml.safe_load(fast.to_yaml())) == fast
 
 
 @pytest.mark.parametrize("overrides,words", [

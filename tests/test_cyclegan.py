@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from translate.checkpoint import load_checkpoint
-from translate.config import default_config, merge
-from translate.config import TrainConfig
+from translate.config import merge
 from translate.data.images import write_image
 from translate.methods.cyclegan import CycleGAN, identity_loss_applies
 from translate.methods.image_pool import ImagePool
-from translate.config import resolve_config
+from translate.recipes import config_from_dict, resolve_config
 from translate.training.loop import train
 
 TINY = {"generator.n_blocks": 1, "generator.base_channels": 8, "discriminator.base_channels": 8,
@@ -59,11 +58,11 @@ def test_pool_survives_save_and_load():
 
 
 def test_identity_loss_needs_equal_channels():
-    config = default_config("cyclegan")
+    config = resolve_config("cyclegan")
     assert identity_loss_applies(config)
-    gray_to_rgb = TrainConfig.from_dict(merge(config.to_dict(), {"generator": {"in_channels": 1}}))
+    gray_to_rgb = config_from_dict(merge(config.to_dict(), {"generator": {"in_channels": 1}}))
     assert not identity_loss_applies(gray_to_rgb)
-    small = TrainConfig.from_dict(merge(gray_to_rgb.to_dict(), {"generator": {"n_blocks": 1, "base_channels": 4}}))
+    small = config_from_dict(merge(gray_to_rgb.to_dict(), {"generator": {"n_blocks": 1, "base_channels": 4}}))
     method = CycleGAN(small)
     out = method({"a": torch.zeros(1, 1, 32, 32), "b": torch.zeros(1, 3, 32, 32)})
     losses = method.generator_losses(out)

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from translate.checkpoint import load_checkpoint
-from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
+from translate.config import NAMED_SETTINGS, named_overrides
+from translate.recipes import resolve_config
 from translate.training.loop import train
 
 TINY_P2P = ["--generator", "unet_128", "--set", "generator.num_downs=5", "--base-channels", "8",

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from translate.config import ConfigError, resolve_config
+from translate.config import ConfigError
+from translate.recipes import resolve_config
 from translate.data.images import image_to_tensor
 from translate.methods.pix2pix import Pix2Pix
 from translate.tasks.inpaint import inpaint_pair

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from translate.config import ConfigError, resolve_config
+from translate.config import ConfigError
+from translate.recipes import resolve_config
 from translate.methods.pix2pix import Pix2Pix
 from translate.training.loop import Trainer
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from translate.config import DataConfig, GanConfig, Pix2PixConfig, TrainConfig
+from translate.config import DataConfig, GanConfig, TrainConfig
 from translate.data.images import image_to_tensor
-from translate.methods.pix2pix import Pix2Pix
+from translate.methods.pix2pix import Pix2Pix, Pix2PixConfig
 from translate.nets import preset
 
 LAMBDA_L1, LAMBDA_GAN = 7.0, 0.5
@@ -33,7 +33,7 @@ def test_loss_terms_match_a_hand_computation(photo, loss, discriminator):
     config = TrainConfig(
         generator=preset("unet_128", num_downs=5, base_channels=4),
         discriminator=preset(discriminator, base_channels=4, **({"norm": "none"} if loss == "wgangp" else {})),
-        gan=GanConfig(loss=loss), pix2pix=Pix2PixConfig(lambda_l1=LAMBDA_L1, lambda_gan=LAMBDA_GAN),
+        gan=GanConfig(loss=loss), method_settings=Pix2PixConfig(lambda_l1=LAMBDA_L1, lambda_gan=LAMBDA_GAN),
         data=DataConfig(load_size=96, crop_size=96),
     )
     method = Pix2Pix(config)
@@ -62,7 +62,7 @@ def test_loss_terms_match_a_hand_computation(photo, loss, discriminator):
 def test_mse_term_is_the_mean_squared_error_and_fidelity_runs_build_no_discriminator(photo):
     torch.manual_seed(0)
     config = TrainConfig(generator=preset("unet_128", num_downs=5, base_channels=4),
-                         pix2pix=Pix2PixConfig(lambda_l1=0.0, lambda_mse=3.0, lambda_gan=0.0),
+                         method_settings=Pix2PixConfig(lambda_l1=0.0, lambda_mse=3.0, lambda_gan=0.0),
                          data=DataConfig(load_size=96, crop_size=96))
     method = Pix2Pix(config)
     assert set(method.nets) == {"g_ab"}
@@ -74,7 +74,7 @@ def test_mse_term_is_the_mean_squared_error_and_fidelity_runs_build_no_discrimin
 
 
 def test_gan_weight_ramps_in_over_the_configured_steps(photo):
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.losses.schedules import anneal, ramp_in
 
     assert [ramp_in(s, 4) for s in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0] and ramp_in(0, 0) == 1.0

@@ -13,15 +13,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from translate.config import SynthConfig
+from translate.errors import ConfigError, TranslateError
 from translate.data.images import read_image, write_image
 from translate.data.layouts import DatasetError, find_paired, find_photos_split
-from translate.data.prepare import PrepareReport, prepare
-from translate.tasks.colorize import lab_split
-from translate.tasks.inpaint import mask_from_alpha
+from translate.data import prepare as preparing
+from translate.data.prepare import PrepareReport
+from translate.tasks import get_task
+from translate.tasks.colorize import ColorizeSettings, lab_split
+from translate.tasks.inpaint import InpaintSettings, mask_from_alpha
+from translate.tasks.restore import RestoreSettings
+from translate.tasks.sketch import SketchSettings
+from translate.tasks.superres import SuperresSettings
 
-SYNTH = SynthConfig(scale=4, blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70, shot_noise_max=0.5,
-                    exposure_min=0.1)  # training-only: prepared files must not be darkened
+SETTINGS = {
+    "superres": SuperresSettings(scale=4, blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70),
+    "restore": RestoreSettings(blur_sigma_max=1.0, noise_std_max=2.0, jpeg_quality_min=70, shot_noise_max=0.5),
+    "colorize": ColorizeSettings(exposure_min=0.1),  # training-only: prepared files must not be darkened
+    "sketch": SketchSettings(), "inpaint": InpaintSettings(), "custom": None,
+}
+
+
+def prepare(task: str, src, out, *, settings=None, **options) -> PrepareReport:
+    """`prepare` for the task called `task`, with SETTINGS' settings for it unless given."""
+    return preparing.prepare(get_task(task), src, out, settings=settings or SETTINGS[task], **options)
 INPUT_CHANNELS = {"colorize": 1, "sketch": 1, "inpaint": 4, "superres": 3, "restore": 3}
 
 
@@ -33,7 +47,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 def test_prepare_writes_the_paired_layout(write_photos, tmp_path, task):
     src = write_photos(6, size=(48, 64))  # half of them in src/sub/
     out = tmp_path / "prepared"
-    report = prepare(task, src, out, synth=SYNTH, seed=1)
+    report = prepare(task, src, out, seed=1)
     assert isinstance(report, PrepareReport) and report.skipped == []
     assert report.written == {"train": 4, "val": 1, "test": 1} and report.total == 6
     names = set()
@@ -61,9 +75,9 @@ def test_prepare_writes_the_paired_layout(write_photos, tmp_path, task):
 
 def test_prepare_is_deterministic(write_photos, tmp_path):
     src = write_photos(4)
-    prepare("inpaint", src, tmp_path / "one", synth=SYNTH, seed=3)
-    prepare("inpaint", src, tmp_path / "two", synth=SYNTH, seed=3)
-    prepare("inpaint", src, tmp_path / "three", synth=SYNTH, seed=4)
+    prepare("inpaint", src, tmp_path / "one", seed=3)
+    prepare("inpaint", src, tmp_path / "two", seed=3)
+    prepare("inpaint", src, tmp_path / "three", seed=4)
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
     assert _tree(tmp_path / "one") != _tree(tmp_path / "three")
 
@@ -74,57 +88,57 @@ def test_prepare_skips_and_reports_bad_files(write_photos, tmp_path, photo):
     (src / "empty.png").write_bytes(b"")
     write_image(src / "grey.png", photo("camera", 32))
     write_image(src / "tiny.png", photo("coffee", 2))
-    report = prepare("colorize", src, tmp_path / "out", synth=SYNTH, val_fraction=0.0, test_fraction=0.0)
+    report = prepare("colorize", src, tmp_path / "out", val_fraction=0.0, test_fraction=0.0)
     reasons = {path.name: reason for path, reason in report.skipped}
     assert set(reasons) == {"corrupt.jpg", "empty.png", "grey.png"}
     assert "cannot decode" in reasons["corrupt.jpg"] and "empty" in reasons["empty.png"]
     assert "no colour" in reasons["grey.png"]
     assert report.written["train"] == 6  # the five photos and the tiny one
-    report = prepare("superres", src, tmp_path / "sr", synth=SYNTH, val_fraction=0.0, test_fraction=0.0)
+    report = prepare("superres", src, tmp_path / "sr", val_fraction=0.0, test_fraction=0.0)
     assert {path.name for path, _ in report.skipped} == {"corrupt.jpg", "empty.png", "tiny.png"}
     assert not (tmp_path / "sr" / "train" / "A" / "tiny.png").exists()  # no A without its B
 
 
 def test_prepare_refuses_to_overwrite(write_photos, tmp_path):
     src, out = write_photos(4), tmp_path / "out"
-    prepare("sketch", src, out, synth=SYNTH, seed=0)
+    prepare("sketch", src, out, seed=0)
     before = _tree(out)
     with pytest.raises(DatasetError, match="already exists.*--overwrite"):
-        prepare("sketch", src, out, synth=SynthConfig(line_thickness=3), seed=0)
+        prepare("sketch", src, out, settings=SketchSettings(line_thickness=3), seed=0)
     assert _tree(out) == before  # checked before writing anything
-    prepare("sketch", src, out, synth=SynthConfig(line_thickness=3), seed=0, overwrite=True)
+    prepare("sketch", src, out, settings=SketchSettings(line_thickness=3), seed=0, overwrite=True)
     assert _tree(out).keys() == before.keys() and _tree(out) != before
 
 
 def test_prepare_into_the_photo_folder_ignores_its_own_outputs(write_photos):
     src = write_photos(4, nested=False)
-    prepare("sketch", src, src / "prepared", synth=SYNTH, val_fraction=0.0, test_fraction=0.0)
-    report = prepare("sketch", src, src / "prepared", synth=SYNTH, val_fraction=0.0, test_fraction=0.0,
+    prepare("sketch", src, src / "prepared", val_fraction=0.0, test_fraction=0.0)
+    report = prepare("sketch", src, src / "prepared", val_fraction=0.0, test_fraction=0.0,
                      overwrite=True)
     assert report.written["train"] == 4
 
 
 def test_prepare_max_side_shrinks_never_enlarges(write_photos, tmp_path):
     src = write_photos(3, size=(60, 90), nested=False)
-    prepare("sketch", src, tmp_path / "small", synth=SYNTH, max_side=45, val_fraction=0.0, test_fraction=0.0)
-    prepare("sketch", src, tmp_path / "same", synth=SYNTH, max_side=400, val_fraction=0.0, test_fraction=0.0)
+    prepare("sketch", src, tmp_path / "small", max_side=45, val_fraction=0.0, test_fraction=0.0)
+    prepare("sketch", src, tmp_path / "same", max_side=400, val_fraction=0.0, test_fraction=0.0)
     assert {read_image(p).shape[:2] for p in (tmp_path / "small").rglob("*.png")} == {(30, 45)}
     assert {read_image(p).shape[:2] for p in (tmp_path / "same").rglob("*.png")} == {(60, 90)}
 
 
 def test_prepare_rejects_bad_arguments(write_photos, tmp_path):
     src = write_photos(2)
-    with pytest.raises(ValueError, match="'custom' cannot be prepared"):
-        prepare("custom", src, tmp_path / "out", synth=SYNTH)
-    with pytest.raises(ValueError, match="2 file\\(s\\) cannot fill"):
-        prepare("sketch", src, tmp_path / "out", synth=SYNTH)  # val 1 + test 1 leaves no train
+    with pytest.raises(ConfigError, match="'custom' cannot be prepared"):
+        prepare("custom", src, tmp_path / "out")
+    with pytest.raises(TranslateError, match="2 file\\(s\\) cannot fill"):
+        prepare("sketch", src, tmp_path / "out")  # val 1 + test 1 leaves no train
     with pytest.raises(DatasetError, match="not found"):
-        prepare("sketch", tmp_path / "missing", tmp_path / "out", synth=SYNTH)
+        prepare("sketch", tmp_path / "missing", tmp_path / "out")
 
 
 def test_prepare_splits_like_training_from_the_photo_folder(write_photos, tmp_path):
     src = write_photos(8)
-    report = prepare("sketch", src, tmp_path / "out", synth=SYNTH, val_fraction=0.25, test_fraction=0.0, seed=2)
+    report = prepare("sketch", src, tmp_path / "out", val_fraction=0.25, test_fraction=0.0, seed=2)
     assert report.written == {"train": 6, "val": 2, "test": 0}
     for split in ("train", "val"):
         photos = find_photos_split(src, split, val_fraction=0.25, seed=2)  # what on-the-fly training reads

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from translate.config import ConfigError, SynthConfig, resolve_config
+from translate.config import ConfigError
+from translate.recipes import resolve_config
+from translate.tasks.superres import SuperresSettings
 from translate.data import realesrgan_degradation as realesrgan
 from translate.tasks import get_task
 
@@ -19,7 +21,7 @@ STAGES = {"first": [p.first for p in PLANS], "second": [p.second for p in PLANS]
 
 
 def _pair(image, seed, **options):
-    make_pair = get_task("superres").pair_maker(SynthConfig(degradation="realesrgan", **options))
+    make_pair = get_task("superres").pair_maker(SuperresSettings(degradation="realesrgan", **options))
     return make_pair(image, np.random.default_rng(seed))
 
 
@@ -167,8 +169,8 @@ def test_usm_target_sharpens_edges_and_leaves_flat_areas(photo):
 
 
 def test_degradation_is_a_config_setting():
-    config = resolve_config("pix2pix", task="superres", assignments=["synth.degradation=realesrgan",
-                                                                       "synth.usm_target=true"])
-    assert config.synth.degradation == "realesrgan" and config.synth.usm_target
-    with pytest.raises(ConfigError, match="synth.degradation"):
-        resolve_config("pix2pix", task="superres", assignments=["synth.degradation=bsrgan"])
+    config = resolve_config("pix2pix", task="superres", assignments=["superres.degradation=realesrgan",
+                                                                       "superres.usm_target=true"])
+    assert config.task_settings.degradation == "realesrgan" and config.task_settings.usm_target
+    with pytest.raises(ConfigError, match="superres.degradation"):
+        resolve_config("pix2pix", task="superres", assignments=["superres.degradation=bsrgan"])

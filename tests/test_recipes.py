@@ -1,5 +1,5 @@
-"""Task recipes: every packaged YAML loads, validates as a TrainConfig, keeps each value it sets, and
-its pairs fit its generator."""
+"""Recipes: every packaged YAML (a task and a method with settings) loads, validates as a TrainConfig,
+keeps each value it sets, and its pairs fit its generator."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,13 +11,14 @@ import torch
 
 from translate.data.images import image_to_tensor
 from translate.nets import build_net
-from translate.config import ConfigError, resolve_config
+from translate.config import ConfigError
+from translate.recipes import config_from_dict, load_recipe, recipe_names, resolve_config
 from translate.tasks import get_task, recipe_tasks
 
 CHANNELS = {"colorize": (1, 2), "sketch": (1, 3), "inpaint": (4, 3), "superres": (3, 3), "restore": (3, 3),
             "srgan": (3, 3), "esrgan": (3, 3), "realesrgan": (3, 3)}
-SR_GAN_TASKS = ("srgan", "esrgan", "realesrgan")  # the SR papers' perceptual/GAN stage, own generators
-RECIPE_TASKS = recipe_tasks()
+SR_GAN_RECIPES = ("srgan", "esrgan", "realesrgan")  # superres recipes: the SR papers' perceptual/GAN stage
+RECIPES = recipe_names()
 
 
 def _leaves(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, object]]:
@@ -27,63 +28,71 @@ def _leaves(tree: dict, prefix: tuple = ()) -> list[tuple[tuple, object]]:
     return out
 
 
-def test_every_recipe_file_is_registered():
-    files = {p.name.removesuffix(".yaml") for p in resources.files("translate.tasks").iterdir()
+def test_every_recipe_file_is_listed_and_every_photo_task_has_a_default_recipe():
+    files = {p.name.removesuffix(".yaml") for p in resources.files("translate.recipes").iterdir()
              if p.name.endswith(".yaml")}
-    assert files == set(RECIPE_TASKS) == set(CHANNELS)
+    assert files == set(RECIPES) == set(CHANNELS)
+    assert set(recipe_tasks()) <= set(RECIPES)  # `--task NAME` alone picks recipe NAME
+    assert {load_recipe(name)["task"] for name in SR_GAN_RECIPES} == {"superres"}
 
 
-@pytest.mark.parametrize("task", RECIPE_TASKS)
-def test_every_value_a_recipe_sets_reaches_the_config(task):
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_value_a_recipe_sets_reaches_the_config(recipe):
     """No recipe key is dropped or rewritten on the way: preset merging, spec parsing and the
     task's own checks all keep what the YAML says."""
-    recipe = get_task(task).recipe()
-    assert recipe["task"] == task
-    resolved = resolve_config("pix2pix", task=task).to_dict()
-    for path, value in _leaves(recipe):
+    values = load_recipe(recipe)
+    assert values["method"] == "pix2pix"
+    resolved = resolve_config(recipe=recipe).to_dict()
+    for path, value in _leaves(values):
         node = resolved
         for key in path:
             node = node[key]
         assert node == value, ".".join(path)
 
 
-@pytest.mark.parametrize("task", RECIPE_TASKS)
-def test_recipes_are_for_pix2pix(task):
-    with pytest.raises(ConfigError, match="trains pix2pix a_to_b"):
-        resolve_config("cyclegan", task=task)
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipes_are_for_pix2pix(recipe):
+    with pytest.raises(ConfigError, match="recipe trains pix2pix, not cyclegan"):
+        resolve_config("cyclegan", recipe=recipe)
+    task = load_recipe(recipe)["task"]
+    with pytest.raises(ConfigError, match="so it trains a paired method a_to_b"):  # the task's own rule, recipe or not
+        resolve_config("pix2pix", recipe=recipe, overrides={"direction": "b_to_a"})
+    with pytest.raises(ConfigError, match="so it trains a paired method a_to_b"):
+        config_from_dict({**resolve_config("cyclegan").to_dict(), "task": task})
 
 
-@pytest.mark.parametrize("task", RECIPE_TASKS)
-def test_recipe_validates_as_a_train_config(task):
-    config = resolve_config("pix2pix", task=task)
-    assert config.task == task
-    assert (config.generator.in_channels, config.generator.out_channels) == CHANNELS[task]
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_validates_as_a_train_config(recipe):
+    config = resolve_config(recipe=recipe)
+    task = recipe  # the checks below are per recipe
+    assert config.task == load_recipe(recipe)["task"]
+    assert (config.generator.in_channels, config.generator.out_channels) == CHANNELS[recipe]
     assert config.data.crop_size % (config.generator.size_multiple * config.generator.scale) == 0
-    assert config.to_dict() == type(config).from_dict(config.to_dict()).to_dict()
+    assert config.to_dict() == config_from_dict(config.to_dict()).to_dict()
     if task == "superres":
-        assert config.generator.kind == "resnet" and config.generator.scale == config.synth.scale == 4
-    if task in ("superres", "restore", *SR_GAN_TASKS):
+        assert config.generator.kind == "resnet" and config.generator.scale == config.task_settings.scale == 4
+    if task in ("superres", "restore", *SR_GAN_RECIPES):
         assert config.data.preprocess == "crop"  # native-scale crops: resizing would blur the detail away
-    if task in SR_GAN_TASKS:
-        assert config.generator.scale == config.synth.scale == 4 and not config.pix2pix.conditional
-        assert config.pix2pix.lambda_perceptual > 0 and config.optim.ema_decay == 0.999
+    if task in SR_GAN_RECIPES:
+        assert config.generator.scale == config.task_settings.scale == 4 and not config.method_settings.conditional
+        assert config.method_settings.lambda_perceptual > 0 and config.optim.ema_decay == 0.999
     elif task not in ("superres", "restore"):
         assert config.generator.kind == "unet"  # only the channels change: pix2pix's default architecture
 
 
 def test_later_layers_override_the_recipe():
-    config = resolve_config("pix2pix", task="inpaint", assignments=["synth.hole_area_max=0.2", "data.load_size=300"])
-    assert config.synth.hole_area_max == 0.2 and config.data.load_size == 300
+    config = resolve_config("pix2pix", task="inpaint", assignments=["inpaint.hole_area_max=0.2", "data.load_size=300"])
+    assert config.task_settings.hole_area_max == 0.2 and config.data.load_size == 300
     assert config.generator.in_channels == 4  # the recipe's channels survive a preset choice too
     assert resolve_config("pix2pix", task="inpaint", overrides={"generator": "unet_128"}).generator.in_channels == 4
 
 
-@pytest.mark.parametrize("task", RECIPE_TASKS)
-def test_recipe_pairs_fit_its_generator(photo, task):
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_pairs_fit_its_generator(photo, recipe):
     """The synthesised input runs through the recipe's generator (made tiny) and gives the target's shape."""
-    config = resolve_config("pix2pix", task=task)
+    config = resolve_config(recipe=recipe)
     size = config.data.crop_size
-    net_input, target = get_task(task).pair_maker(config.synth)(photo("astronaut", size), np.random.default_rng(0))
+    net_input, target = get_task(config.task).pair_maker(config.task_settings)(photo("astronaut", size), np.random.default_rng(0))
     spec = dataclasses.replace(config.generator, base_channels=4)
     net = build_net(spec).eval()
     with torch.no_grad():
@@ -93,11 +102,20 @@ def test_recipe_pairs_fit_its_generator(photo, task):
 
 
 def test_unknown_task_lists_the_tasks():
-    message = "task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore, srgan"
+    message = "task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore$"
     with pytest.raises(ConfigError, match=message):
         resolve_config("pix2pix", task="deblur")
     with pytest.raises(ConfigError, match=message):
-        type(resolve_config("pix2pix")).from_dict({"task": "deblur"})
+        config_from_dict({"task": "deblur"})
+    with pytest.raises(ConfigError, match="recipe: unknown 'deblur'; choose one of colorize, esrgan"):
+        resolve_config(recipe="deblur")
+
+
+def test_an_old_sr_task_name_points_at_its_recipe():
+    with pytest.raises(ConfigError, match="'esrgan' is a recipe now; use --task superres --recipe esrgan"):
+        resolve_config("pix2pix", task="esrgan")
+    with pytest.raises(ConfigError, match="recipe: 'esrgan' is a superres recipe, not a colorize one"):
+        resolve_config(task="colorize", recipe="esrgan")
 
 
 def test_superres_recipe_is_fidelity_first_on_bicubic_inputs_in_600_steps(photo):
@@ -111,10 +129,10 @@ def test_superres_recipe_is_fidelity_first_on_bicubic_inputs_in_600_steps(photo)
     from translate.training.loop import lr_factor
 
     config = resolve_config("pix2pix", task="superres", assignments=["runtime.max_steps=600"])
-    p = config.pix2pix
+    p = config.method_settings
     assert p.lambda_gan == 0 and p.lambda_perceptual == 0 and p.lambda_mse > 0  # PSNR's own loss, nothing else
     target = photo("astronaut", 128)
-    net_input, same_target = get_task("superres").pair_maker(config.synth)(target, np.random.default_rng(0))
+    net_input, same_target = get_task("superres").pair_maker(config.task_settings)(target, np.random.default_rng(0))
     assert np.array_equal(net_input, np.asarray(Image.fromarray(target).resize((32, 32), Image.Resampling.BICUBIC)))
     assert np.array_equal(same_target, target)
     steps_per_epoch = batches_per_epoch(config.data.samples_per_epoch, batch_size=config.optim.batch_size)
@@ -149,7 +167,7 @@ def test_a_small_folder_gets_long_epochs_and_the_recipes_step_budget(tmp_path, w
 
 
 def test_colorize_exposure_darkens_training_draws_only(write_photos):
-    """synth.exposure_min darkens half the training draws (their chroma shrinks with them); the
+    """colorize.exposure_min darkens half the training draws (their chroma shrinks with them); the
     validation pairs stay the photos as they are, so validation figures compare across settings."""
     from translate.methods.pix2pix import Pix2Pix
 
@@ -157,7 +175,7 @@ def test_colorize_exposure_darkens_training_draws_only(write_photos):
 
     def datasets(exposure_min):
         config = resolve_config("pix2pix", task="colorize", assignments=[
-            f"data.root={root}", "data.val_fraction=0.34", f"synth.exposure_min={exposure_min}",
+            f"data.root={root}", "data.val_fraction=0.34", f"colorize.exposure_min={exposure_min}",
             "generator.base_channels=4", "discriminator.base_channels=4"])
         return Pix2Pix(config).datasets()
 

@@ -14,7 +14,7 @@ import pytest
 
 from translate.training.charts import line_chart, nice_ticks, Series
 from translate.cli import main
-from translate.config import resolve_config
+from translate.recipes import resolve_config
 from translate.data.images import write_image
 from translate.training.run_page import RunStatus, read_rows, write_run_page
 from translate.training.loop import train

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from translate.config import ConfigError, resolve_config
+from translate.config import ConfigError
+from translate.recipes import resolve_config
 from translate.training.ema import WeightAverage
 from translate.errors import ConfigError, WeightsError
 from translate.losses import relativistic_gan_loss
@@ -121,7 +122,7 @@ def test_init_reaches_the_weights_under_classic_spectral_norm():
 
 
 def _sr_config(task: str, **overrides):
-    return resolve_config("pix2pix", task=task, overrides=overrides)
+    return resolve_config("pix2pix", recipe=task, overrides=overrides)
 
 
 def test_discriminator_sizes_are_checked_against_the_crop():

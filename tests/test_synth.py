@@ -9,11 +9,17 @@ import cv2
 import numpy as np
 import pytest
 
-from translate.config import ConfigError, SynthConfig, TrainConfig
+from translate.config import ConfigError, TrainConfig
 from translate.data import synth
 from translate.data.images import to_uint8
-from translate.nets import PRESETS
+from translate.nets import PRESETS, spec_to_dict
+from translate.recipes import config_from_dict, load_recipe
 from translate.tasks import TASKS, get_task, recipe_tasks
+from translate.tasks.colorize import ColorizeSettings
+from translate.tasks.inpaint import InpaintSettings
+from translate.tasks.restore import RestoreSettings
+from translate.tasks.sketch import SketchSettings
+from translate.tasks.superres import SuperresSettings
 from translate.tasks.colorize import lab_split, lab_to_rgb
 from translate.tasks.inpaint import HOLE_FILL, mask_from_alpha, masked_input, random_mask
 from translate.tasks.restore import restore_pair
@@ -23,12 +29,16 @@ from translate.tasks.superres import DOWNSCALES, bicubic_upscale, superres_pair
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # Every degradation switched on, so superres and restore pairs depend on all of their options.
 SR_OPTIONS = dict(scale=4, blur_sigma_max=1.5, noise_std_max=5.0, jpeg_quality_min=60)
-SYNTH = SynthConfig(**SR_OPTIONS, shot_noise_max=1.0)
+SETTINGS = {
+    "superres": SuperresSettings(**SR_OPTIONS), "colorize": ColorizeSettings(), "sketch": SketchSettings(),
+    "restore": RestoreSettings(blur_sigma_max=1.5, noise_std_max=5.0, jpeg_quality_min=60, shot_noise_max=1.0),
+    "inpaint": InpaintSettings(),
+}
 RECIPE_TASKS = recipe_tasks()
 
 
 def _make(task, image, seed, rng=None):
-    return TASKS[task].pair_maker(SYNTH)(image, rng or np.random.default_rng(seed))
+    return TASKS[task].pair_maker(SETTINGS[task])(image, rng or np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("task, input_channels, target_channels", [
@@ -272,18 +282,20 @@ def test_bicubic_upscale_is_the_baseline(photo):
 # --- registry ---------------------------------------------------------------------------------
 
 def _config(task, **options):
+    """A config for `task` with those of `options` that are its settings."""
     generator = PRESETS["unet_256"]
-    if task in ("superres", "srgan", "esrgan", "realesrgan"):  # the SR tasks share superres's pairs
+    if task == "superres":
         generator = dataclasses.replace(PRESETS["resnet_6blocks"], upscale=4)
-    return TrainConfig(task=task, generator=generator, synth=SynthConfig(**options),
-                       data=dataclasses.replace(TrainConfig().data, crop_size=256))
+    fields = {f.name for f in dataclasses.fields(TASKS[task].settings)}
+    return config_from_dict({"task": task, "generator": spec_to_dict(generator), "data": {"crop_size": 256},
+                             task: {k: v for k, v in options.items() if k in fields}})
 
 
 @pytest.mark.parametrize("task", RECIPE_TASKS)
 def test_pair_maker_binds_the_config(photo, task):
     config = _config(task, sketch_style="canny", line_thickness=2, hole_area_min=0.3, hole_area_max=0.35,
                      scale=4, jpeg_quality_min=50, noise_std_max=0.0)
-    make = get_task(task).pair_maker(config.synth)
+    make = get_task(task).pair_maker(config.task_settings)
     image = photo("astronaut", 64)
     net_input, _ = make(image, np.random.default_rng(0))
     if task == "sketch":
@@ -300,8 +312,8 @@ def test_pair_maker_binds_the_config(photo, task):
 
 
 def test_custom_has_no_pair_maker_and_config_rejects_mismatched_superres():
-    assert get_task("custom").pair_maker(SynthConfig()) is None
-    with pytest.raises(ConfigError, match="synth.scale: 2 must equal the generator's upscale"):
+    assert get_task("custom").pair_maker(None) is None
+    with pytest.raises(ConfigError, match="superres.scale: 2 must equal the generator's upscale"):
         _config("superres", scale=2)
     generator = dataclasses.replace(PRESETS["resnet_6blocks"], upscale=4)
     with pytest.raises(ConfigError, match="data.crop_size: 136 is not a multiple of 16"):
@@ -322,7 +334,7 @@ def test_restore_without_degradations_is_the_photo(photo):
 def test_restore_damage_stays_in_range_over_seeds(photo, name):
     """The recipe's degradation over many seeds: always some damage, never more than a photo survives."""
     image = photo(name, 96)
-    options = get_task("restore").recipe()["synth"]
+    options = load_recipe("restore")["restore"]
     scores = []
     for seed in range(12):
         degraded, target = restore_pair(image, np.random.default_rng(seed), **options)

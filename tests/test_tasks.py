@@ -20,19 +20,19 @@ INPAINT = preset("unet_128", num_downs=5, base_channels=8, in_channels=4, out_ch
 
 
 def test_registry_names_its_tasks_and_refuses_others():
-    assert list(TASKS) == ["custom", "colorize", "sketch", "inpaint", "superres", "restore", "srgan", "esrgan",
-                          "realesrgan"]
+    assert list(TASKS) == ["custom", "colorize", "sketch", "inpaint", "superres", "restore"]
     assert all(isinstance(task, Task) and task.name == name and task.description for name, task in TASKS.items())
-    assert recipe_tasks() == ["colorize", "sketch", "inpaint", "superres", "restore", "srgan", "esrgan", "realesrgan"]
-    with pytest.raises(ConfigError, match="^task: unknown .deblur.; choose one of custom, colorize, .*, realesrgan$"):
+    assert recipe_tasks() == ["colorize", "sketch", "inpaint", "superres", "restore"]
+    with pytest.raises(ConfigError, match="^task: unknown .deblur.; choose one of custom, colorize, .*, restore$"):
         get_task("deblur")
+    # 0.2's super-resolution tasks are superres recipes now; checkpoints naming them get superres
+    assert all(get_task(old) is TASKS["superres"] for old in ("srgan", "esrgan", "realesrgan"))
 
 
 @pytest.mark.parametrize("task, message", [
-    ("deblur", "error: task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore, "
-               "srgan, esrgan, realesrgan"),
+    ("deblur", "error: task: unknown 'deblur'; choose one of custom, colorize, sketch, inpaint, superres, restore"),
     ("custom", "error: task: 'custom' cannot be prepared from photos; choose one of colorize, sketch, inpaint, "
-               "superres, restore, srgan, esrgan, realesrgan"),
+               "superres, restore"),
 ])
 def test_prepare_names_the_tasks_it_can_prepare(tmp_path, capsys, task, message):
     assert main(["prepare", task, str(tmp_path), str(tmp_path / "out")]) == 2

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 
 from translate.checkpoint import CheckpointError, load_checkpoint
 from translate.cli import main
-from translate.config import TrainConfig, named_overrides, resolve_config
+from translate.config import TrainConfig, named_overrides
+from translate.recipes import resolve_config
 from translate.training.sampler import EpochSampler
 from translate.training.loop import lr_factor, train
 
@@ -258,7 +260,7 @@ def test_methods_choose_the_update_order(tmp_path, write_paired, monkeypatch):
             calls.append("D")
             return super().discriminator_losses(out)
 
-    monkeypatch.setitem(METHODS, "pix2pix", DiscriminatorFirst)
+    monkeypatch.setitem(METHODS, "pix2pix", dataclasses.replace(METHODS["pix2pix"], build=DiscriminatorFirst))
     data = write_paired("aligned", splits={"train": 2})
     assert train(config=tiny_config(data, max_steps=2), run_dir=tmp_path / "run").step == 2
     assert calls == ["D", "G", "D", "G"]

@@ -12,7 +12,7 @@ import torch
 from translate.training import validation
 from translate.checkpoint import checkpoint_dir, load_checkpoint, load_file, numbered_path
 from translate.cli import main
-from translate.config import resolve_config
+from translate.recipes import resolve_config
 from translate.errors import ConfigError, WeightsError
 from translate.training.loop import train
 from translate.training.validation import BestRecord, ValMetric, choose_metric

@@ -51,7 +51,8 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
     from translate.data.images import write_image
     from translate.data.prepare import prepare
     from translate.evaluation import evaluate
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
+    from translate.tasks import get_task
     from translate.inference.device import cpu_has_native_bf16
     from translate.inference.folder import convert_folder
     from translate.inference.translator import Translator
@@ -69,7 +70,7 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
         # x2 from clean area-downscaled photos: the gain over bicubic shows within minutes on a CPU
         # (the x4 recipe itself, MSE on anti-aliased bicubic inputs, is measured in the README).
         "generator": {"upscale": 2},
-        "synth": {"scale": 2, "downscale": "area", "blur_sigma_max": 0.0, "noise_std_max": 0.0,
+        "superres": {"scale": 2, "downscale": "area", "blur_sigma_max": 0.0, "noise_std_max": 0.0,
                   "jpeg_quality_min": 0},
         # L1 alone (lambda_gan 0, no discriminator): a few CPU minutes optimise fidelity (PSNR);
         # the GAN term adds invented texture, which PSNR penalises and which needs long training.
@@ -82,7 +83,7 @@ def run_demo(out: Path, *, steps: int = 1200, seed: int = 0, device: str = "auto
                     # bf16 where the hardware does it natively: about twice the fp32 speed.
                     "amp": "bf16" if cpu_has_native_bf16() or torch.cuda.is_available() else "off"},
     })
-    prepare("superres", photos, data, synth=config.synth, seed=seed, val_fraction=0.12, test_fraction=0.25)
+    prepare(get_task(config.task), photos, data, settings=config.task_settings, seed=seed, val_fraction=0.12, test_fraction=0.25)
     result = train(config=config, run_dir=run)
 
     translator = Translator.load(run, device=device)

@@ -6,25 +6,61 @@ from pathlib import Path
 
 
 # ---------------------------------------------------------------- train
+class _TrainParser(argparse.ArgumentParser):
+    """`train`'s parser: the method choices, their help and the methods' named flags come from the
+    registries, read only when `train` itself is parsed (so other commands do not import torch)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        if not getattr(self, "_registry_read", False):
+            self._registry_read = True
+            _add_registry_arguments(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _add_registry_arguments(p: argparse.ArgumentParser) -> None:
+    """Method choices and descriptions, tasks, recipes and each method's named flags, from the registries."""
+    from translate.methods import METHODS
+    from translate.recipes import recipe_names
+    from translate.tasks import TASKS
+
+    for action in p._actions:
+        if action.dest == "method":
+            action.choices = list(METHODS)
+            action.help = "training method (omit with --resume, or with a --task / --recipe that names one): " + \
+                "; ".join(f"{name}: {entry.description}" for name, entry in METHODS.items())
+        elif action.dest == "task":
+            action.help = "what the model does (default: custom, your own pairs): " + \
+                "; ".join(f"{name}: {task.description}" for name, task in TASKS.items())
+        elif action.dest == "recipe":
+            action.help = f"named settings for a task and method: {', '.join(recipe_names())} " \
+                          "(default: the recipe named after --task, when there is one)"
+    flags = {name: flag for entry in METHODS.values() for name, flag in entry.flags.items()}
+    for name, flag in flags.items():
+        p.add_argument(f"--{name.replace('_', '-')}", dest=f"method_flag_{name}", type=flag.type, help=flag.help,
+                       metavar=name.upper())
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train pix2pix (paired), CycleGAN, CUT or FastCUT (unpaired), or resume a run",
-                       description="Train a model. `translate train pix2pix --data D --out runs/x`; "
-                                   "`translate train --resume runs/x` continues exactly where it stopped.")
-    p.add_argument("method", nargs="?", choices=["pix2pix", "cyclegan", "cut", "fastcut"],
-                   help="training method (omit with --resume; with a --task recipe it defaults to pix2pix)")
+    parser_class, sub._parser_class = sub._parser_class, _TrainParser
+    try:
+        p = sub.add_parser("train", help="train a model (pix2pix, CycleGAN, CUT, ... see `train --help`) or resume a run",
+                           description="Train a model. `translate train pix2pix --data D --out runs/x`; "
+                                       "`translate train --task superres --recipe esrgan --data D --out runs/y`; "
+                                       "`translate train --resume runs/x` continues exactly where it stopped.")
+    finally:
+        sub._parser_class = parser_class
+    p.add_argument("method", nargs="?", help="training method")
     p.add_argument("--data", help="dataset root (layouts: see `translate info layouts`)")
     p.add_argument("--out", help="run directory for config, logs, samples and checkpoints")
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its latest checkpoint (only runtime flags such as "
                         "--max-steps, --device may change)")
-    # Task names are checked by translate.tasks.get_task (one `error:` line listing them), not by
-    # argparse choices: reading the registry here would import torch for every `--help`.
-    p.add_argument("--task", help="task recipe, e.g. superres or restore (default: custom, your own pairs; "
-                                  "an unknown name lists the tasks)")
+    p.add_argument("--task", help="what the model does")
+    p.add_argument("--recipe", help="named settings for a task and method")
     p.add_argument("--config", help="YAML file of config overrides")
     p.add_argument("--init-from", metavar="RUN",
                    help="start the generator from this run's (or checkpoint's, or published file's) weights, e.g. "
-                        "a fidelity run before --task esrgan; the architectures must match")
+                        "a fidelity run before --recipe esrgan; the architectures must match")
     p.add_argument("--epochs", type=int, help="epochs at the initial learning rate (0 with --epochs-decay 0: "
                                               "train until --max-steps)")
     p.add_argument("--epochs-decay", type=int, help="epochs of linear learning-rate decay to zero")
@@ -39,11 +75,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--in-channels", type=int, help="input image channels (1 gray, 3 RGB, 4 RGBA)")
     p.add_argument("--out-channels", type=int, help="output image channels")
     p.add_argument("--gan-loss", choices=["vanilla", "lsgan", "wgangp", "hinge"])
-    p.add_argument("--lambda-l1", type=float, help="pix2pix L1 weight (100)")
-    p.add_argument("--lambda-cycle", type=float, help="CycleGAN cycle weight for both directions (10)")
-    p.add_argument("--lambda-identity", type=float, help="CycleGAN identity weight (0.5; 0 = off)")
-    p.add_argument("--pool-size", type=int, help="CycleGAN image history size (50; 0 = off)")
-    p.add_argument("--lambda-nce", type=float, help="CUT / FastCUT PatchNCE weight (1 / 10)")
     p.add_argument("--direction", choices=["a_to_b", "b_to_a"])
     p.add_argument("--val-fraction", type=float, help="validation share when the data has no split folders")
     p.add_argument("--max-steps", type=int, help="stop after N optimisation steps (0: no limit)")
@@ -62,17 +93,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from translate.checkpoint import BEST
-    from translate.config import NAMED_SETTINGS, named_overrides, resolve_config
+    from translate.config import NAMED_SETTINGS, named_overrides
     from translate.errors import ConfigError
-    from translate.training.run_page import PAGE
     from translate.training.loop import train
 
     named = {name: getattr(args, name) for name in NAMED_SETTINGS}
     if args.resume:
         given = [flag for flag, value in (("method", args.method), ("--data", args.data), ("--out", args.out),
-                                          ("--task", args.task), ("--config", args.config),
+                                          ("--task", args.task), ("--recipe", args.recipe), ("--config", args.config),
                                           ("--init-from", args.init_from)) if value]
+        given += [f"--{name.replace('_', '-')}" for name, _ in _method_flags(args)]
         if given:
             raise ConfigError(f"{given[0]}: cannot change on resume; the run continues with its own method, "
                               f"data and config (only runtime flags such as --max-steps, --device, --amp may)")
@@ -80,17 +110,53 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train(run_dir=Path(args.resume), resume=True, overrides=named_overrides(**named),
                        assignments=args.set)
     else:
-        method = args.method or _recipe_method(args.task)
-        if not method:
-            raise ConfigError("train: name a method (pix2pix, cyclegan, cut or fastcut), or use --resume RUN_DIR")
-        if not args.data or not args.out:
-            raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
-        named["data"] = str(Path(args.data).resolve())
-        if args.init_from and Path(args.init_from).exists():  # a bare NAME means published weights
-            named["init_from"] = str(Path(args.init_from).resolve())
-        config = resolve_config(method, task=args.task, config_file=args.config,
-                                overrides=named_overrides(**named), assignments=args.set)
-        result = train(config=config, run_dir=Path(args.out))
+        result = train(config=_new_config(args, named_overrides(**named)), run_dir=Path(args.out))
+    _print_result(result)
+    return 0
+
+
+def _method_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """The methods' named flags given on the command line, as (name, value)."""
+    prefix = "method_flag_"
+    return [(key[len(prefix):], value) for key, value in vars(args).items()
+            if key.startswith(prefix) and value is not None]
+
+
+def _new_config(args: argparse.Namespace, overrides: dict[str, object]):  # -> TrainConfig
+    """A new run's config from the command line (a 0.2 task name such as esrgan becomes its recipe)."""
+    import sys
+
+    from translate.errors import ConfigError
+    from translate.recipes import PLUGINS, recipe_layer, resolve_config
+    from translate.tasks import RENAMED_TASKS
+
+    if not args.data or not args.out:
+        raise ConfigError("train: --data DATASET_ROOT and --out RUN_DIR are required")
+    task, recipe = args.task, args.recipe
+    if task in RENAMED_TASKS and recipe is None:
+        task, recipe = RENAMED_TASKS[task], task
+        print(f"note: --task {recipe} is now --task {task} --recipe {recipe}", file=sys.stderr)
+    method = args.method or recipe_layer(task, recipe).get("method")
+    if not method:
+        raise ConfigError(f"train: name a method ({', '.join(PLUGINS.methods)}), or use --resume RUN_DIR")
+    flags = PLUGINS.method(method).flags
+    for name, value in _method_flags(args):
+        if name not in flags:
+            offered = ", ".join(f"--{n.replace('_', '-')}" for n in flags) or "no named flags"
+            raise ConfigError(f"--{name.replace('_', '-')}: not a {method} setting ({method} takes "
+                              f"{offered}; any field: --set)")
+        overrides |= {path: value for path in flags[name].paths}
+    overrides["data.root"] = str(Path(args.data).resolve())
+    if args.init_from and Path(args.init_from).exists():  # a bare NAME means published weights
+        overrides["init_from"] = str(Path(args.init_from).resolve())
+    return resolve_config(method, task=task, recipe=recipe, config_file=args.config,
+                          overrides=overrides, assignments=args.set)
+
+
+def _print_result(result) -> None:  # result: translate.training.loop.TrainResult
+    from translate.checkpoint import BEST
+    from translate.training.run_page import PAGE
+
     print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
     if result.val_metrics:
         print("validation (final): " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
@@ -101,13 +167,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     page = result.checkpoint.parent.parent / PAGE
     if page.is_file():
         print(f"run page: {page}")
-    return 0
-
-def _recipe_method(task: str | None) -> str | None:
-    """The method a task recipe trains (pix2pix, on pairs made from photos); None without one."""
-    from translate.tasks import get_task
-
-    return "pix2pix" if task and get_task(task).from_photos else None
 
 
 # ---------------------------------------------------------------- prepare / eval / demo
@@ -123,20 +182,21 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-side", type=int, help="shrink photos so the longer side is at most this")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overwrite", action="store_true", help="replace pairs written before")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="synth options, e.g. synth.hole_area_max=0.3")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the task's settings, e.g. inpaint.hole_area_max=0.3")
     p.set_defaults(func=_cmd_prepare)
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from translate.data.prepare import prepare
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.tasks import get_task
 
-    get_task(args.task, from_photos=True)  # before the recipe: custom has none to prepare
-    scale = {"synth.scale": args.scale, "generator.upscale": args.scale} if args.scale else {}
-    config = resolve_config("pix2pix", task=args.task, overrides=scale, assignments=args.set)
-    report = prepare(args.task, args.src, args.out, synth=config.synth, seed=args.seed, val_fraction=args.val_fraction,
-                     test_fraction=args.test_fraction, max_side=args.max_side, overwrite=args.overwrite)
+    task = get_task(args.task, from_photos=True)  # before the recipe: custom has none to prepare
+    scale = {f"{args.task}.scale": args.scale, "generator.upscale": args.scale} if args.scale else {}
+    config = resolve_config(task=args.task, overrides=scale, assignments=args.set)
+    report = prepare(task, args.src, args.out, settings=config.task_settings, seed=args.seed,
+                     val_fraction=args.val_fraction, test_fraction=args.test_fraction, max_side=args.max_side,
+                     overwrite=args.overwrite)
     print(report.summary())
     for path, reason in report.skipped:
         print(f"  skipped {path}: {reason}")

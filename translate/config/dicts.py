@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,19 +104,24 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def from_dict(cls: type, data: Any, path: str) -> Any:
+def from_dict(cls: type, data: Any, path: str, *, extra: Mapping[str, Any] | None = None,
+              extra_keys: tuple[str, ...] = ()) -> Any:
+    """`cls` built from plain `data` (at dotted `path`), each value checked against its field's type.
+    `extra` are ready-made constructor arguments that are no keys of `data`; `extra_keys` are the
+    other keys the caller took out of `data` (listed as valid in the unknown-key message)."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path or 'config'}: expected a mapping, got {data!r}")
+    extra = dict(extra or {})
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} - set(extra)
     kwargs = {}
     for key, value in data.items():
         dotted = f"{path}.{key}" if path else key
         if key not in names:
-            raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(sorted(names))})")
+            raise ConfigError(f"{dotted}: unknown key (valid: {', '.join(sorted(names | set(extra_keys)))})")
         kwargs[key] = _convert(hints[key], value, dotted)
     try:
-        return cls(**kwargs)
+        return cls(**kwargs, **extra)
     except (TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise

@@ -1,4 +1,5 @@
-"""Resolving a run's config: defaults < task recipe < config file < named flags < --set; what resume may change."""
+"""Resolving a run's config: defaults < method defaults < recipe < config file < named flags < --set;
+what resume may change. The method and task registries come in as `Plugins` (config imports neither)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from translate.config.dicts import leaf_paths, load_yaml, merge, nested, parse_set
-from translate.config.schema import Method, RuntimeConfig, TrainConfig, default_config
+from translate.config.legacy import upgrade_v02
+from translate.config.plugins import Plugins
+from translate.config.schema import RuntimeConfig, TrainConfig
 from translate.errors import ConfigError
-from translate.tasks import get_task
 
 _PRESET_KEYS = ("generator", "discriminator")  # a string there names a preset
 
@@ -22,9 +24,6 @@ NAMED_SETTINGS: dict[str, tuple[str, ...]] = {
     "generator": ("generator",), "discriminator": ("discriminator",), "norm": ("generator.norm",),
     "base_channels": ("generator.base_channels",), "in_channels": ("generator.in_channels",),
     "out_channels": ("generator.out_channels",), "gan_loss": ("gan.loss",),
-    "lambda_l1": ("pix2pix.lambda_l1",), "lambda_cycle": ("cyclegan.lambda_a", "cyclegan.lambda_b"),
-    "lambda_identity": ("cyclegan.lambda_identity",), "pool_size": ("cyclegan.pool_size",),
-    "lambda_nce": ("cut.lambda_nce",),
     "direction": ("direction",), "val_fraction": ("data.val_fraction",), "max_steps": ("runtime.max_steps",),
     "device": ("runtime.device",), "amp": ("runtime.amp",), "channels_last": ("runtime.channels_last",),
     "compile": ("runtime.compile",), "workers": ("data.workers",), "seed": ("runtime.seed",),
@@ -46,27 +45,31 @@ def named_overrides(**named: Any) -> dict[str, Any]:
     return {path: value for name, value in named.items() if value is not None for path in NAMED_SETTINGS[name]}
 
 
-def resolve_config(method: Method, *, task: str | None = None, config_file: str | Path | None = None,
+def resolve_config(layers: Sequence[Mapping[str, Any]], *, plugins: Plugins, config_file: str | Path | None = None,
                    overrides: Mapping[str, Any] | None = None, assignments: Sequence[str] = ()) -> TrainConfig:
-    """Defaults < task recipe < config file < `overrides` < `assignments` (--set KEY=VALUE, in order).
+    """`layers` (e.g. the method's defaults, then a recipe) < config file < `overrides` < `assignments`
+    (--set KEY=VALUE, in order), on top of TrainConfig's defaults.
 
     `overrides` maps dotted paths to values, e.g. {"generator": "unet_128", "optim.lr_g": 1e-4};
-    presets (a string for generator / discriminator) apply first, so field values refine them."""
-    data = default_config(method).to_dict()
-    if task:
-        data = merge(data, get_task(task).recipe())
+    presets (a string for generator / discriminator) apply first, so field values refine them. A
+    config file written for 0.2 (`synth:`, every method's section) is upgraded first."""
+    data = TrainConfig().to_dict()
+    for layer in layers:
+        data = merge(data, dict(layer))
     if config_file:
-        data = merge(data, load_yaml(config_file))
+        data = merge(data, upgrade_v02(load_yaml(config_file), plugins, method=data["method"], task=data["task"]))
     for path, value in sorted((overrides or {}).items(), key=lambda item: item[0] not in _PRESET_KEYS):
         data = merge(data, nested(path, value))
     for item in assignments:
         data = merge(data, parse_set([item]))
-    return TrainConfig.from_dict(data)
+    return TrainConfig.from_dict(data, plugins)
 
 
-def resume_config(saved: dict[str, Any], *, overrides: Mapping[str, Any] | None = None,
+def resume_config(saved: dict[str, Any], *, plugins: Plugins, overrides: Mapping[str, Any] | None = None,
                   assignments: Sequence[str] = ()) -> TrainConfig:
-    """A run's saved config with runtime changes only (RESUMABLE); anything else is a ConfigError."""
+    """A run's saved config (0.2 ones upgraded) with runtime changes only (RESUMABLE); anything else
+    is a ConfigError."""
+    saved = upgrade_v02(saved, plugins)
     changes = [nested(path, value) for path, value in (overrides or {}).items()]
     changes += [parse_set([item]) for item in assignments]
     for change in changes:
@@ -75,4 +78,4 @@ def resume_config(saved: dict[str, Any], *, overrides: Mapping[str, Any] | None 
                 raise ConfigError(f"{path}: cannot change on resume (the run's checkpoint fixes architecture, "
                                   f"data and training); only runtime settings such as --max-steps, --device may")
         saved = merge(saved, change)
-    return TrainConfig.from_dict(saved)
+    return TrainConfig.from_dict(saved, plugins)

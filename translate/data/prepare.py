@@ -18,19 +18,33 @@ from __future__ import annotations
 import logging
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
 
-from translate.config import SynthConfig
 from translate.data.images import ImageError, read_image, to_channels, to_uint8, write_image
 from translate.data.layouts import SPLITS, DatasetError, find_photos, seeded_split
 from translate.errors import ConfigError
-from translate.tasks import get_task
 
 log = logging.getLogger(__name__)
+
+# (photo HxWx3 uint8, rng) -> (net_input, target) HxWxC uint8
+PairMaker = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+
+
+class PhotoTask(Protocol):
+    """What `prepare` needs of a task (translate.tasks.Task is one; data imports no task)."""
+
+    name: str
+
+    def pair_maker(self, settings: Any) -> PairMaker | None: ...
+
+    def prepared_files(self, photo: np.ndarray, net_input: np.ndarray,
+                       target: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass
@@ -51,10 +65,11 @@ class PrepareReport:
         return f"{self.task}: wrote {self.total} pair(s) to {self.out} ({counts}); skipped {len(self.skipped)}"
 
 
-def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth: SynthConfig, seed: int = 0,
+def prepare(task: PhotoTask, src: str | os.PathLike, out: str | os.PathLike, *, settings: Any, seed: int = 0,
             val_fraction: float = 0.1, test_fraction: float = 0.1, max_side: int | None = None,
             overwrite: bool = False) -> PrepareReport:
-    """Synthesise (input, photo) pairs for `task` from every photo under `src` into `out` (see module doc).
+    """Synthesise (input, photo) pairs for `task` from every photo under `src` into `out` (see module doc),
+    with the task's `settings` (config.task_settings; training-only augmentation is switched off).
 
     Photos are read as RGB (grey replicated, alpha dropped, 16 bits rounded to 8) and, with max_side,
     shrunk (INTER_AREA, never enlarged) so the longer side is at most max_side. Each photo's
@@ -62,8 +77,9 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
     Unreadable or unusable photos are skipped and listed in the report; the batch carries on. Existing
     output files raise DatasetError before anything is written, unless overwrite=True.
     """
-    definition = get_task(task, from_photos=True)
-    make_pair = definition.pair_maker(synth.without_augmentation())
+    make_pair = task.pair_maker(settings.without_augmentation() if settings is not None else None)
+    if make_pair is None:
+        raise ConfigError(f"task: {task.name!r} cannot be prepared from photos (its pairs come from files)")
     if max_side is not None and max_side < 1:
         raise ConfigError(f"max_side: must be at least 1 pixel, got {max_side}")
     src, out = Path(src), Path(out)
@@ -74,7 +90,7 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
             raise DatasetError(f"{src}: no photos outside the output folder {out}")
     splits = seeded_split(sorted(photos), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
                           where=src)
-    report = PrepareReport(task=task, out=out)
+    report = PrepareReport(task=task.name, out=out)
     plan = _plan(splits, src, report)
     if not overwrite:
         existing = [p for split, _, name in plan for p in _outputs(out, split, name) if p.exists()]
@@ -90,7 +106,7 @@ def prepare(task: str, src: str | os.PathLike, out: str | os.PathLike, *, synth:
         wrote_a = False
         try:
             image = _load_photo(photo, max_side)
-            net_input, target = definition.prepared_files(image, *make_pair(image, rng))
+            net_input, target = task.prepared_files(image, *make_pair(image, rng))
             write_image(path_a, net_input)
             wrote_a = True
             write_image(path_b, target)

@@ -3,17 +3,42 @@ output patch to the input patch at the same place instead of a cycle back to the
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from translate.config import ConfigError, TrainConfig
+from translate.config import ConfigError, Settings, TrainConfig
+from translate.config.plugins import RATE, WEIGHT, Range, count
 from translate.losses import patch_nce_loss
-from translate.methods.unpaired import UnpairedMethod
-from translate.nets import init_weights
+from translate.methods.entry import MethodEntry, Flag
+from translate.methods.unpaired import UnpairedMethod, refuse_relativistic_gan
+from translate.nets import PRESETS, init_weights, spec_to_dict
 from translate.nets.patch_sample import PatchSampler
 from translate.nets.resnet import ResnetSpec
+
+
+@dataclass
+class CUTConfig(Settings):
+    """CUT / FastCUT (Park et al. 2020): one generator, one discriminator, PatchNCE instead of a cycle."""
+
+    SECTION: ClassVar[str] = "cut"
+    RANGES: ClassVar[dict[str, Range]] = {
+        "lambda_gan": WEIGHT, "lambda_nce": WEIGHT, "num_patches": count(1, "at least 1"),
+        "mlp_channels": count(1, "at least 1"), "nce_t": RATE,
+    }
+    lambda_gan: float = 1.0
+    lambda_nce: float = 1.0  # FastCUT: 10
+    nce_layers: str = "input,down1,down2,block1,block5"  # ResnetSpec.taps; CUT's nce_layers 0,4,8,12,16
+    num_patches: int = 256  # locations sampled per layer and image
+    mlp_channels: int = 256  # width of the projection MLPs (the reference's netF_nc)
+    nce_t: float = 0.07  # temperature
+    nce_idt: bool = True  # also NCE(real_B, G(real_B)), A and B through G in one batch (not FastCUT)
+    flip_equivariance: bool = False  # FastCUT: random left-right flips of G's input, undone on features
+
+    def check(self, config: TrainConfig) -> None:
+        refuse_relativistic_gan(config)
 
 
 def nce_taps(config: TrainConfig) -> tuple[str, ...]:
@@ -22,7 +47,7 @@ def nce_taps(config: TrainConfig) -> tuple[str, ...]:
     if not isinstance(g, ResnetSpec):
         raise ConfigError(f"generator: {config.method} compares ResNet encoder features; "
                           f"{g.kind!r} has none (use resnet_9blocks_antialias or resnet_9blocks)")
-    taps = tuple(name.strip() for name in config.cut.nce_layers.split(",") if name.strip())
+    taps = tuple(name.strip() for name in config.method_settings.nce_layers.split(",") if name.strip())
     unknown = [name for name in taps if name not in g.taps]
     if unknown or not taps:
         raise ConfigError(f"cut.nce_layers: {unknown[0] if unknown else 'nothing'!r} is not a feature "
@@ -42,7 +67,7 @@ class CUT(UnpairedMethod):
     update_order = ("discriminator", "generator")
 
     def __init__(self, config: TrainConfig) -> None:
-        g, c = config.generator, config.cut
+        g, c = config.generator, config.method_settings
         if config.direction != "a_to_b":
             raise ConfigError(f"direction: {config.method} trains a_to_b only; swap the A and B "
                               "folders to learn the other way")
@@ -63,7 +88,7 @@ class CUT(UnpairedMethod):
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """real_a, real_b -> fake_b = G(real_a) (and idt_b = G(real_b) with nce_idt, same batch)."""
-        c = self.config.cut
+        c = self.config.method_settings
         real_a, real_b = batch["a"], batch["b"]
         both = c.nce_idt and self.training
         real = torch.cat([real_a, real_b]) if both else real_a
@@ -86,7 +111,7 @@ class CUT(UnpairedMethod):
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         """lambda_GAN * GAN(D(G(a))) + NCE, NCE = (NCE_X + NCE_Y) / 2 with nce_idt (CUT eq. 5)."""
-        c = self.config.cut
+        c = self.config.method_settings
         losses: dict[str, Tensor] = {}
         if c.lambda_gan > 0:
             # The bare discriminator: it is frozen in this step, so it has nothing to synchronise.
@@ -102,7 +127,7 @@ class CUT(UnpairedMethod):
         """PatchNCE between G's features of `fake` (queries) and of `real` (keys, computed here
         unless given); when the batch holds A (first n_a) and B, per part, then averaged:
         (NCE_X + NCE_Y) / 2."""
-        c, g, sampler = self.config.cut, self.replica("g_ab"), self.replica("patch_sampler")
+        c, g, sampler = self.config.method_settings, self.replica("g_ab"), self.replica("patch_sampler")
         with torch.no_grad():  # the keys are detached in the loss: no graph needed
             keys = keys if keys is not None else g(real, taps=self.taps)
             where = self.nets["patch_sampler"].sample_locations(keys, c.num_patches)
@@ -144,3 +169,23 @@ class CUT(UnpairedMethod):
     def load_extra_state(self, state: dict[str, Any]) -> None:
         if "flip_rng" in state:
             self.flip_rng.set_state(state["flip_rng"])
+
+
+# CUT and FastCUT share the nets anti-aliased, xavier init and LSGAN; FastCUT changes the NCE terms
+# and the schedule (150 + 50 epochs instead of 200 + 200).
+_CUT_DEFAULTS = {
+    "generator": "resnet_9blocks_antialias", "init": "xavier", "gan": {"loss": "lsgan"},
+    "discriminator": {**spec_to_dict(PRESETS["patchgan_70_antialias"]), "norm": "instance"},
+}
+_NCE_FLAG = {"lambda_nce": Flag(("cut.lambda_nce",), float, "CUT / FastCUT PatchNCE weight (1 / 10)")}
+CUT_ENTRY = MethodEntry(
+    name="cut", description="unpaired, one-sided: PatchNCE instead of a cycle (Park et al. 2020)",
+    build=CUT, settings=CUTConfig, flags=_NCE_FLAG,
+    defaults={**_CUT_DEFAULTS, "optim": {"epochs": 200, "epochs_decay": 200}},
+)
+FASTCUT = MethodEntry(
+    name="fastcut", description="CUT with FastCUT's defaults: NCE weight 10, no identity NCE, flip equivariance",
+    build=CUT, settings=CUTConfig, flags=_NCE_FLAG,
+    defaults={**_CUT_DEFAULTS, "optim": {"epochs": 150, "epochs_decay": 50},
+              "cut": {"lambda_nce": 10.0, "nce_idt": False, "flip_equivariance": True}},
+)

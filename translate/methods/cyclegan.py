@@ -2,20 +2,40 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from torch import Tensor
 
-from translate.config import ConfigError, TrainConfig
+from translate.config import ConfigError, Settings, TrainConfig
+from translate.config.plugins import OFF, WEIGHT, Range
+from translate.methods.entry import Flag, MethodEntry
 from translate.losses import l1_loss
 from translate.methods.image_pool import ImagePool
-from translate.methods.unpaired import UnpairedMethod
+from translate.nets import PRESETS, spec_to_dict
+from translate.methods.unpaired import UnpairedMethod, refuse_relativistic_gan
+
+
+@dataclass
+class CycleGANConfig(Settings):
+    """CycleGAN's loss weights and image pool (YAML `cyclegan:`)."""
+
+    SECTION: ClassVar[str] = "cyclegan"
+    RANGES: ClassVar[dict[str, Range]] = {"lambda_a": WEIGHT, "lambda_b": WEIGHT, "lambda_identity": WEIGHT,
+                                           "pool_size": OFF}
+    lambda_a: float = 10.0  # cycle weight for A -> B -> A
+    lambda_b: float = 10.0  # cycle weight for B -> A -> B
+    lambda_identity: float = 0.5  # relative to lambda_a / lambda_b, as in the paper's code
+    pool_size: int = 50  # image history buffer; 0 disables it
+
+    def check(self, config: TrainConfig) -> None:
+        refuse_relativistic_gan(config)
 
 
 def identity_loss_applies(config: TrainConfig) -> bool:
     """Identity loss feeds B to g_ab (and A to g_ba), so it needs equal channel counts."""
     g = config.generator
-    return config.cyclegan.lambda_identity > 0 and g.in_channels == g.out_channels
+    return config.method_settings.lambda_identity > 0 and g.in_channels == g.out_channels
 
 
 class CycleGAN(UnpairedMethod):
@@ -37,7 +57,7 @@ class CycleGAN(UnpairedMethod):
             "d_b": dataclasses.replace(d, in_channels=g.out_channels),
         }
         super().__init__(config, specs)
-        c = config.cyclegan
+        c = config.method_settings
         # Identity loss is documented as automatically off when channel counts differ (gray <-> RGB).
         self.lambda_identity = c.lambda_identity if identity_loss_applies(config) else 0.0
         seed = config.runtime.seed
@@ -52,7 +72,7 @@ class CycleGAN(UnpairedMethod):
                 "rec_a": g_ba(fake_b), "rec_b": g_ab(fake_a)}
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        c = self.config.cyclegan
+        c = self.config.method_settings
         # Bare discriminators: they are frozen in this step, so they have nothing to synchronise.
         losses = {
             "G_AB": self._gan(self.nets["d_b"](self.discriminator_input(out["fake_b"])), is_real=True,
@@ -96,3 +116,15 @@ class CycleGAN(UnpairedMethod):
         device = next(self.parameters()).device
         self.pool_a.load_state_dict(state["pool_a"], device=device)
         self.pool_b.load_state_dict(state["pool_b"], device=device)
+
+
+CYCLEGAN = MethodEntry(
+    name="cyclegan", description="unpaired: two generators, cycle + identity losses (Zhu et al. 2017)",
+    build=CycleGAN, settings=CycleGANConfig,
+    defaults={"generator": "resnet_9blocks", "discriminator": {**spec_to_dict(PRESETS["patchgan_70"]), "norm": "instance"},
+              "gan": {"loss": "lsgan"}},
+    flags={"lambda_cycle": Flag(("cyclegan.lambda_a", "cyclegan.lambda_b"), float,
+                                "CycleGAN cycle weight for both directions (10)"),
+           "lambda_identity": Flag(("cyclegan.lambda_identity",), float, "CycleGAN identity weight (0.5; 0 = off)"),
+           "pool_size": Flag(("cyclegan.pool_size",), int, "CycleGAN image history size (50; 0 = off)")},
+)

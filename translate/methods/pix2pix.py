@@ -4,20 +4,63 @@ relativistic GAN)."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from translate.config import TrainConfig
+from translate.config import ConfigError, Settings, TrainConfig
+from translate.config.plugins import WEIGHT, Range, count
 from translate.errors import WeightsError
 from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
 from translate.methods.base import GanMethod
+from translate.methods.entry import Flag, MethodEntry
 from translate.nets.chroma import bin_prior, classification_loss, rebalancing_weights
 from translate.losses.schedules import ramp_in
+
+
+@dataclass
+class Pix2PixConfig(Settings):
+    """pix2pix's loss weights (YAML `pix2pix:`); with settings, the paired SR GANs' too."""
+
+    SECTION: ClassVar[str] = "pix2pix"
+    RANGES: ClassVar[dict[str, Range]] = {
+        "lambda_l1": WEIGHT, "lambda_gan": WEIGHT, "lambda_mse": WEIGHT, "lambda_ce": WEIGHT,
+        "ce_rebalance": (lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"),
+        "gan_ramp_steps": count(0, "0 or more (0 = no ramp)"), "lambda_perceptual": WEIGHT,
+    }
+    lambda_l1: float = 100.0
+    # Weight of the adversarial term. 0 trains the generator on L1 alone, with no discriminator:
+    # the fidelity-first (PSNR) baseline, and the usual pre-training for super-resolution GANs.
+    lambda_gan: float = 1.0
+    # Weight of the VGG19 perceptual loss (settings in `perceptual`); 0 = off, VGG19 is not loaded.
+    lambda_perceptual: float = 0.0
+    # Weight of a pixel MSE term (on [-1, 1] images; 0 = off): PSNR's own loss, which trains a
+    # fidelity model far faster than L1 on textured photos (the superres recipe uses it alone).
+    lambda_mse: float = 0.0
+    # Generators with ab_classes (colorize) train on cross-entropy over quantised ab instead of L1.
+    lambda_ce: float = 1.0
+    # Their class rebalancing (Zhang et al.'s lambda; the paper uses 0.5): pixels of colours rare in
+    # the training photos count more. 0 = off, every pixel alike.
+    ce_rebalance: float = 0.0
+    # pix2pix's D judges (input, output) pairs; SRGAN / ESRGAN / Real-ESRGAN's judges the output alone.
+    conditional: bool = True
+    # Steps over which the adversarial weight rises linearly from 0 to lambda_gan (0 = full weight
+    # from the start): the pixel loss first settles the content (for colorization: grey where the
+    # net is unsure), then the GAN term adds colour and texture to a generator worth judging.
+    gan_ramp_steps: int = 0
+
+    def check(self, config: TrainConfig) -> None:
+        if self.ce_rebalance > 0 and not config.generator.classifies_ab:
+            raise ConfigError("pix2pix.ce_rebalance: rebalances the classes of ab_classes generators; "
+                              "add --set generator.ab_classes=true (a U-Net colorizer) or leave it at 0")
+        if self.lambda_perceptual > 0 and not any(w > 0 for w in config.perceptual.layers.values()):
+            raise ConfigError("perceptual.layers: pix2pix.lambda_perceptual is on but no layer has a weight; "
+                              "set e.g. --set perceptual.layers.conv5_4=1")
 
 
 class Pix2Pix(GanMethod):
@@ -28,7 +71,7 @@ class Pix2Pix(GanMethod):
     def __init__(self, config: TrainConfig) -> None:
         from translate.tasks import get_task
 
-        g, p = config.generator, config.pix2pix
+        g, p = config.generator, config.method_settings
         self.task = get_task(config.task)
         self.g_name = "g_ab" if config.direction == "a_to_b" else "g_ba"
         judged = g.in_channels + g.out_channels if p.conditional else g.out_channels
@@ -37,7 +80,7 @@ class Pix2Pix(GanMethod):
         super().__init__(config, {self.g_name: g, "d": d} if adversarial else {self.g_name: g})
         self.generator_names = (self.g_name,)
         self.discriminator_names = ("d",) if adversarial else ()
-        self.classifies_ab = getattr(g, "ab_classes", False)  # colorization as classification
+        self.classifies_ab = g.classifies_ab  # colorization as classification
         self.ab_weights: Tensor | None = None  # its class rebalancing (set by datasets())
         self.perceptual = None
         if p.lambda_perceptual > 0:
@@ -56,13 +99,14 @@ class Pix2Pix(GanMethod):
     def datasets(self) -> tuple[Dataset, Dataset | None]:
         """Pairs from the data root; with a task recipe, each input is synthesised from its target
         photo with fresh randomness every epoch (a prepared A/B folder's B photos serve then);
-        validation pairs skip the training-only augmentation (SynthConfig.without_augmentation)."""
+        validation pairs skip the training-only augmentation (Settings.without_augmentation)."""
         from translate.data import datasets, layouts
         from translate.tasks import get_task
 
         d, seed, root = self.config.data, self.config.runtime.seed, Path(self.config.data.root)
-        task, synth = get_task(self.config.task), self.config.synth
-        make_pair, make_val_pair = task.pair_maker(synth), task.pair_maker(synth.without_augmentation())
+        task, settings = get_task(self.config.task), self.config.task_settings
+        make_pair = task.pair_maker(settings)
+        make_val_pair = task.pair_maker(settings.without_augmentation() if settings is not None else None)
         channels_a, channels_b = self.data_channels(self.config)
         train_tf, val_tf = self.transforms()
 
@@ -78,11 +122,11 @@ class Pix2Pix(GanMethod):
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
         train = make(find("train"), train_tf, make_pair)
-        if self.classifies_ab and self.config.pix2pix.ce_rebalance > 0:
+        if self.classifies_ab and self.config.method_settings.ce_rebalance > 0:
             # The bins' distribution over one draw of every training photo, before any epoch is set,
             # so a resumed run computes the same weights.
             prior = bin_prior((train[i]["b"] for i in range(len(train))), self.nets[self.g_name].centres)
-            self.ab_weights = rebalancing_weights(prior, self.config.pix2pix.ce_rebalance)
+            self.ab_weights = rebalancing_weights(prior, self.config.method_settings.ce_rebalance)
         return train, (make(val, val_tf, make_val_pair) if val else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
@@ -104,7 +148,7 @@ class Pix2Pix(GanMethod):
             # What conversion returns: the input's own pixels, the net's output in the holes only.
             out["known"] = known
             out["filled_b"] = known * real_b + (1 - known) * fake_b
-        if self.config.pix2pix.conditional:
+        if self.config.method_settings.conditional:
             # D judges (condition, output) pairs; a super-resolution input is smaller than the
             # output, so D sees it bicubically upsampled to the output size.
             cond = real_a
@@ -121,10 +165,10 @@ class Pix2Pix(GanMethod):
         return torch.cat([out["cond"], out[image]], 1) if "cond" in out else out[image]
 
     def _masks_gan(self, out: dict[str, Tensor]) -> bool:
-        return "known" in out and self.config.inpaint.mask_discriminator
+        return "known" in out and self.config.task_settings.mask_discriminator
 
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        p, holes = self.config.pix2pix, self.config.inpaint
+        p, holes = self.config.method_settings, self.config.task_settings
         if "ab_logits" in out:  # colorization as classification: cross-entropy in place of L1
             centres, weights = self.nets[self.g_name].centres, self.ab_weights
             weights = None if weights is None else weights.to(centres.device)
@@ -187,3 +231,10 @@ class Pix2Pix(GanMethod):
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Output (as conversion returns it: known pixels copied) vs target on the val split: l1, psnr, ssim."""
         return {"": (out.get("filled_b", out["fake_b"]), out["real_b"])}
+
+
+PIX2PIX = MethodEntry(
+    name="pix2pix", description="paired: conditional GAN + L1 (Isola et al. 2017); the SR GANs with settings",
+    build=Pix2Pix, settings=Pix2PixConfig,
+    flags={"lambda_l1": Flag(("pix2pix.lambda_l1",), float, "pix2pix L1 weight (100)")},
+)

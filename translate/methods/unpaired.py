@@ -5,8 +5,15 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from translate.config import TrainConfig
+from translate.config import ConfigError, TrainConfig
 from translate.methods.base import GanMethod
+
+
+def refuse_relativistic_gan(config: TrainConfig) -> None:
+    """The relativistic GAN needs D's verdict on real and fake of the same pair: a paired method's."""
+    if config.gan.loss == "ragan":
+        raise ConfigError(f"gan.loss: ragan (relativistic average) is for pix2pix; {config.method} "
+                          "takes vanilla, lsgan, wgangp or hinge")
 
 
 class UnpairedMethod(GanMethod):

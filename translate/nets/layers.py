@@ -61,6 +61,11 @@ class SameSizeTanhSpec(GeneratorFacts):
     def scale(self) -> int:
         return 1
 
+    @property
+    def classifies_ab(self) -> bool:
+        """Whether the net outputs colour-bin logits besides ab (pix2pix trains it on cross-entropy)."""
+        return False
+
 
 class PublishedSRSpec(GeneratorFacts):
     """What the published SR families (SRResNet, RRDBNet, SRVGG) share: pixels in [0, 1], scale = upscale."""
@@ -78,6 +83,10 @@ class PublishedSRSpec(GeneratorFacts):
     @property
     def value_range(self) -> ValueRange:
         return "zero_one"
+
+    @property
+    def classifies_ab(self) -> bool:
+        return False
 
 
 class ZeroOneNet(nn.Module):

@@ -38,6 +38,15 @@ class MultiscaleSpec:
         )
 
     @property
+    def fixed_size(self) -> int | None:
+        """The only crop size it judges; None: any size from min_size up."""
+        return None
+
+    @property
+    def size_multiple(self) -> int:
+        return 1  # crops of any size (from min_size up)
+
+    @property
     def min_size(self) -> int:
         """Smallest input H and W that still give a 1x1 output at the coarsest scale."""
         # Each pooling maps n to ceil(n / 2).

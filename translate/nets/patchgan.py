@@ -53,6 +53,15 @@ class PatchGanSpec:
         return field
 
     @property
+    def fixed_size(self) -> int | None:
+        """The only crop size it judges; None: any size from min_size up."""
+        return None
+
+    @property
+    def size_multiple(self) -> int:
+        return 1  # crops of any size (from min_size up)
+
+    @property
     def min_size(self) -> int:
         """Smallest input H and W that still give a 1x1 output."""
         if self.n_layers == 0:

@@ -85,6 +85,10 @@ class ResnetSpec(GeneratorFacts):
         return self.upscale
 
     @property
+    def classifies_ab(self) -> bool:
+        return False
+
+    @property
     def taps(self) -> tuple[str, ...]:
         """Names of the encoder features `ResnetGenerator.encode` can return, shallow first.
 

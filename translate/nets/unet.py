@@ -68,6 +68,10 @@ class UnetSpec(SameSizeTanhSpec):
     def size_multiple(self) -> int:
         return 2**self.num_downs  # every level halves H and W; inference pads up to this
 
+    @property
+    def classifies_ab(self) -> bool:
+        return self.ab_classes
+
 
 def level_channels(base_channels: int, level: int) -> int:
     """Channels produced by the down conv of `level` (0 = outermost): doubling, capped at 8x."""

@@ -43,6 +43,10 @@ class UnetDiscriminatorSpec:
         return 2**_DEPTH
 
     @property
+    def fixed_size(self) -> int | None:
+        return None
+
+    @property
     def min_size(self) -> int:
         return 2**_DEPTH
 

@@ -44,6 +44,10 @@ class VggStyleSpec:
         return self.input_size
 
     @property
+    def size_multiple(self) -> int:
+        return 1
+
+    @property
     def fixed_size(self) -> int:
         """The only input size the dense layers accept."""
         return self.input_size

@@ -1,9 +1,10 @@
-"""Tasks: one module per task (recipe YAML beside it), registered once here.
+"""Tasks: one module per task, registered once here.
 
-A task owns everything task-specific: its recipe, how it synthesises training pairs from photos,
-its inference adapter and mask rule, what `prepare` writes, and its evaluation baseline, region and
-displayed input (see `translate.tasks.base.Task`). Nothing outside this package switches on a
-task's name. Adding a task: one module, one entry below, one `<name>.yaml`.
+A task owns everything task-specific: its settings (`Task.settings`: how it synthesises training
+pairs from photos, its own losses' knobs), its inference adapter and mask rule, what `prepare`
+writes, and its evaluation baseline, region and displayed input (see `translate.tasks.base.Task`).
+Nothing outside this package switches on a task's name. Adding a task: one module, one entry
+below (and, for a task trained from photos, a default recipe in translate/recipes/<name>.yaml).
 """
 from __future__ import annotations
 
@@ -11,15 +12,12 @@ from translate.errors import ConfigError
 from translate.tasks.base import Prepared, Task, TaskAdapter
 from translate.tasks.colorize import Colorize
 from translate.tasks.custom import Custom
-from translate.tasks.esrgan import Esrgan
 from translate.tasks.inpaint import Inpaint
-from translate.tasks.realesrgan import Realesrgan
 from translate.tasks.restore import Restore
 from translate.tasks.sketch import Sketch
-from translate.tasks.srgan import Srgan
 from translate.tasks.superres import Superres
 
-__all__ = ["TASKS", "Prepared", "Task", "TaskAdapter", "get_task", "recipe_tasks"]
+__all__ = ["RENAMED_TASKS", "TASKS", "Prepared", "Task", "TaskAdapter", "get_task", "recipe_tasks"]
 
 TASKS: dict[str, Task] = {
     "custom": Custom(),
@@ -28,16 +26,18 @@ TASKS: dict[str, Task] = {
     "inpaint": Inpaint(),
     "superres": Superres(),
     "restore": Restore(),
-    # The perceptual/GAN stage of the super-resolution papers, each started from a fidelity run.
-    "srgan": Srgan(),
-    "esrgan": Esrgan(),
-    "realesrgan": Realesrgan(),
 }
+
+# Tasks of translate 0.2 that are super-resolution recipes now (translate/recipes/<name>.yaml):
+# checkpoints and run configs that name them convert, evaluate and resume as superres.
+RENAMED_TASKS: dict[str, str] = {"srgan": "superres", "esrgan": "superres", "realesrgan": "superres"}
 
 
 def get_task(name: str, *, from_photos: bool = False) -> Task:
-    """The registered task called `name`; ConfigError naming the choices otherwise. With
-    `from_photos`, only a task whose pairs are synthesised from photos (a recipe task) will do."""
+    """The registered task called `name` (a 0.2 name such as "esrgan" gives the task that replaced
+    it); ConfigError naming the choices otherwise. With `from_photos`, only a task whose pairs are
+    synthesised from photos will do."""
+    name = RENAMED_TASKS.get(name, name) if isinstance(name, str) else name
     task = TASKS.get(name) if isinstance(name, str) else None
     if task is None:
         raise ConfigError(f"task: unknown {name!r}; choose one of {', '.join(TASKS)}")

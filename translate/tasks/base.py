@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -21,7 +20,7 @@ from translate.data.images import image_to_tensor, tensor_to_image, to_channels,
 from translate.errors import ConfigError, ImageError
 
 if TYPE_CHECKING:
-    from translate.config import SynthConfig, TrainConfig
+    from translate.config import Settings, TrainConfig
 
 # (photo HxWx3 uint8/uint16, rng) -> (net_input, target) HxWxC uint8; all randomness from rng.
 PairMaker = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
@@ -127,26 +126,16 @@ class Task:
     baseline_description: str | None = None  # None: this task has no classic baseline
     takes_mask: bool = False  # whether a separate mask image may come with each input
     from_photos: bool = True  # a recipe task: training pairs are synthesised from plain photos
-
-    def recipe(self) -> dict[str, Any]:
-        """The recipe's config overrides, read from the packaged `tasks/<name>.yaml`."""
-        import yaml  # training only: conversion never reads a recipe
-
-        name = f"{self.name}.yaml"
-        text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
-        if not isinstance(data, dict):
-            raise ConfigError(f"tasks/{name}: expected a mapping of config keys at the top level")
-        return data
+    # Its own settings (a translate.config.Settings dataclass: synthesis, task-specific losses), at
+    # `config.task_settings` and under the YAML key settings.SECTION; None: it has none.
+    settings: type[Settings] | None = None
 
     def check_config(self, config: TrainConfig) -> None:
-        """Raise ConfigError for config values this task cannot train with."""
-        if config.method != "pix2pix" or config.direction != "a_to_b":
-            raise ConfigError(f"task: recipe {self.name!r} trains pix2pix a_to_b (input synthesised from "
-                              f"the target photo); drop --task for {config.method} / {config.direction}")
+        """Raise ConfigError for config values this task cannot train with (beyond the rule every
+        task from photos has, checked by translate.config.Plugins: a paired method, a_to_b)."""
 
-    def pair_maker(self, synth: SynthConfig) -> PairMaker | None:
-        """(photo, rng) -> (net_input, target) with `synth`'s options bound; None: pairs come from files."""
+    def pair_maker(self, settings: Settings | None) -> PairMaker | None:
+        """(photo, rng) -> (net_input, target) with this task's `settings` bound; None: pairs come from files."""
         return None
 
     def prepared_files(self, photo: np.ndarray, net_input: np.ndarray,

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
 import torch
 
+from translate.config import Settings
+from translate.config.plugins import Range
 from translate.data.images import tensor_to_image, to_channels, to_uint8
 from translate.errors import ImageError, TranslatorError
 from translate.tasks.base import GenericAdapter, PairMaker, Prepared, Task, TaskAdapter, check_image, rgb8
@@ -88,12 +90,28 @@ class ColorizeAdapter:
         return rgb if note.alpha is None else np.concatenate([rgb, note.alpha[rows].astype(rgb.dtype)], axis=2)
 
 
+@dataclass
+class ColorizeSettings(Settings):
+    """How colorize makes its training inputs (YAML `colorize:`)."""
+
+    SECTION: ClassVar[str] = "colorize"
+    RANGES: ClassVar[dict[str, Range]] = {"exposure_min": (lambda v: 0 < v <= 1, "in (0, 1] (1 = off)")}
+    # Training only: half the draws darken the photo by a factor log-uniform in [exposure_min, 1]
+    # (1 = off), so dark pixels are seen with the small chroma they really have.
+    exposure_min: float = 1.0
+
+    def without_augmentation(self) -> ColorizeSettings:
+        return ColorizeSettings(exposure_min=1.0)
+
+
 class Colorize(Task):
     name = "colorize"
     description = "grey -> colour: Lab lightness L (1 channel) in, chroma ab (2 channels) out"
     baseline_description = "the grey image (input lightness, no colour)"
 
-    def pair_maker(self, synth: Any) -> PairMaker:
+    settings = ColorizeSettings
+
+    def pair_maker(self, synth: ColorizeSettings) -> PairMaker:
         return functools.partial(colorize_pair, exposure_min=synth.exposure_min)
 
     def prepared_files(self, photo: np.ndarray, net_input: np.ndarray,

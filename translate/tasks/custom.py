@@ -1,7 +1,7 @@
 """custom: the user's own A/B pairs, any method and direction; no recipe, synthesis or baseline."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from translate.tasks.base import Task
 
@@ -15,9 +15,6 @@ class Custom(Task):
     name = "custom"
     description = "your own A/B pairs or unpaired domains (no recipe: pix2pix or CycleGAN, either direction)"
     from_photos = False
-
-    def recipe(self) -> dict[str, Any]:
-        return {}
 
     def check_config(self, config: TrainConfig) -> None:
         return None

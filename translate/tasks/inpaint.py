@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
 import torch
 
+from translate.config import Settings
+from translate.config.plugins import WEIGHT, Range
 from translate.data.images import tensor_to_image, to_channels, to_uint8
 from translate.errors import ConfigError, ImageError, TranslatorError
 from translate.tasks.base import PairMaker, Prepared, Task, check_image, rgb8
 
 if TYPE_CHECKING:
-    from translate.config import SynthConfig, TrainConfig
+    from translate.config import TrainConfig
 
 HOLE_FILL = 128  # mid-grey: about 0 once mapped to the net's [-1, 1], so holes carry no colour
 _MAX_SHAPES = 64  # random_mask: strokes and boxes tried before growing the mask to its target
@@ -202,18 +204,38 @@ class InpaintAdapter:
         return np.where(note.hole[rows, :, None], filled, note.rgb[rows])
 
 
+@dataclass
+class InpaintSettings(Settings):
+    """Inpaint's holes and losses (YAML `inpaint:`): the pixels the input gives are copied at
+    conversion, so training concentrates on the ones the net invents."""
+
+    SECTION: ClassVar[str] = "inpaint"
+    RANGES: ClassVar[dict[str, Range]] = {"hole_l1_weight": WEIGHT, "known_l1_weight": WEIGHT}
+    hole_area_min: float = 0.05  # share of the image covered by holes
+    hole_area_max: float = 0.4
+    # Hole-weighted L1 (Liu et al. 2018: L_hole x 6 + L_valid x 1), times pix2pix.lambda_l1.
+    hole_l1_weight: float = 6.0
+    known_l1_weight: float = 1.0
+    # D judges the filled image (known pixels pasted back) with the mask in its condition; its fake
+    # label covers the holes only and G's adversarial term counts the holes only (LaMa's
+    # mask_as_fake_target). false: the plain pix2pix GAN on the raw output.
+    mask_discriminator: bool = True
+
+
 class Inpaint(Task):
     name = "inpaint"
     description = "fill holes: RGB with mid-grey holes + alpha (known = 255) in, RGB out"
     baseline_description = "OpenCV Telea inpainting of the same holes"
     takes_mask = True
+    settings = InpaintSettings
 
-    def pair_maker(self, synth: SynthConfig) -> PairMaker:
+    def pair_maker(self, synth: InpaintSettings) -> PairMaker:
         return functools.partial(inpaint_pair, area_min=synth.hole_area_min, area_max=synth.hole_area_max)
 
     def check_config(self, config: TrainConfig) -> None:
         super().check_config(config)
-        if config.inpaint.mask_discriminator and config.pix2pix.lambda_gan > 0 and config.gan.loss not in ("vanilla", "lsgan"):
+        holes, losses = config.task_settings, config.method_settings
+        if holes.mask_discriminator and losses.lambda_gan > 0 and config.gan.loss not in ("vanilla", "lsgan"):
             raise ConfigError(f"gan.loss: {config.gan.loss} cannot label the holes of a filled image per patch; "
                               "use vanilla or lsgan, or --set inpaint.mask_discriminator=false")
 

@@ -4,16 +4,15 @@ evaluation compares with OpenCV's non-local means denoiser."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import ClassVar
 
 import cv2
 import numpy as np
 
 from translate.data.images import to_channels, to_uint8
+from translate.config import Settings
 from translate.tasks.base import PairMaker, Task, rgb8
-
-if TYPE_CHECKING:
-    from translate.config import SynthConfig
 
 # Non-local means filter strength h (luminance, colour) on the 0-255 scale. On 256 px skimage photos
 # with the recipe's degradations, h = 5-7 gave the best PSNR; OpenCV's example value 10 smears detail.
@@ -47,12 +46,25 @@ def denoise_nlm(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+@dataclass
+class RestoreSettings(Settings):
+    """How restore degrades photos into its training inputs (YAML `restore:`; strengths drawn from [0, max])."""
+
+    SECTION: ClassVar[str] = "restore"
+    blur_sigma_max: float = 0.0  # Gaussian blur sigma (px)
+    noise_std_max: float = 0.0  # Gaussian noise std (0-255 scale)
+    shot_noise_max: float = 0.0  # Poisson noise of std sqrt(s * value)
+    jpeg_quality_min: int = 0  # JPEG artefacts at quality in [min, 95]; 0 = none
+
+
 class Restore(Task):
     name = "restore"
     description = "old-photo restoration: blurred, noisy, JPEG-damaged RGB in, clean RGB (same size) out"
     baseline_description = "OpenCV non-local means denoising (fastNlMeansDenoisingColored) of the same input"
 
-    def pair_maker(self, synth: SynthConfig) -> PairMaker:
+    settings = RestoreSettings
+
+    def pair_maker(self, synth: RestoreSettings) -> PairMaker:
         return functools.partial(restore_pair, blur_sigma_max=synth.blur_sigma_max,
                                  shot_noise_max=synth.shot_noise_max, noise_std_max=synth.noise_std_max,
                                  jpeg_quality_min=synth.jpeg_quality_min)

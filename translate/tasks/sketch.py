@@ -3,15 +3,14 @@ are rendered from the photos themselves: Canny edges and XDoG pencil lines."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import cv2
 import numpy as np
 
+from translate.config import Settings
 from translate.tasks.base import PairMaker, Task, rgb8
-
-if TYPE_CHECKING:
-    from translate.config import SynthConfig
 
 SketchStyle = Literal["canny", "xdog", "mixed"]
 
@@ -75,9 +74,20 @@ def sketch_pair(photo: np.ndarray, rng: np.random.Generator, *, style: SketchSty
     return sketch, photo
 
 
+@dataclass
+class SketchSettings(Settings):
+    """How sketch renders its training sketches from photos (YAML `sketch:`)."""
+
+    SECTION: ClassVar[str] = "sketch"
+    sketch_style: SketchStyle = "mixed"
+    line_thickness: int = 1  # line width in pixels
+
+
 class Sketch(Task):
     name = "sketch"
     description = "line drawing -> photo: Canny/XDoG sketches (1 channel) in, RGB out"
 
-    def pair_maker(self, synth: SynthConfig) -> PairMaker:
+    settings = SketchSettings
+
+    def pair_maker(self, synth: SketchSettings) -> PairMaker:
         return functools.partial(sketch_pair, style=synth.sketch_style, line_thickness=synth.line_thickness)

@@ -3,16 +3,18 @@ the generic adapter (the generator's own upscale enlarges); evaluation compares 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import cv2
 import numpy as np
 
+from translate.config import Settings
 from translate.errors import ConfigError
 from translate.tasks.base import PairMaker, Task, rgb8
 
 if TYPE_CHECKING:
-    from translate.config import SynthConfig, TrainConfig
+    from translate.config import TrainConfig
 
 SCALES = (1, 2, 3, 4, 8)
 DOWNSCALES = ("area", "bicubic", "cv2_cubic")
@@ -88,19 +90,41 @@ def bicubic_upscale(small: np.ndarray, scale: int) -> np.ndarray:
     return big[:, :, None] if big.ndim == 2 else big
 
 
+@dataclass
+class SuperresSettings(Settings):
+    """How superres makes its low-resolution inputs from photos (YAML `superres:`; fresh each epoch)."""
+
+    SECTION: ClassVar[str] = "superres"
+    scale: int = 4  # output / input size
+    blur_sigma_max: float = 0.0  # Gaussian blur sigma drawn from [0, max] (px)
+    noise_std_max: float = 0.0  # Gaussian noise std (0-255 scale) drawn from [0, max]
+    jpeg_quality_min: int = 0  # JPEG artefacts at quality in [min, 95]; 0 = none
+    # classic: how inputs are shrunk (`shrink`): "area" box average, "bicubic" anti-aliased bicubic
+    # (Pillow/MATLAB, the SR benchmarks'), "cv2_cubic" cv2 INTER_CUBIC
+    downscale: Literal["area", "bicubic", "cv2_cubic"] = "area"
+    # "classic" = blur, downscale, noise, JPEG with the options above; "realesrgan" = Real-ESRGAN's
+    # second-order model with its published ranges (translate.data.realesrgan_degradation; the three
+    # options above are not used then).
+    degradation: Literal["classic", "realesrgan"] = "classic"
+    usm_target: bool = False  # unsharp-masked targets (Real-ESRGAN); inputs are made from them
+
+
 class Superres(Task):
     name = "superres"
     description = "x4 super-resolution: degraded low-res RGB in, RGB at 4x the size out"
     baseline_description = "bicubic upscaling of the same low-resolution input"
 
+    settings = SuperresSettings
+
     def check_config(self, config: TrainConfig) -> None:
         super().check_config(config)
-        if config.synth.scale != config.generator.scale:
-            raise ConfigError(f"synth.scale: {config.synth.scale} must equal the generator's upscale "
+        scale = config.task_settings.scale
+        if scale != config.generator.scale:
+            raise ConfigError(f"superres.scale: {scale} must equal the generator's upscale "
                               f"({config.generator.scale}); set both, e.g. --set generator.upscale=2 "
-                              "--set synth.scale=2")
+                              "--set superres.scale=2")
 
-    def pair_maker(self, synth: SynthConfig) -> PairMaker:
+    def pair_maker(self, synth: SuperresSettings) -> PairMaker:
         return functools.partial(superres_pair, scale=synth.scale, blur_sigma_max=synth.blur_sigma_max,
                                  noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min,
                                  downscale=synth.downscale, degradation=synth.degradation,

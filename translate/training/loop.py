@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader
 
 from translate import distributed
 from translate.checkpoint import LATEST, checkpoint_dir, load_checkpoint
-from translate.config import TrainConfig, resume_config
+from translate.config import TrainConfig
+from translate.recipes import resume_config
 from translate.errors import CheckpointError, ConfigError, TranslateError
 from translate.inference.device import autocast
 from translate.methods import METHODS
