@@ -11,6 +11,7 @@ import torch
 
 from translate.errors import CheckpointError, first_line
 from translate.files import atomic_write
+from translate.integrity.bounds import check_extents
 
 FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
@@ -92,7 +93,7 @@ def load_file(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only" in str(e).lower():
             raise CheckpointError(f"{path}: refused: it holds Python objects besides tensors and plain values, "
@@ -100,6 +101,7 @@ def load_file(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
     except Exception as e:  # noqa: BLE001 - whatever the bytes make torch's reader raise, the file is at fault
         raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
+    return check_extents(obj, path)  # before any net is built from it: a tiny file cannot claim gigabytes
 
 
 def _torch_cause(error: Exception) -> str:

@@ -16,6 +16,7 @@ from torch import nn
 from translate.checkpoint import is_translate_checkpoint, load_file, resolve_checkpoint, validate_checkpoint
 from translate.direction import DIRECTIONS, Direction, direction_of, generator_name
 from translate.errors import CheckpointError, TranslatorError, WeightsError, first_line
+from translate.integrity.bounds import check_net_fits
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +185,10 @@ def _checkpoint_models(checkpoint: Mapping[str, Any], path: Path, direction: str
         name = generator_name(found)
         try:
             spec = spec_from_dict(checkpoint["specs"][name])
-            net = build_net(spec)
             # A run that averages its generator weights (optim.ema_decay) converts with the averages.
             weights = (checkpoint.get("ema") or {}).get(name, checkpoint["nets"][name])
+            check_net_fits(build_net, spec, weights, path, name)  # counted on the meta device first
+            net = build_net(spec)
             net.load_state_dict(weights, strict=True)
         except KeyError:
             raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec") from None
