@@ -20,6 +20,15 @@ from translate.integrity import pins
 from translate.integrity.download import DownloadLimits
 
 
+@pytest.fixture(autouse=True)
+def verification_on():
+    """Refusal is the default; conftest's metric stand-ins turn it off for the session."""
+    before = pins._allow["unverified"]
+    pins.allow_unverified(False)
+    yield
+    pins.allow_unverified(before)
+
+
 class _Drip(http.server.BaseHTTPRequestHandler):
     """Promises 1 MB, then sends one byte every 0.2 s (mode "drip") or nothing at all ("silent")."""
 
@@ -78,11 +87,8 @@ def test_wrong_file_under_pinned_feature_name_refused_then_accepted_with_flag(tm
     with pytest.raises(WeightsError) as err:
         weights.locate("alexnet", weights_dir=tmp_path)
     assert "\n" not in str(err.value) and "--unverified-weights" in str(err.value) and str(path) in str(err.value)
-    try:
-        pins.allow_unverified(True)
-        assert weights.locate("alexnet", weights_dir=tmp_path) == path
-    finally:
-        pins.allow_unverified(False)
+    pins.allow_unverified(True)
+    assert weights.locate("alexnet", weights_dir=tmp_path) == path
 
 
 def test_swapped_published_file_caught_by_its_download_pin(tmp_path):

@@ -35,4 +35,5 @@ def apply_safety_flags(args: argparse.Namespace) -> None:
     from translate.integrity import bounds, pins
 
     bounds.set_max_parameters(getattr(args, "max_parameters", DEFAULT_MAX_PARAMETERS))
-    pins.allow_unverified(bool(getattr(args, "unverified_weights", False)))
+    if getattr(args, "unverified_weights", False):  # only ever loosens: the default is refusal
+        pins.allow_unverified(True)

@@ -56,8 +56,8 @@ def stream(url: str, out: BinaryIO, limits: DownloadLimits, *, name: str) -> tup
         elapsed = time.monotonic() - start
         _check_progress(url, name, size, elapsed, limits)  # a time-out at the deadline says so
         reason = getattr(e, "reason", None) or e
-        raise WeightsError(f"{name}: download from {url} failed after {elapsed:.0f} s and {size:,} bytes "
-                           f"({reason}); check the network, or download the file by hand") from e
+        raise WeightsError(f"{name}: download from {url} failed ({reason}) after {elapsed:.0f} s and {size:,} "
+                           "bytes; check the network, or download the file by hand") from e
 
 
 def _check_progress(url: str, name: str, size: int, elapsed: float, limits: DownloadLimits) -> None:
