@@ -22,6 +22,7 @@ from torch import nn
 
 from translate.data.images import fit_to_format, image_to_tensor, read_image, write_image
 from translate.errors import Cancelled, TranslatorError
+from translate.inference.cancelling import install_cancel_checks, watching
 from translate.inference import normstats, tiling
 from translate.inference.device import (
     activation_bytes_per_px, auto_memory_budget, autocast, available_memory_bytes, resolve_device, resolve_precision,
@@ -117,6 +118,7 @@ class Translator:
             p.requires_grad_(False)
         # Layers that normalise with their input's statistics get whole-image stats when tiling.
         self._norm_context = normstats.install_stat_norms(net, batch_stats=mode == "paper")
+        install_cancel_checks(net)  # a whole-image pass stops within a layer of its cancel token
         if mode == "paper":
             # The pix2pix paper (section 3.1, and its code's default test) keeps dropout on at
             # test time as the generator's noise source. Set once here, never per call.
@@ -261,7 +263,7 @@ class Translator:
         n, _, height, width = x.shape
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         s = self.scale
-        with torch.inference_mode():
+        with torch.inference_mode(), watching(cancel):
             padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)
             tile = self._tile_plan(padded.shape[-2], padded.shape[-1], n)
             if tile is None:
@@ -310,7 +312,7 @@ class Translator:
             return self._downscaled_input(pixels, (len(rows), len(cols)), max_pixels, read)
 
         image: np.ndarray | None = None
-        with torch.inference_mode():
+        with torch.inference_mode(), watching(cancel):
             for top, band in self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel):
                 finished = self.finish(band, prepared, top=top)
                 if image is None:
