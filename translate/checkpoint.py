@@ -12,6 +12,7 @@ import torch
 from translate.errors import CheckpointError, first_line
 from translate.files import atomic_write
 from translate.integrity.bounds import check_extents
+from translate.integrity.disk import torch_save
 
 FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
@@ -82,7 +83,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     from translate import __version__
 
     stamped = {"format": FORMAT, "format_version": FORMAT_VERSION, "translate_version": __version__, **state}
-    atomic_write(path, lambda f: torch.save(stamped, f))
+    atomic_write(path, lambda f: torch_save(stamped, f, path))  # a full disk says so; the old file stays
 
 
 def load_file(path: str | Path) -> Any:

@@ -23,6 +23,7 @@ from translate.checkpoint import (
 from translate.config import TrainConfig, resume_config
 from translate.data.images import read_header
 from translate.training.ema import WeightAverage
+from translate.data.collate import collate_samples
 from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
 from translate.files import remove_stale_temp_files
 from translate.inference.device import autocast, resolve_device
@@ -267,7 +268,7 @@ class Trainer:
                                length=self.config.data.samples_per_epoch)
         return DataLoader(self.train_set, batch_size=self.config.optim.batch_size, sampler=sampler,
                           num_workers=self.config.data.workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+                          persistent_workers=False, collate_fn=collate_samples)  # mixed sizes: one line
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         fmt = torch.channels_last if self.config.runtime.channels_last else torch.contiguous_format
