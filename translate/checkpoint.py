@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,11 @@ def load_file(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes)")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on pickle protocols is not for our users
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower():
+        if "weights only" in str(e).lower() and not _torch_cause(e).startswith("Unsupported operand"):
             raise CheckpointError(f"{path}: refused: it holds Python objects besides tensors and plain values, "
                                   f"and loading those could run code ({_torch_cause(e)})") from e
         raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
@@ -108,9 +111,11 @@ def load_file(path: str | Path) -> Any:
 def _torch_cause(error: Exception) -> str:
     """torch's reason in a few words: the first sentence of its first line; the rest is advice on
     torch.load flags (such as turning the weights-only safety check off) that is wrong for our users."""
-    for line in str(error).splitlines():
+    lines = str(error).splitlines()
+    for i, line in enumerate(lines):
         if "WeightsUnpickler error:" in line:  # names the object the file would have made torch import
-            return line.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+            after = [line.split("WeightsUnpickler error:", 1)[1], *lines[i + 1:]]
+            return next((text.strip() for text in after if text.strip()), "").split(". ")[0]
     if isinstance(error, KeyError):  # the legacy reader's opcode lookup: the file is not a pickle at all
         return "not a pickle or zip archive"
     return first_line(error).split(". ")[0]

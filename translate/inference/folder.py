@@ -21,6 +21,7 @@ from translate.data.images import IMAGE_SUFFIXES, fit_to_format, image_size, rea
 from translate.errors import TranslatorError, first_line
 from translate.files import remove_stale_temp_files, walk_files
 from translate.tasks import Prepared, get_task
+from translate.inference.limits import check_megapixels
 from translate.inference.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -220,8 +221,7 @@ class FolderConverter:
     def __init__(self, translator: Translator, *, overwrite: bool = False, workers: int = 2,
                  max_batch: int | None = None, progress: Callable[[ConvertEvent], None] | None = None,
                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
-        if not max_megapixels > 0:
-            raise TranslatorError(f"--max-megapixels: must be positive, got {max_megapixels}")
+        check_megapixels(max_megapixels)  # inf would turn the limit off silently
         self.translator = translator
         self.max_megapixels = max_megapixels
         self.overwrite = overwrite

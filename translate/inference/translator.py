@@ -23,6 +23,7 @@ from torch import nn
 from translate.data.images import fit_to_format, image_to_tensor, read_image, write_image
 from translate.errors import Cancelled, TranslatorError
 from translate.inference.cancelling import install_cancel_checks, watching
+from translate.inference.limits import check_tile_size
 from translate.inference import normstats, tiling
 from translate.inference.device import (
     activation_bytes_per_px, auto_memory_budget, autocast, available_memory_bytes, resolve_device, resolve_precision,
@@ -92,6 +93,7 @@ class Translator:
         except ValueError as e:
             raise TranslatorError(f"{model.source or 'net'}: {e}") from None
         tile_size = options.tile_size
+        check_tile_size(tile_size)  # 1e23 is a typo, not a multiple to round to
         if tile_size is not None and (tile_size < self.size_multiple or tile_size % self.size_multiple):
             suggestion = max(self.size_multiple, tile_size // self.size_multiple * self.size_multiple)
             raise TranslatorError(f"tile_size: {tile_size} must be a multiple of {self.size_multiple} for "

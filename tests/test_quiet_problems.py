@@ -1,0 +1,49 @@
+"""Issue 25 item 7, the quieter problems: honest messages on random bytes and raw pickles (no torch
+warning), absurd --tile-size and --max-megapixels inf refused by name."""
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from translate import Translator
+from translate.errors import TranslatorError
+from translate.nets import ResnetSpec, build_net
+
+
+def _cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "translate", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_random_bytes_and_raw_pickles_are_called_unreadable_without_torch_warnings(tmp_path):
+    noise = tmp_path / "noise.pth"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    raw = tmp_path / "raw.pth"
+    raw.write_bytes(pickle.dumps({"a": [1, 2, 3]}, protocol=4))
+    for path in (noise, raw):
+        done = _cli("info", path)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "not a readable checkpoint" in done.stderr and "could run code" not in done.stderr
+        assert "Warning" not in done.stderr
+
+
+def test_absurd_tile_size_is_refused_by_name():
+    spec = ResnetSpec(base_channels=4, n_blocks=1)
+    with pytest.raises(TranslatorError) as err:
+        Translator.from_net(build_net(spec), spec, device="cpu", tile_size=10**23)
+    assert "tile_size" in str(err.value) and "99999" not in str(err.value) and len(str(err.value)) < 200
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-1"])
+def test_max_megapixels_must_be_finite(tmp_path, value):
+    spec = ResnetSpec(base_channels=4, n_blocks=1)
+    torch.save(build_net(spec).state_dict(), tmp_path / "g.pth")
+    (tmp_path / "in").mkdir()
+    done = _cli("convert", tmp_path / "g.pth", tmp_path / "in", tmp_path / "out", "--max-megapixels", value)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 2 and len(errors) == 1 and "--max-megapixels" in errors[0], done.stderr
