@@ -75,3 +75,20 @@ def test_full_disk_while_saving_says_so_and_keeps_the_previous_checkpoint(tiny_d
     assert "No space left on device" in str(err.value)
     assert load_checkpoint(latest)["step"] == 1  # the previous one, intact
     assert [p.name for p in latest.parent.iterdir()] == ["latest.pt"]  # no temporary file left
+
+
+def test_resume_keeps_an_edited_config_and_says_which_it_used(tmp_path, photo):
+    data = tmp_path / "data"
+    for i in range(2):
+        a = photo("astronaut", 64)
+        write_image(data / "train" / f"{i:03d}.png", np.concatenate([a, 255 - a], axis=1))
+    run = tmp_path / "run"
+    first = _cli("train", "pix2pix", "--data", data, "--out", run, *TINY_ARGS, "--max-steps", "1")
+    assert first.returncode == 0, first.stderr[-2000:]
+    edited = (run / "config.yaml").read_text().replace("base_channels: 4", "base_channels: 16", 1)
+    (run / "config.yaml").write_text(edited)
+    resumed = _cli("train", "--resume", run, "--max-steps", "2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert (run / "config.edited.yaml").read_text() == edited
+    assert "base_channels: 4" in (run / "config.yaml").read_text()
+    assert "kept as config.edited.yaml" in resumed.stderr and "continues with the config saved" in resumed.stderr

@@ -22,6 +22,7 @@ from translate.checkpoint import (
 )
 from translate.config import TrainConfig, resume_config
 from translate.data.images import read_header
+from translate.training import readable
 from translate.training.ema import WeightAverage
 from translate.data.collate import collate_samples
 from translate.errors import CheckpointError, ConfigError, DatasetError, ImageError, TranslateError
@@ -338,7 +339,7 @@ class Trainer:
         if self.rank == 0:
             checkpoint_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
             remove_stale_temp_files(checkpoint_dir(self.run_dir))
-            (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
+            readable.write_run_config(self.run_dir, cfg.to_yaml(), cfg.to_dict())  # keeps a user's edit
         log.info("run %s: %s, %d training items, device %s, step %d of %d, epoch %d of %d", self.run_dir,
                  cfg.method, len(self.train_set), self.device, self.step, self.total_steps, self.epoch + 1,
                  self.total_epochs)

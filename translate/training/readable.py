@@ -48,3 +48,25 @@ def config_yaml(path: Path) -> tuple[str, dict[str, Any]]:
         log.warning("%s: skipped: not a mapping of settings", path)
         return text, {}
     return text, parsed
+
+
+def write_run_config(run_dir: Path, text: str, settings: dict[str, Any]) -> Path | None:
+    """Write the config a run uses (`text`, the YAML of `settings`) as RUN/config.yaml, atomically.
+
+    A config.yaml the user edited (other than in its runtime section, which flags change on resume)
+    is not overwritten silently: it is kept as config.edited.yaml (config.edited-2.yaml, ...) and a
+    warning says which config the run uses. Returns where the edited copy went, or None."""
+    from translate.files import atomic_write
+
+    path = run_dir / "config.yaml"
+    kept = None
+    old_text, old = config_yaml(path)
+    strip = lambda d: {k: v for k, v in d.items() if k != "runtime"}  # noqa: E731
+    if old_text and strip(old) != strip(settings):
+        kept = next(p for n in range(1, 1000) if not (p := run_dir / f"config.edited{'' if n == 1 else f'-{n}'}.yaml").exists())
+        path.replace(kept)
+        log.warning("%s: edited since the run started; it continues with the config saved in its checkpoint "
+                    "(architecture, data and schedule are fixed; runtime settings change with flags on resume); "
+                    "your version is kept as %s", path, kept.name)
+    atomic_write(path, text.encode("utf-8"))
+    return kept
