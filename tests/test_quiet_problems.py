@@ -47,3 +47,15 @@ def test_max_megapixels_must_be_finite(tmp_path, value):
     done = _cli("convert", tmp_path / "g.pth", tmp_path / "in", tmp_path / "out", "--max-megapixels", value)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert done.returncode == 2 and len(errors) == 1 and "--max-megapixels" in errors[0], done.stderr
+
+
+def test_model_endpoint_has_no_null_direction_beside_directions():
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from translate.serving.app import create_app
+
+    spec = ResnetSpec(base_channels=4, n_blocks=1)
+    app = create_app(Translator.from_net(build_net(spec), spec, device="cpu", precision="fp32"))
+    model = TestClient(app, base_url="http://127.0.0.1:8000").get("/model").json()
+    assert model["directions"] and "direction" not in model
