@@ -59,3 +59,19 @@ def test_model_endpoint_has_no_null_direction_beside_directions():
     app = create_app(Translator.from_net(build_net(spec), spec, device="cpu", precision="fp32"))
     model = TestClient(app, base_url="http://127.0.0.1:8000").get("/model").json()
     assert model["directions"] and "direction" not in model
+
+
+def test_folder_conversion_converts_large_inputs_after_small_ones(tmp_path, photo):
+    from translate.data.images import write_image
+    from translate.inference.folder import convert_folder
+
+    spec = ResnetSpec(base_channels=4, n_blocks=1)
+    translator = Translator.from_net(build_net(spec), spec, device="cpu", precision="fp32",
+                                     memory_budget_bytes=8 << 20)  # 512 px runs tiled, 64 px whole
+    assert translator.runs_tiled(512, 512) and not translator.runs_tiled(64, 64)
+    write_image(tmp_path / "in" / "a_big.png", photo("astronaut", 512))
+    for name in ("b", "c"):
+        write_image(tmp_path / "in" / f"{name}_small.png", photo("coffee", 64))
+    order: list[str] = []
+    convert_folder(translator, tmp_path / "in", tmp_path / "out", progress=lambda event: order.append(event.path.name))
+    assert order == ["b_small.png", "c_small.png", "a_big.png"]

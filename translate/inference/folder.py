@@ -22,6 +22,7 @@ from translate.errors import TranslatorError, first_line
 from translate.files import remove_stale_temp_files, walk_files
 from translate.tasks import Prepared, get_task
 from translate.inference.limits import check_megapixels
+from translate.inference.ordering import small_first
 from translate.inference.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class FolderConverter:
 
     def run(self, jobs: list[ConvertJob]) -> None:
         """Convert `jobs` (outputs that exist are replaced only with `overwrite`)."""
-        queue = iter(jobs)
+        queue = iter(small_first(jobs, self.translator.runs_tiled))  # big images wait, not small ones
         batch: list[tuple[ConvertJob, Prepared]] = []
         batch_key: tuple = ()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="translate-io") as pool:
