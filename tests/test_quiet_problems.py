@@ -75,3 +75,15 @@ def test_folder_conversion_converts_large_inputs_after_small_ones(tmp_path, phot
     order: list[str] = []
     convert_folder(translator, tmp_path / "in", tmp_path / "out", progress=lambda event: order.append(event.path.name))
     assert order == ["b_small.png", "c_small.png", "a_big.png"]
+
+
+def test_a_tiled_image_logs_its_progress(photo, caplog, monkeypatch):
+    from translate.inference import row_progress
+
+    monkeypatch.setattr(row_progress, "QUIET_S", 0.0)  # the test image is done in well under the quiet time
+    spec = ResnetSpec(base_channels=4, n_blocks=1)
+    translator = Translator.from_net(build_net(spec), spec, device="cpu", precision="fp32", tile_size=128)
+    with caplog.at_level("INFO", logger="translate.inference"):
+        translator(photo("astronaut", 512))
+    percents = [r.getMessage().split("%")[0].split()[-1] for r in caplog.records if r.getMessage().startswith("image:")]
+    assert len(percents) >= 3 and percents[-1] == "100" and percents == sorted(percents, key=int)

@@ -24,6 +24,7 @@ from translate.data.images import fit_to_format, image_to_tensor, read_image, wr
 from translate.errors import Cancelled, TranslatorError
 from translate.inference.cancelling import install_cancel_checks, watching
 from translate.inference.limits import check_tile_size
+from translate.inference.row_progress import RowProgress
 from translate.inference import normstats, tiling
 from translate.inference.device import (
     activation_bytes_per_px, auto_memory_budget, autocast, available_memory_bytes, resolve_device, resolve_precision,
@@ -314,12 +315,14 @@ class Translator:
             return self._downscaled_input(pixels, (len(rows), len(cols)), max_pixels, read)
 
         image: np.ndarray | None = None
+        progress = RowProgress(height * self.scale)  # a big image logs its rows, not a silent wait
         with torch.inference_mode(), watching(cancel):
             for top, band in self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel):
                 finished = self.finish(band, prepared, top=top)
                 if image is None:
                     image = np.empty((height * self.scale, *finished.shape[1:]), finished.dtype)
                 image[top : top + len(finished)] = finished
+                progress.advance(top + len(finished))
         return image
 
     def _downscaled_input(self, pixels: np.ndarray, padded: tuple[int, int], max_pixels: float,
