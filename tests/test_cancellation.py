@@ -68,3 +68,26 @@ def test_one_clients_cancel_does_not_stop_another_on_the_same_net(photo):
         translator(image, cancel=cancelled)
     thread.join()
     assert outcome["other"].shape == image.shape
+
+
+def test_shutdown_answers_the_request_in_flight_with_503_promptly(big_image):
+    """SIGTERM calls JobQueue.stop() (serving.app.run_server); the job in flight must end as
+    "shutdown" (answered 503) well within uvicorn's grace period, not be dropped."""
+    from translate.serving.app import SHUTDOWN_GRACE_S, _STOP_STATUS
+
+    translator = _translator(memory_budget_bytes=256 << 20)
+    queue = JobQueue(max_concurrent=1, timeout_s=600, poll_s=0.05)
+    stopped_at: list[float] = []
+    started = time.monotonic()
+
+    async def never_leaves() -> bool:
+        if not stopped_at and time.monotonic() - started > 1.0:
+            stopped_at.append(time.monotonic())
+            queue.stop()
+        return False
+
+    with pytest.raises(JobStopped) as err:
+        anyio.run(lambda: queue.run(lambda cancel: translator(big_image, cancel=cancel), is_disconnected=never_leaves))
+    took = time.monotonic() - stopped_at[0]
+    print(f"answered {_STOP_STATUS[err.value.reason]} {took:.2f} s after the shutdown began")
+    assert _STOP_STATUS[err.value.reason] == 503 and took < SHUTDOWN_GRACE_S
