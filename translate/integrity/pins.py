@@ -1,8 +1,8 @@
 """Weights found under a known name are the file that name stands for: checked against the pinned
 sha256 on first use, with the verified size and mtime remembered so each file is hashed once.
 
-The record lives beside the files (`.verified.json`, hidden); a folder we cannot write to (a
-library's read-only cache) is simply hashed again next time. A published file without a published
+The record lives beside the files (`.verified.json`, hidden); a folder we cannot or should not
+write to (a read-only cache, an installed package's folder) is simply hashed again next time. A published file without a published
 hash is pinned at download: `translate weights fetch` records the sha256 it saw, so a file swapped
 in later under that name is caught; a file no fetch recorded is reported "unpinned".
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -47,10 +48,17 @@ def _read_record(folder: Path) -> dict[str, dict]:
 
 
 def _write_record(folder: Path, record: dict[str, dict]) -> None:
+    if _inside_python_install(folder):  # a package's own folder (the lpips layers): never written to
+        return
     try:
         atomic_write(folder / RECORD, json.dumps(record, indent=1, sort_keys=True).encode())
     except OSError as e:  # a read-only cache: we hash again next time, nothing is lost
         log.debug("%s: cannot remember verified weights (%s)", folder, e)
+
+
+def _inside_python_install(folder: Path) -> bool:
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    return any(prefix == folder.resolve() or prefix in folder.resolve().parents for prefix in prefixes)
 
 
 def _stamp(path: Path) -> dict[str, int]:
