@@ -62,8 +62,8 @@ def test_init_from_takes_the_fidelity_generator_and_refuses_another(tmp_path, sr
     assert trainer.ema is not None  # the averages start at the fidelity weights too
     torch.testing.assert_close(trainer.ema.nets["g_ab"].state_dict(), start, rtol=0, atol=0)
     other = _gan_config("realesrgan", sr_data, fidelity, vgg19_weights, **{"generator.n_blocks": 2})
-    with pytest.raises(CheckpointError, match=r"^init_from .*psnr: its generator differs from this run's "
-                                              r"\(n_blocks: 1 there, 2 here\); give this run the same generator"):
+    with pytest.raises(CheckpointError, match=r"^init_from .*psnr: its g_ab \(a_to_b\) differs from this run's g_ab "
+                                              r"in 1 setting \(n_blocks: 1 there, 2 here\); give this run the same"):
         Trainer(other, tmp_path / "gan2")
     missing = _gan_config("realesrgan", sr_data, tmp_path / "nowhere", vgg19_weights)
     with pytest.raises(CheckpointError, match="^init_from: .*nowhere: no such run directory"):

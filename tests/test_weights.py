@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,14 @@ import torch
 
 from translate import weights
 from translate.errors import WeightsError
+from translate.integrity import pins
 
+
+
+@pytest.fixture(autouse=True)
+def stand_ins_allowed(monkeypatch):
+    """These tests put b"x" stand-ins under pinned names; verification is tested in test_weights_integrity."""
+    monkeypatch.setitem(pins._allow, "unverified", True)
 
 def test_locate_order(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
@@ -82,11 +90,11 @@ def test_fetch_downloads_atomically_and_fails_in_one_line_offline(tmp_path, monk
     def offline(*args, **kwargs):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
-    monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(weights.WeightsError, match="download from http.*failed") as info:
         weights.fetch("horse2zebra", tmp_path / "w")
     assert "\n" not in str(info.value)
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["style_monet.pth"]  # no partial file
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == [".verified.json", "style_monet.pth"]  # no partial file
     with pytest.raises(weights.WeightsError, match="unknown published model"):
         weights.fetch("nope", tmp_path / "w")
 
@@ -108,10 +116,10 @@ def test_weights_command_lists_and_fetches(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert str(tmp_path / "w" / "vgg16-397923af.pth") in out
     assert "inception" in out and "missing" in out
-    assert any(line.split()[:3] == ["horse2zebra", "cyclegan", "present"] for line in out.splitlines())
+    assert any(line.split()[:3] == ["horse2zebra", "cyclegan", "verified"] for line in out.splitlines())
     assert main(["weights", "fetch", "nope"]) == 2
     assert "nope: unknown weights" in capsys.readouterr().err
-    monkeypatch.setattr(weights.urllib.request, "urlopen",
+    monkeypatch.setattr(urllib.request, "urlopen",
                         lambda *a, **k: (_ for _ in ()).throw(urllib.error.URLError("offline")))
     assert main(["weights", "fetch", "alexnet", "--dest", str(tmp_path / "w")]) == 1
     assert "alexnet: download from https://download.pytorch.org/models/alexnet-owt-7be5be79.pth failed (offline)" \

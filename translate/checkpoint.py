@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ import torch
 
 from translate.errors import CheckpointError, first_line
 from translate.files import atomic_write
+from translate.integrity.bounds import check_extents
+from translate.integrity.disk import torch_save
 
 FORMAT = "translate-checkpoint"
 FORMAT_VERSION = 1
@@ -81,7 +84,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     from translate import __version__
 
     stamped = {"format": FORMAT, "format_version": FORMAT_VERSION, "translate_version": __version__, **state}
-    atomic_write(path, lambda f: torch.save(stamped, f))
+    atomic_write(path, lambda f: torch_save(stamped, f, path))  # a full disk says so; the old file stays
 
 
 def load_file(path: str | Path) -> Any:
@@ -92,22 +95,27 @@ def load_file(path: str | Path) -> Any:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's advice on pickle protocols is not for our users
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower():
+        if "weights only" in str(e).lower() and not _torch_cause(e).startswith("Unsupported operand"):
             raise CheckpointError(f"{path}: refused: it holds Python objects besides tensors and plain values, "
                                   f"and loading those could run code ({_torch_cause(e)})") from e
         raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
     except Exception as e:  # noqa: BLE001 - whatever the bytes make torch's reader raise, the file is at fault
         raise CheckpointError(f"{path}: {_UNREADABLE} ({_torch_cause(e)})") from e
+    return check_extents(obj, path)  # before any net is built from it: a tiny file cannot claim gigabytes
 
 
 def _torch_cause(error: Exception) -> str:
     """torch's reason in a few words: the first sentence of its first line; the rest is advice on
     torch.load flags (such as turning the weights-only safety check off) that is wrong for our users."""
-    for line in str(error).splitlines():
+    lines = str(error).splitlines()
+    for i, line in enumerate(lines):
         if "WeightsUnpickler error:" in line:  # names the object the file would have made torch import
-            return line.split("WeightsUnpickler error:", 1)[1].strip().split(". ")[0]
+            after = [line.split("WeightsUnpickler error:", 1)[1], *lines[i + 1:]]
+            return next((text.strip() for text in after if text.strip()), "").split(". ")[0]
     if isinstance(error, KeyError):  # the legacy reader's opcode lookup: the file is not a pickle at all
         return "not a pickle or zip archive"
     return first_line(error).split(". ")[0]

@@ -12,22 +12,23 @@ loadable as a weights-only state dict), and only then renamed into place.
 """
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import importlib.util
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Literal
 
 from translate.errors import WeightsError
 from translate.files import atomic_write
+from translate.integrity.download import DownloadLimits
+from translate.integrity.pins import pin_at_download, require_verified, sha256_of
 
 DEFAULT_DIR = Path("weights")
 _PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
 _CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
 _TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
 _LPIPS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth"
+DOWNLOAD_LIMITS = DownloadLimits()  # whole-download deadline, per-read time-out, minimum rate
 
 
 @dataclass(frozen=True)
@@ -110,18 +111,9 @@ def locate(name: str, explicit: str | Path | None = None, weights_dir: str | Pat
     candidates = [Path(weights_dir) / file, *library_copies(name)]
     for path in candidates:
         if path.is_file():
-            return path
+            return require_verified(path, name, FEATURE_WEIGHTS[name].sha256)  # hashed once, then remembered
     raise WeightsError(f"{name}: weights not found (looked for {', '.join(map(str, candidates))}); "
                        f"get them with `translate weights fetch {name}`, or give the file's path")
-
-
-def sha256_of(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def matches_published(name: str, sha256: str) -> bool:
@@ -137,7 +129,7 @@ def fetch_feature(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: b
     weights = FEATURE_WEIGHTS[name]
     dest = Path(dest_dir) / weights.file
     if dest.is_file() and not overwrite:
-        return dest
+        return require_verified(dest, name, weights.sha256)
 
     def check(tmp: Path) -> None:
         digest = sha256_of(tmp)
@@ -151,20 +143,13 @@ def fetch_feature(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: b
 
 
 def _downloader(name: str, url: str, dest: Path, timeout_s: float) -> Callable[[BinaryIO], None]:
-    """A writer for atomic_write that streams `url`; failures are one-line WeightsErrors."""
+    """A writer for atomic_write that streams `url` within DownloadLimits; failures are one-line WeightsErrors."""
+    from translate.integrity.download import stream
+
+    limits = dataclasses.replace(DOWNLOAD_LIMITS, read_timeout_s=min(timeout_s, DOWNLOAD_LIMITS.read_timeout_s))
 
     def download(out: BinaryIO) -> None:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout_s) as response:
-                expected = response.headers.get("Content-Length")
-                size = 0
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    size += len(chunk)
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise WeightsError(f"{name}: download from {url} failed ({reason}); check the network, "
-                               f"or download the file by hand and save it as {dest}") from e
+        size, expected = stream(url, out, limits, name=name)
         if expected is not None and size != int(expected):
             raise WeightsError(f"{name}: download from {url} truncated ({size} of {expected} bytes); try again")
 
@@ -179,6 +164,7 @@ class PublishedModel:
     url: str
     method: Literal["pix2pix", "cyclegan"]  # pix2pix: U-Net 256 + batch norm; CycleGAN: ResNet 9 blocks
     description: str
+    sha256: str | None = None  # none published by the reference project; pinned at download (integrity.pins)
 
 
 def _pix2pix(file: str, description: str) -> PublishedModel:
@@ -231,7 +217,7 @@ def resolve(name: str, weights_dir: str | Path = DEFAULT_DIR) -> Path:
     """The downloaded file of published model `name`; a WeightsError says how to get it."""
     path = local_path(name, weights_dir)
     if path.is_file():
-        return path
+        return require_verified(path, name, PUBLISHED[name].sha256 if name in PUBLISHED else None)
     if name in PUBLISHED:
         raise WeightsError(
             f"{name}: published model not downloaded yet (expected {path}); "
@@ -252,8 +238,9 @@ def fetch(name: str, dest_dir: str | Path = DEFAULT_DIR, *, overwrite: bool = Fa
     model = PUBLISHED[name]
     dest = local_path(name, dest_dir)
     if dest.is_file() and not overwrite:
-        return dest
+        return require_verified(dest, name, model.sha256)
     atomic_write(dest, _downloader(name, model.url, dest, timeout_s), check=lambda tmp: _check_state_dict(tmp, name))
+    pin_at_download(dest)  # no published hash: the one seen at download pins the name from now on
     return dest
 
 

@@ -18,11 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"translate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    from translate.cli import models, training, weights
+    from translate.cli import models, safety, training, weights
 
     training.add_commands(sub)
     models.add_commands(sub)
     weights.add_commands(sub)
+    safety.add_safety_flags(sub)
     return parser
 
 
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from translate.cli.safety import apply_safety_flags
+
+    apply_safety_flags(args)
     return run_command(args.func, args)
 
 

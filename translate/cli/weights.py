@@ -27,19 +27,21 @@ def _add_weights(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from translate import weights
+    from translate.integrity import pins
     from translate.errors import WeightsError
 
     print("feature networks (losses and metrics; looked for in the weights folder, then the library's copy):")
     for name, entry in weights.FEATURE_WEIGHTS.items():
         try:
-            where = str(weights.locate(name, weights_dir=args.weights_dir))
-        except WeightsError:
-            where = "missing"
+            where = weights.locate(name, weights_dir=args.weights_dir)
+            where = f"{pins.status(where, entry.sha256)}: {where}"
+        except WeightsError as e:
+            where = "mismatch: " + str(e).split(": sha256")[0] if "pinned" in str(e) else "missing"
         print(f"  {name:12s} {entry.description}\n  {'':12s} {where}")
     print(f"published generators (`translate convert NAME`; in {args.weights_dir}/):")
     for model in weights.PUBLISHED.values():
-        present = "present" if weights.local_path(model.name, args.weights_dir).is_file() else "missing"
-        print(f"  {model.name:30s} {model.method:9s} {present:8s} {model.description}")
+        present = pins.status(weights.local_path(model.name, args.weights_dir), model.sha256)
+        print(f"  {model.name:30s} {model.method:9s} {present:9s} {model.description}")
     return 0
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from translate.errors import ExportError, first_line
+from translate.export.scrub import scrub_onnx, scrub_program
 from translate.export.read import METADATA_KEY, read_bytes, read_contract, runner  # noqa: F401 - read_contract: API
 from translate.inference import normstats, tiling
 from translate.inference.runner import reflect_pad
@@ -193,7 +194,7 @@ def _onnx_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, An
             output_names=["output"], dynamic_shapes=({0: "batch", 2: "height", 3: "width"},),
             verbose=False,
         )
-    model = program.model_proto
+    model = scrub_onnx(program.model_proto)  # no stack traces: they hold this machine's paths
     model.producer_name = "translate"
     model.producer_version = str(contract["translate_version"])
     model.doc_string = _summary(contract)
@@ -216,7 +217,7 @@ def _pt2_bytes(net: nn.Module, example: torch.Tensor, contract: Mapping[str, Any
         warnings.simplefilter("ignore")
         program = torch.export.export(net, (example,), dynamic_shapes=({0: dynamic, 2: dynamic, 3: dynamic},))
         buffer = io.BytesIO()
-        torch.export.save(program, buffer, extra_files={METADATA_KEY: json.dumps(contract, default=str)})
+        torch.export.save(scrub_program(program), buffer, extra_files={METADATA_KEY: json.dumps(contract, default=str)})
     return buffer.getvalue()
 
 

@@ -22,6 +22,8 @@ from translate.data.images import IMAGE_SUFFIXES, fit_to_format, image_size, rea
 from translate.errors import TranslatorError, first_line
 from translate.files import remove_stale_temp_files, walk_files
 from translate.tasks import Prepared
+from translate.inference.limits import check_megapixels
+from translate.inference.ordering import small_first
 from translate.inference.translator import Translator
 
 log = logging.getLogger(__name__)
@@ -218,8 +220,7 @@ class FolderConverter:
     def __init__(self, translator: Translator, *, overwrite: bool = False, workers: int = 2,
                  max_batch: int | None = None, progress: Callable[[ConvertEvent], None] | None = None,
                  max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> None:
-        if not max_megapixels > 0:
-            raise TranslatorError(f"--max-megapixels: must be positive, got {max_megapixels}")
+        check_megapixels(max_megapixels)  # inf would turn the limit off silently
         self.translator = translator
         self.max_megapixels = max_megapixels
         self.overwrite = overwrite
@@ -243,7 +244,7 @@ class FolderConverter:
 
     def run(self, jobs: list[ConvertJob]) -> None:
         """Convert `jobs` (outputs that exist are replaced only with `overwrite`)."""
-        queue = iter(jobs)
+        queue = iter(small_first(jobs, self.translator.runs_tiled))  # big images wait, not small ones
         batch: list[tuple[ConvertJob, Prepared]] = []
         batch_key: tuple = ()
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="translate-io") as pool:

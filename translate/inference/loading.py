@@ -18,6 +18,7 @@ from translate.checkpoint import is_translate_checkpoint, load_file, resolve_che
 from translate.direction import DIRECTIONS, Direction, generator_name
 from translate.errors import CheckpointError, ConfigError, TranslateError, TranslatorError, WeightsError, first_line
 from translate.inference.contract import ModelContract, ModelSource
+from translate.integrity.bounds import check_net_fits
 from translate.tasks import get_task
 
 log = logging.getLogger(__name__)
@@ -167,9 +168,13 @@ def _rebuild(checkpoint: Mapping[str, Any], name: str, path: Path) -> tuple[Any,
         raise CheckpointError(f"{path}: checkpoint has weights for {name} but no spec")
     try:
         spec = spec_from_dict(checkpoint["specs"][name])
+    except TranslateError as e:
+        raise CheckpointError(f"{path}: cannot rebuild {name}: {first_line(e)}") from e
+    # A run that averages its generator weights (optim.ema_decay) converts with the averages.
+    weights = (checkpoint.get("ema") or {}).get(name, checkpoint["nets"][name])
+    check_net_fits(build_net, spec, weights, path, name)  # counted on the meta device first
+    try:
         net = build_net(spec)
-        # A run that averages its generator weights (optim.ema_decay) converts with the averages.
-        weights = (checkpoint.get("ema") or {}).get(name, checkpoint["nets"][name])
         net.load_state_dict(weights, strict=True)
     except (TranslateError, ValueError, RuntimeError) as e:  # a stored spec or weights torch refuses
         raise CheckpointError(f"{path}: cannot rebuild {name}: {first_line(e)}") from e

@@ -20,7 +20,9 @@ from torch import nn
 from translate.data.images import image_to_tensor
 from translate.errors import Cancelled, TranslatorError
 from translate.inference import normstats, tiling
+from translate.inference.cancelling import install_cancel_checks, watching
 from translate.inference.contract import ModelContract
+from translate.inference.limits import check_tile_size
 from translate.inference.device import (
     activation_bytes_per_px, auto_memory_budget, autocast, available_memory_bytes, resolve_device, resolve_precision,
 )
@@ -76,6 +78,7 @@ class TiledRunner:
         contract, multiple = self.contract, self.contract.size_multiple
         if tile_size is None:
             return None
+        check_tile_size(tile_size)  # 1e23 is a typo, not a multiple to round to
         if tile_size < multiple or tile_size % multiple:
             suggestion = max(multiple, tile_size // multiple * multiple)
             raise TranslatorError(f"tile_size: {tile_size} must be a multiple of {multiple} for "
@@ -94,6 +97,7 @@ class TiledRunner:
             p.requires_grad_(False)
         # Layers that normalise with their input's statistics get whole-image stats when tiling.
         self.norm_context = normstats.install_stat_norms(net, batch_stats=self.mode == "paper")
+        install_cancel_checks(net)  # a whole-image pass stops within a layer of its cancel token
         if self.mode == "paper":
             # The pix2pix paper (section 3.1, and its code's default test) keeps dropout on at
             # test time as the generator's noise source. Set once here, never per call.
@@ -193,7 +197,7 @@ class TiledRunner:
         n, _, height, width = x.shape
         pad = self.padding(height, width)
         s = self.contract.scale
-        with torch.inference_mode():
+        with torch.inference_mode(), watching(cancel):
             padded = reflect_pad(x.to(self.device, torch.float32, non_blocking=True), pad)
             tile = self.tile_plan(padded.shape[-2], padded.shape[-1], n)
             if tile is None:

@@ -20,7 +20,9 @@ from torch import nn
 
 from translate.data.images import fit_to_format, read_image, write_image
 from translate.errors import TranslatorError
+from translate.inference.cancelling import watching
 from translate.inference.contract import ModelContract, ModelSource
+from translate.inference.row_progress import RowProgress
 from translate.inference.loading import LoadedModel, load_model
 from translate.inference.options import InferenceOptions
 from translate.inference.runner import TiledRunner, reflect_pad  # noqa: F401 - reflect_pad: API
@@ -157,12 +159,14 @@ class Translator:
         if tile is None:
             return self.finish(self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0], prepared)
         image: np.ndarray | None = None
-        with torch.inference_mode():
+        progress = RowProgress(height * self.scale)  # a big image logs its rows, not a silent wait
+        with torch.inference_mode(), watching(cancel):
             for top, band in self.runner.pixel_bands(prepared.pixels, tile, exact=exact, cancel=cancel):
                 finished = self.finish(band, prepared, top=top)
                 if image is None:
                     image = np.empty((height * self.scale, *finished.shape[1:]), finished.dtype)
                 image[top : top + len(finished)] = finished
+                progress.advance(top + len(finished))
         return image
 
     # ------------------------------------------------------------ tensors

@@ -217,6 +217,8 @@ def _model_info(translators: Mapping[str, Translator], *, max_upload_bytes: int,
     default = translators[default_direction]
     contract = model_contract(default, config={})
     contract.pop("config")
+    if contract.get("direction") is None:  # a net without one: "directions" says what there is
+        contract.pop("direction", None)
     return {
         **contract,
         "directions": list(translators),

@@ -16,10 +16,12 @@ from translate import distributed
 from translate.checkpoint import LATEST, checkpoint_dir, load_checkpoint
 from translate.config import TrainConfig
 from translate.recipes import resume_config
+from translate.data.collate import collate_samples
 from translate.errors import CheckpointError, ConfigError, TranslateError
 from translate.inference.device import autocast
 from translate.methods import METHODS
 from translate.methods.base import GanMethod
+from translate.training import readable
 from translate.training.checkpoints import Checkpointer
 from translate.training.ema import WeightAverage
 from translate.training.log import TrainingLog
@@ -136,7 +138,7 @@ class Trainer:
                                length=self.config.data.samples_per_epoch)
         return DataLoader(self.train_set, batch_size=self.config.optim.batch_size, sampler=sampler,
                           num_workers=self.config.data.workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False)
+                          persistent_workers=False, collate_fn=collate_samples)  # mixed sizes: one line
 
     def _to_device(self, batch: dict[str, Any]) -> dict[str, Tensor]:
         fmt = torch.channels_last if self.config.runtime.channels_last else torch.contiguous_format
@@ -170,7 +172,7 @@ class Trainer:
         cfg = self.config
         self.checkpoints.start()
         if self.rank == 0:
-            (self.run_dir / "config.yaml").write_text(cfg.to_yaml())
+            readable.write_run_config(self.run_dir, cfg.to_yaml(), cfg.to_dict())  # keeps a user's edit
         log.info("run %s: %s, %d training items, device %s, step %d of %d, epoch %d of %d", self.run_dir,
                  cfg.method, len(self.train_set), self.device, self.step, self.total_steps, self.epoch + 1,
                  self.total_epochs)

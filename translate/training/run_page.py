@@ -4,7 +4,6 @@ system with no server and no internet: styles and charts (translate.training.cha
 only other things it shows are the run's own sample images, by relative path."""
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from translate.training import readable
 from translate.training.charts import Series, downsample, line_chart, moving_average
 from translate.errors import CheckpointError
 from translate.files import atomic_write
@@ -43,8 +43,7 @@ def read_rows(path: Path) -> list[dict[str, float]]:
     Blank or non-numeric cells become NaN."""
     if not path.is_file():
         return []
-    with path.open(newline="", errors="replace") as f:
-        rows = list(csv.DictReader(f))
+    rows = readable.csv_rows(path)  # a line that is not UTF-8 is skipped and named, not a traceback
     by_step: dict[float, dict[str, float]] = {}
     for row in rows:
         parsed = {k: _number(v) for k, v in row.items() if k is not None}
@@ -193,10 +192,7 @@ pre { background: #f6f6f6; padding: 10px; overflow: auto; max-height: 480px; }
 
 def render(run_dir: Path, status: RunStatus) -> str:
     """The page's HTML for the files now in `run_dir`."""
-    import yaml
-
-    config_text = (run_dir / "config.yaml").read_text(errors="replace") if (run_dir / "config.yaml").is_file() else ""
-    config = yaml.safe_load(config_text) if config_text else {}
+    config_text, config = readable.config_yaml(run_dir / "config.yaml")  # an invalid one: skipped, named
     loss_rows, val_rows = read_rows(run_dir / "log.csv"), read_rows(run_dir / "val.csv")
     losses = "".join(loss_charts(loss_rows)) or "<p class='muted'>No losses logged yet.</p>"
     vals = "".join(val_charts(val_rows, status.best)) or "<p class='muted'>No validation figures yet.</p>"

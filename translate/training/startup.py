@@ -96,13 +96,15 @@ def init_generators(method: GanMethod, source: str) -> None:
             raise CheckpointError(f"init_from {source}: holds no {name} generator "
                                   f"(it holds {', '.join(m.net_name for m in models)})")
         want, got = spec_to_dict(method.specs[name]), spec_to_dict(found[0].spec)
+        taken = f"its {found[0].net_name} ({found[0].direction})" if found[0].direction else "its generator"
         if want != got:
-            diffs = ", ".join(f"{k}: {got.get(k)!r} there, {want.get(k)!r} here"
-                              for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k))
-            raise CheckpointError(f"init_from {source}: its generator differs from this run's ({diffs}); "
-                                  "give this run the same generator (--generator, --set generator.FIELD=...)")
+            keys = [k for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]
+            diffs = "; ".join(f"{k}: {got.get(k)!r} there, {want.get(k)!r} here" for k in keys[:3])
+            raise CheckpointError(f"init_from {source}: {taken} differs from this run's {name} in {len(keys)} "
+                                  f"setting{'s' * (len(keys) > 1)} ({diffs}{'; ...' * (len(keys) > 3)}); give "
+                                  "this run the same generator (--generator, --set generator.FIELD=...)")
         method.nets[name].load_state_dict(found[0].net.state_dict())
-        log.info("%s starts from the weights of %s", name, source)
+        log.info("%s starts from %s of %s", name, taken, source)
 
 
 def compile_nets(method: GanMethod, device: torch.device) -> None:
