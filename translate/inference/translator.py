@@ -48,6 +48,10 @@ def reflect_pad(x: torch.Tensor, pad: tiling.Padding) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the Translator
+# progress(done, total): net passes done of the image's total, reported after each pass.
+Progress = Callable[[int, int], None]
+
+
 def _stop_if_cancelled(cancel: threading.Event | None) -> None:
     """Raise Cancelled once `cancel` is set; called before each net pass, the unit of work."""
     if cancel is not None and cancel.is_set():
@@ -167,10 +171,12 @@ class Translator:
         return cls(LoadedModel(net, spec, task=task), (options or InferenceOptions()).replace(**changes))
 
     # ------------------------------------------------------------ images
-    def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None) -> np.ndarray:
+    def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None,
+                 progress: Progress | None = None) -> np.ndarray:
         """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`.
-        Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`."""
-        return self.translate_prepared(self.prepare(image), cancel=cancel)
+        Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`;
+        `progress(done, total)` hears of each net pass (tiles and the statistics pass)."""
+        return self.translate_prepared(self.prepare(image), cancel=cancel, progress=progress)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The task adapter's net input for `image` (thread-safe, CPU only)."""
@@ -288,8 +294,9 @@ class Translator:
         output_bytes = 4 * self.spec.out_channels * height * width * self.scale**2
         return self._tile_plan(*padded, 1, whole_reserve_bytes=output_bytes)
 
-    def translate_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None) -> np.ndarray:
-        """The finished image for one prepared input (`cancel` as in `__call__`). A large input
+    def translate_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None,
+                           progress: Progress | None = None) -> np.ndarray:
+        """The finished image for one prepared input (`cancel`, `progress` as in `__call__`). A large input
         runs tile by tile from its integer pixels: each tile becomes floats only while it runs,
         tiles blend into a float band of output rows, and finished rows go straight into the
         output image, the one full-size buffer (see `tiling.RowBands`)."""
@@ -298,7 +305,10 @@ class Translator:
         height, width = pixels.shape[:2]
         tile = self._image_tile_plan(height, width)
         if tile is None:
-            return self.finish(self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0], prepared)
+            output = self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0]
+            if progress is not None:
+                progress(1, 1)
+            return self.finish(output, prepared)
         pad = tiling.padding_for(height, width, self.size_multiple, minimum=self.min_side)
         rows = tiling.padded_index(height, pad.top, pad.bottom)
         cols = tiling.padded_index(width, pad.left, pad.right)
@@ -311,7 +321,8 @@ class Translator:
 
         image: np.ndarray | None = None
         with torch.inference_mode():
-            for top, band in self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel):
+            for top, band in self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel,
+                                               progress):
                 finished = self.finish(band, prepared, top=top)
                 if image is None:
                     image = np.empty((height * self.scale, *finished.shape[1:]), finished.dtype)
@@ -349,7 +360,8 @@ class Translator:
     def _tiled_bands(self, read: Callable[[int, int, int, int], torch.Tensor],
                      downscaled: Callable[[float], torch.Tensor], pad: tiling.Padding,
                      size: tuple[int, int], tile: tuple[int, int], exact: bool,
-                     cancel: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                     cancel: threading.Event | None = None,
+                     progress: Progress | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """One image of `size` (H, W) as overlapping tiles of its padded self, whose windows
         `read(top, bottom, left, right)` gives as (1, C, h, w) floats; `downscaled(max_pixels)` is
         the padded image for the statistics pass. Yields (first output row, finished output rows
@@ -365,12 +377,17 @@ class Translator:
         bands = tiling.RowBands(tops, lefts, tile, pad, size, channels=self.spec.out_channels, scale=self.scale)
         log.debug("tiling %dx%d with %d tiles of %dx%d (overlap >= %d px)",
                   height, width, len(tops) * len(lefts), tile_h, tile_w, overlap)
+        done = int(self._norm_context is not None)  # the statistics pass is one net pass
+        total = done + len(tops) * len(lefts)
         with self._stats_scope(downscaled, exact, cancel):
             for row, top in enumerate(tops):
                 for col, left in enumerate(lefts):
                     _stop_if_cancelled(cancel)
                     y = self._forward(read(top, top + tile_h, left, left + tile_w), exact).to("cpu", torch.float32)
                     bands.add(row, col, y[0].numpy())
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
                 first, finished = bands.finish_row(row)
                 if finished.shape[1]:
                     yield first, torch.from_numpy(finished)
