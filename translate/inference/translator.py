@@ -380,6 +380,8 @@ class Translator:
         done = int(self._norm_context is not None)  # the statistics pass is one net pass
         total = done + len(tops) * len(lefts)
         with self._stats_scope(downscaled, exact, cancel):
+            if progress is not None and done:
+                progress(done, total)
             for row, top in enumerate(tops):
                 for col, left in enumerate(lefts):
                     _stop_if_cancelled(cancel)
