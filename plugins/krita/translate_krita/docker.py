@@ -168,6 +168,7 @@ class TranslateDocker(DockWidget):
             if work.error is not None:
                 raise work.error
             self.on_done(work.result)
+            self.bar.setValue(self.bar.maximum())  # done: a full bar until the next Apply
         except client.JobCancelled:
             self.error.setText("cancelled; the document is as it was")
         except Exception as e:  # noqa: BLE001 - one line in the docker
