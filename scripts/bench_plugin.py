@@ -34,12 +34,13 @@ import json, sys, time
 sys.path.insert(0, sys.argv[1])
 from translate_krita import client, pixels
 server, raw, width, height, repeats = sys.argv[2], open(sys.argv[3], "rb").read(), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-model = client.list_models(server)["models"][0]["name"]
+listing = client.list_models(server)
+model, limit = listing["models"][0]["name"], listing["limits"]["max_upload_bytes"]
 runs = []
 for _ in range(repeats):
     t0 = time.perf_counter()
     image = pixels.from_krita(raw, width, height, "RGBA", "U8")
-    png = pixels.encode_png(image)
+    png = pixels.encode_png(image, limit)
     t1 = time.perf_counter()
     answer = client.run_job(server, model, png)
     t2 = time.perf_counter()

@@ -71,11 +71,12 @@ def wait_for_empty_queue(url: str, timeout_s: float = 30.0) -> dict:
 
 
 def krita_layout(image: np.ndarray, color_model: str) -> bytes:
-    """HxWx3 RGB (uint8/uint16) -> Krita's pixel data: B G R A, or gray A."""
-    opaque = np.full(image.shape[:2] + (1,), np.iinfo(image.dtype).max, image.dtype)
+    """HxWx3 RGB or HxWx4 RGBA (uint8/uint16) -> Krita's pixel data: B G R A, or gray A."""
+    alpha = image[:, :, 3:] if image.shape[2] == 4 else np.full(image.shape[:2] + (1,), np.iinfo(image.dtype).max,
+                                                                 image.dtype)
     if color_model == "GRAYA":
-        return np.concatenate([image[:, :, :1], opaque], axis=2).tobytes()
-    return np.concatenate([image[:, :, ::-1], opaque], axis=2).tobytes()
+        return np.concatenate([image[:, :, :1], alpha], axis=2).tobytes()
+    return np.concatenate([image[:, :, 2::-1], alpha], axis=2).tobytes()
 
 
 def from_krita(data: bytes, shape: tuple[int, int], dtype, color_model: str) -> np.ndarray:
@@ -105,7 +106,9 @@ def krita_run(tmp_path_factory):
     # 16 bits whose low byte carries information, so a pass through 8 bits would show.
     photo16 = photo8.astype(np.uint16) * 256 + np.arange(photo8.size).reshape(photo8.shape).astype(np.uint16) % 256
     big = np.ascontiguousarray(_photo("coffee", (512, 512)))
-    inputs = {"rgba8": (photo8, "RGBA", "U8"), "rgba16": (photo16, "RGBA", "U16"),
+    translucent = np.concatenate([photo8, np.linspace(0, 255, photo8[:, :, :1].size).reshape(*SIZE, 1).astype(np.uint8)],
+                                 axis=2)
+    inputs = {"rgba8": (photo8, "RGBA", "U8"), "translucent": (translucent, "RGBA", "U8"), "rgba16": (photo16, "RGBA", "U16"),
               "gray8": (photo8[:, :, 1:2], "GRAYA", "U8"), "big": (big, "RGBA", "U8")}
     files = {}
     for key, (image, model, depth) in inputs.items():
@@ -120,6 +123,7 @@ def krita_run(tmp_path_factory):
     cases = {
         "layer": case("rgba8", "restyle"),
         "selection": case("rgba8", "restyle", selection=list(BOX)),
+        "translucent": case("translucent", "restyle"),
         "inpaint": case("rgba8", "fill", selection=list(BOX)),
         "superres": case("rgba8", "enlarge"),
         "sixteen": case("rgba16", "restyle"),
@@ -182,6 +186,16 @@ def test_a_layer_equals_translator_and_its_source_is_unchanged(krita_run):
     np.testing.assert_array_equal(read(result, "source", SIZE, np.uint8)[:, :, :3], image)
     progress = result["progress"]
     assert progress and progress[-1][0] == progress[-1][1] and [p[0] for p in progress] == sorted(p[0] for p in progress)
+
+
+def test_alpha_comes_back_exact(krita_run):
+    result = result_of(krita_run, "translucent")
+    assert result["error"] is None
+    image = krita_run["inputs"]["translucent"][0]
+    layer = read(result, "result", SIZE, np.uint8)
+    np.testing.assert_array_equal(layer[:, :, 3], image[:, :, 3])
+    expected = translator(krita_run["models"]["restyle"])(image)
+    assert psnr(layer[:, :, :3], expected[:, :, :3], 255) >= 50
 
 
 def test_a_selection_sends_its_bounding_box_only(krita_run):

@@ -33,6 +33,7 @@ class Job:
     depth: str
     image: pixels.Rgba
     mask_png: Optional[bytes] = None  # inpainting: the selection, 255 = hole
+    max_upload_bytes: Optional[int] = None  # the service's limit (GET /models), for the PNG's compression
 
     @property
     def scale(self) -> int:
@@ -82,13 +83,15 @@ def prepare(doc: Any, node: Any, model: dict[str, Any], limits: Optional[dict[st
         mask_png = pixels.encode_mask_png(bytes(selection.pixelData(x, y, width, height)), width, height)
     data = bytes(node.pixelData(x, y, width, height))
     image = pixels.from_krita(data, width, height, node.colorModel(), node.colorDepth())
-    return Job(model, node, x, y, width, height, node.colorModel(), node.colorDepth(), image, mask_png)
+    return Job(model, node, x, y, width, height, node.colorModel(), node.colorDepth(), image, mask_png,
+               (limits or {}).get("max_upload_bytes"))
 
 
 def translate(server: str, job: Job, *, progress: Optional[client.Progress] = None,
               cancel: Optional[threading.Event] = None) -> pixels.Rgba:
     """Send the job to the service and decode its answer at the job's depth. Any thread."""
-    answer = client.run_job(server, job.model["name"], pixels.encode_png(job.image), job.mask_png,
+    upload = job.max_upload_bytes - len(job.mask_png or b"") if job.max_upload_bytes else None
+    answer = client.run_job(server, job.model["name"], pixels.encode_png(job.image, upload), job.mask_png,
                             progress=progress, cancel=cancel)
     try:
         result = pixels.decode_png(answer, job.image.bits, job.image.alpha)

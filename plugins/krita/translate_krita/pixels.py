@@ -17,9 +17,11 @@ from PyQt5.QtGui import QImage
 Samples = Union[bytearray, array]  # 8-bit bytes or 16-bit array('H')
 SUPPORTED_MODELS = ("RGBA", "GRAYA")
 SUPPORTED_DEPTHS = ("U8", "U16")
-# PNG compression as Qt's quality (0 smallest .. 100 fastest); 80 is zlib level 2: a 2048x2048
-# photo encodes several times faster than at the default, for a larger but still lossless file.
-PNG_QUALITY = 80
+# Qt's PNG quality: 90 and above store the pixels uncompressed (a 2048x2048 photo in 0.3 s; a
+# service on this machine reads 13 MB as fast as 4), 80 is zlib level 2 (0.7 s) for uploads that
+# would not fit the service's limit uncompressed.
+STORED, COMPRESSED = 100, 80
+_PNG_OVERHEAD = 1 << 16  # chunk headers, per-row filter bytes and the multipart envelope, with room
 
 
 class UnsupportedImage(Exception):
@@ -104,29 +106,43 @@ def _rows(qimage: QImage, row_bytes: int) -> bytes:
     return b"".join(data[y * stride: y * stride + row_bytes] for y in range(qimage.height()))
 
 
-def encode_png(image: Rgba) -> bytes:
-    """Rgba -> PNG file bytes of the same depth, with alpha."""
-    fmt = QImage.Format_RGBA8888 if image.bits == 8 else QImage.Format_RGBA64
-    return _save_png(_qimage(image, fmt))
+def is_opaque(image: Rgba) -> bool:
+    """Whether every alpha sample is the depth's maximum (then RGB goes out: a quarter smaller)."""
+    full = b"\xff" if image.bits == 8 else array("H", [65535])
+    return image.alpha == full * (image.width * image.height)
+
+
+def encode_png(image: Rgba, max_bytes: int | None = None) -> bytes:
+    """Rgba -> PNG file bytes of the same depth: RGB when opaque, else with alpha; stored
+    uncompressed (fastest) unless that would exceed `max_bytes`."""
+    opaque = is_opaque(image)
+    if image.bits == 8:
+        fmt = QImage.Format_RGBX8888 if opaque else QImage.Format_RGBA8888
+    else:
+        fmt = QImage.Format_RGBX64 if opaque else QImage.Format_RGBA64
+    stored = image.width * image.height * (3 if opaque else 4) * image.bits // 8 + image.height + _PNG_OVERHEAD
+    quality = STORED if max_bytes is None or stored <= max_bytes else COMPRESSED
+    return _save_png(_qimage(image, fmt), quality)
 
 
 def encode_mask_png(mask: bytes, width: int, height: int) -> bytes:
     """One byte per pixel (Krita's selection: 255 selected) -> 8-bit grey PNG bytes."""
-    return _save_png(QImage(bytes(mask), width, height, width, QImage.Format_Grayscale8).copy())
+    return _save_png(QImage(bytes(mask), width, height, width, QImage.Format_Grayscale8).copy(), COMPRESSED)
 
 
-def _save_png(qimage: QImage) -> bytes:
+def _save_png(qimage: QImage, quality: int) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.WriteOnly)
-    if not qimage.save(buffer, "PNG", PNG_QUALITY):
+    if not qimage.save(buffer, "PNG", quality):
         raise UnsupportedImage("could not encode the image as PNG")
     buffer.close()
     return bytes(data)
 
 
 def decode_png(data: bytes, bits: int, alpha: Samples) -> Rgba:
-    """PNG bytes -> Rgba at `bits`; a result without alpha takes `alpha` (the source's, same size)."""
+    """PNG bytes -> Rgba at `bits`; a result without alpha takes `alpha` (the source's) when of its
+    size, else stays opaque."""
     qimage = QImage.fromData(data, "PNG")
     if qimage.isNull():
         raise UnsupportedImage("the service answered something that is not a PNG image")
@@ -134,8 +150,7 @@ def decode_png(data: bytes, bits: int, alpha: Samples) -> Rgba:
     qimage = qimage.convertToFormat(QImage.Format_RGBA8888 if bits == 8 else QImage.Format_RGBA64)
     width, height = qimage.width(), qimage.height()
     samples = _samples(_rows(qimage, 4 * width * bits // 8), "U8" if bits == 8 else "U16")
-    if not has_alpha:
-        if len(alpha) != width * height:
-            raise UnsupportedImage(f"the result is {width}x{height}, but has no alpha channel of its own")
-        samples[3::4] = alpha
+    if not has_alpha and len(alpha) == width * height:
+        samples[3::4] = alpha  # inpainting answers RGB: the source's alpha goes back on
+    # Otherwise Qt made it opaque: an enlarged result without alpha came from an opaque (RGB) upload.
     return Rgba(width, height, bits, samples)
