@@ -1,5 +1,6 @@
-"""Command line: demo / train / convert / prepare / eval / export / serve / info / weights. Parses arguments,
-calls library code; the only code that exits. Commands live in `training.py`, `models.py` and `weights.py`."""
+"""Command line: demo / train / convert / prepare / eval / export / serve / plugin / info / weights. Parses
+arguments, calls library code; the only code that exits. Commands live in `training.py`, `models.py`,
+`serving.py`, `plugin.py` and `weights.py`."""
 from __future__ import annotations
 
 import argparse
@@ -18,10 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"translate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    from translate.cli import models, safety, training, weights
+    from translate.cli import models, plugin, safety, serving, training, weights
 
     training.add_commands(sub)
     models.add_commands(sub)
+    serving.add_commands(sub)
+    plugin.add_commands(sub)
     weights.add_commands(sub)
     safety.add_safety_flags(sub)
     return parser

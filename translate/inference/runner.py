@@ -30,6 +30,9 @@ from translate.inference.options import InferenceOptions
 
 log = logging.getLogger(__name__)
 
+# progress(done, total): net passes done of the image's total, reported after each pass.
+Progress = Callable[[int, int], None]
+
 _MAX_BATCH = {"cpu": 8, "cuda": 32}
 # (top, bottom, left, right) -> (1, C, bottom - top, right - left) float window of the padded input.
 ReadWindow = Callable[[int, int, int, int], torch.Tensor]
@@ -214,7 +217,8 @@ class TiledRunner:
             return out
 
     def pixel_bands(self, pixels: np.ndarray, tile: tuple[int, int], *, exact: bool = False,
-                    cancel: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                    cancel: threading.Event | None = None,
+                    progress: Progress | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """A large HxWxC_in integer image run as `tile`-sized tiles straight from its pixels (each
         tile becomes floats only while it runs): yields (first output row, finished output rows
         (C_out, n, s*W) float32 on the CPU, valid until the next item) from the top down. Iterate
@@ -230,7 +234,7 @@ class TiledRunner:
         def downscaled(max_pixels: float) -> torch.Tensor:
             return self._downscaled_input(pixels, (len(rows), len(cols)), max_pixels, read)
 
-        yield from self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel)
+        yield from self._tiled_bands(read, downscaled, pad, (height, width), tile, exact, cancel, progress)
 
     def _downscaled_input(self, pixels: np.ndarray, padded: tuple[int, int], max_pixels: float,
                           read: ReadWindow) -> torch.Tensor:
@@ -262,7 +266,8 @@ class TiledRunner:
 
     def _tiled_bands(self, read: ReadWindow, downscaled: Callable[[float], torch.Tensor], pad: tiling.Padding,
                      size: tuple[int, int], tile: tuple[int, int], exact: bool,
-                     cancel: threading.Event | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                     cancel: threading.Event | None = None,
+                     progress: Progress | None = None) -> Iterator[tuple[int, torch.Tensor]]:
         """One image of `size` (H, W) as overlapping tiles of its padded self, whose windows
         `read(top, bottom, left, right)` gives as (1, C, h, w) floats; `downscaled(max_pixels)` is
         the padded image for the statistics pass. Yields as `pixel_bands` does."""
@@ -278,12 +283,19 @@ class TiledRunner:
                                 scale=self.contract.scale)
         log.debug("tiling %dx%d with %d tiles of %dx%d (overlap >= %d px)",
                   height, width, len(tops) * len(lefts), tile_h, tile_w, overlap)
+        done = int(self.norm_context is not None)  # the statistics pass is one net pass
+        total = done + len(tops) * len(lefts)
         with self._stats_scope(downscaled, exact, cancel):
+            if progress is not None and done:
+                progress(done, total)
             for row, top in enumerate(tops):
                 for col, left in enumerate(lefts):
                     stop_if_cancelled(cancel)
                     y = self.forward(read(top, top + tile_h, left, left + tile_w), exact).to("cpu", torch.float32)
                     bands.add(row, col, y[0].numpy())
+                    done += 1
+                    if progress is not None:
+                        progress(done, total)
                 first, finished = bands.finish_row(row)
                 if finished.shape[1]:
                     yield first, torch.from_numpy(finished)

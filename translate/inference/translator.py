@@ -25,7 +25,7 @@ from translate.inference.contract import ModelContract, ModelSource
 from translate.inference.row_progress import RowProgress
 from translate.inference.loading import LoadedModel, load_model
 from translate.inference.options import InferenceOptions
-from translate.inference.runner import TiledRunner, reflect_pad  # noqa: F401 - reflect_pad: API
+from translate.inference.runner import Progress, TiledRunner, reflect_pad  # noqa: F401 - reflect_pad: API
 from translate.tasks import Prepared, TaskAdapter, get_task
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,12 @@ class Translator:
         return self.runner.tile_size
 
     # ------------------------------------------------------------ images
-    def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None) -> np.ndarray:
+    def __call__(self, image: np.ndarray, *, cancel: threading.Event | None = None,
+                 progress: Progress | None = None) -> np.ndarray:
         """Translate one HxW / HxWxC uint8/uint16 image; same dtype, size times `scale`.
-        Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`."""
-        return self.translate_prepared(self.prepare(image), cancel=cancel)
+        Once `cancel` is set, the next net pass (each tile, when tiling) raises `Cancelled`;
+        `progress(done, total)` hears of each net pass (tiles and the statistics pass)."""
+        return self.translate_prepared(self.prepare(image), cancel=cancel, progress=progress)
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """The task adapter's net input for `image` (thread-safe, CPU only)."""
@@ -149,24 +151,29 @@ class Translator:
         write_image(dst, fit_to_format(self(read_image(src)), dst.suffix), in_place=True)  # the image is ours
         return dst
 
-    def translate_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None) -> np.ndarray:
-        """The finished image for one prepared input (`cancel` as in `__call__`). A large input
-        runs tile by tile from its integer pixels: tiles blend into a float band of output rows,
-        and finished rows go straight into the output image, the one full-size buffer."""
+    def translate_prepared(self, prepared: Prepared, *, cancel: threading.Event | None = None,
+                           progress: Progress | None = None) -> np.ndarray:
+        """The finished image for one prepared input (`cancel`, `progress` as in `__call__`). A large
+        input runs tile by tile from its integer pixels: tiles blend into a float band of output
+        rows, and finished rows go straight into the output image, the one full-size buffer."""
         exact = self.wants_exact(prepared)
         height, width = prepared.pixels.shape[:2]
         tile = self.runner.image_tile_plan(height, width)
         if tile is None:
-            return self.finish(self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0], prepared)
+            output = self.run_net(prepared.tensor[None], exact=exact, cancel=cancel)[0]
+            if progress is not None:
+                progress(1, 1)
+            return self.finish(output, prepared)
         image: np.ndarray | None = None
-        progress = RowProgress(height * self.scale)  # a big image logs its rows, not a silent wait
+        rows = RowProgress(height * self.scale)  # a big image logs its rows, not a silent wait
         with torch.inference_mode(), watching(cancel):
-            for top, band in self.runner.pixel_bands(prepared.pixels, tile, exact=exact, cancel=cancel):
+            for top, band in self.runner.pixel_bands(prepared.pixels, tile, exact=exact, cancel=cancel,
+                                                     progress=progress):
                 finished = self.finish(band, prepared, top=top)
                 if image is None:
                     image = np.empty((height * self.scale, *finished.shape[1:]), finished.dtype)
                 image[top : top + len(finished)] = finished
-                progress.advance(top + len(finished))
+                rows.advance(top + len(finished))
         return image
 
     # ------------------------------------------------------------ tensors

@@ -1,9 +1,13 @@
 """The service's net passes: a bounded queue whose jobs stop when their client leaves, their time
-limit passes or the service shuts down, and whose depth /health reports."""
+limit passes or the service shuts down, and whose depth /health reports; and the job API's
+records (`JobStore`): state, progress and results kept for a bounded time and memory."""
 from __future__ import annotations
 
+import secrets
 import threading
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -135,3 +139,97 @@ class JobQueue:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["result"]
+
+
+# ---------------------------------------------------------------- the job API's records
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+FINISHED: tuple[JobState, ...] = ("done", "failed", "cancelled")
+
+
+@dataclass
+class Job:
+    """One POST /jobs translation: its state, progress in net passes, and its result or error."""
+
+    id: str
+    model: str
+    state: JobState = "queued"
+    done: int = 0  # net passes (tiles, the statistics pass) done of `total`; 0 of 0 until it runs
+    total: int = 0
+    error: str | None = None
+    status: int | None = None  # the HTTP status its error would have had on POST /translate
+    result: bytes | None = None
+    media_type: str = ""
+    finished_at: float | None = None
+    cancel_requested: bool = False
+    runner: Any = None  # the asyncio task running it; held so it is not garbage-collected
+
+    def progress(self, done: int, total: int) -> None:
+        """Translator's progress callback (worker thread): plain int stores, read by GET /jobs/ID."""
+        self.state = "running"
+        if total:
+            self.total, self.done = total, done
+
+    async def cancelled(self) -> bool:
+        """JobQueue's `is_disconnected`: a DELETE stops the job as a leaving client would."""
+        return self.cancel_requested
+
+    def to_dict(self) -> dict[str, Any]:
+        status = {"id": self.id, "model": self.model, "state": self.state,
+                  "progress": {"done": self.done, "total": self.total}}
+        if self.error is not None:
+            status["error"] = self.error
+        return status
+
+
+class JobStore:
+    """The job API's jobs by id. Finished jobs are kept `ttl_s` after they end and their results
+    within `max_result_bytes` together (the oldest go first), then dropped; at most `max_jobs`
+    jobs are unfinished at once (each holds its decoded image)."""
+
+    def __init__(self, *, ttl_s: float, max_result_bytes: int, max_jobs: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.max_result_bytes = max_result_bytes
+        self.max_jobs = max_jobs
+        self.clock = clock
+        self._jobs: dict[str, Job] = {}  # in creation order
+
+    def add(self, model: str) -> Job | None:
+        """A new queued job, or None when `max_jobs` are unfinished already."""
+        self._expire()
+        if sum(job.state not in FINISHED for job in self._jobs.values()) >= self.max_jobs:
+            return None
+        job = Job(id=secrets.token_urlsafe(12), model=model)  # unguessable: ids are the only key
+        self._jobs[job.id] = job
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None when unknown or dropped."""
+        self._expire()
+        return self._jobs.get(job_id)
+
+    def remove(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+
+    def finish(self, job: Job, state: JobState, *, result: bytes | None = None, media_type: str = "",
+               error: str | None = None, status: int | None = None) -> None:
+        """Record how `job` ended; then drop results over the memory bound, oldest first."""
+        job.state, job.result, job.media_type, job.error, job.status = state, result, media_type, error, status
+        job.finished_at = self.clock()
+        if state == "done":
+            job.done = job.total = max(job.total, 1)
+        self._expire()
+
+    def _expire(self) -> None:
+        now = self.clock()
+        finished = [job for job in self._jobs.values() if job.finished_at is not None]
+        for job in finished:
+            if now - job.finished_at > self.ttl_s:
+                self.remove(job.id)
+        held = [job for job in self._jobs.values() if job.result is not None]
+        total = sum(len(job.result) for job in held)
+        for job in held[:-1]:  # the newest result stays even when it alone is over the bound
+            if total <= self.max_result_bytes:
+                break
+            total -= len(job.result)
+            self.remove(job.id)
