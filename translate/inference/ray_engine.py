@@ -68,17 +68,28 @@ def _read_uri(text: str) -> bytes:
     return read_bytes(location.fs, location.path)
 
 
-def model_source(source: str, *, ship: bool) -> ModelSource:
-    """`source` for the workers; with `ship`, a local file (a run directory means its latest
-    checkpoint) is put into Ray's object store once, so nodes need not see the driver's disk."""
+def locate_model(source: str, *, ship: bool, joined: bool, weights_dir: str | os.PathLike = "weights") -> Path | None:
+    """The local file or folder of `source` (a one-line error when it is missing here), or None
+    when the workers find it themselves: a URI, or a path only the nodes of a joined cluster see."""
     from translate.checkpoint import resolve_checkpoint
+    from translate.inference.loading import resolve_source
 
-    if not ship or is_uri(source) or not Path(source).exists():
+    if is_uri(source) or (joined and not ship):
+        return None
+    path = resolve_source(source, weights_dir)
+    return resolve_checkpoint(path) if ship else path
+
+
+def model_source(source: str, local: Path | None, *, ship: bool) -> ModelSource:
+    """`source` for the workers; with `ship`, the `local` file is put into Ray's object store once,
+    so nodes need not see the driver's disk (needs a Ray session)."""
+    if local is None:
         return ModelSource(str(source))
+    if not ship:
+        return ModelSource(str(local))
     import ray
 
-    path = resolve_checkpoint(source)
-    return ModelSource(path.name, ray.put(path.read_bytes()))
+    return ModelSource(local.name, ray.put(local.read_bytes()))
 
 
 class ConvertActor:
@@ -204,13 +215,13 @@ def existing_outputs(dst: Location) -> set[str]:
 
 # ---------------------------------------------------------------- the run
 @contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[bool]:
+def ray_session(address: str | None) -> Iterator[None]:
     """Ray for one run: the session already open in this process, the cluster at `address`, or
-    a local Ray started here and stopped after it. Yields whether it joined a cluster."""
+    a local Ray started here and stopped after it."""
     import ray
 
     if ray.is_initialized():
-        yield False
+        yield
         return
     started = time.perf_counter()
     try:
@@ -219,7 +230,7 @@ def ray_session(address: str | None) -> Iterator[bool]:
         raise TranslatorError(f"--ray-address {address}: cannot join this Ray cluster ({first_line(e)})") from None
     log.info("Ray up in %.1f s", time.perf_counter() - started)
     try:
-        yield address is not None
+        yield
     finally:
         ray.shutdown()
 
@@ -271,9 +282,12 @@ def convert_with_ray(source: str, src: str, dst: str, *, options: InferenceOptio
         else:
             rows.append({"src": str(job.src), "dst": str(job.dst)})
     if rows:
-        with ray_session(settings.address) as joined:
-            ship = settings.ship_model if settings.ship_model is not None else joined
-            model = model_source(source, ship=ship)
+        joined = settings.address is not None
+        ship = settings.ship_model if settings.ship_model is not None else joined
+        weights_dir = (source_kwargs or {}).get("weights_dir", "weights")
+        local = locate_model(source, ship=ship, joined=joined, weights_dir=weights_dir)
+        with ray_session(settings.address):
+            model = model_source(source, local, ship=ship)
             actor_args = {"model": model, "options": options or InferenceOptions(), "src_fs": src_loc.fs,
                           "source_kwargs": source_kwargs or {}, "dst_fs": dst_loc.fs, "overwrite": overwrite,
                           "max_batch": max_batch, "max_megapixels": max_megapixels}
@@ -293,6 +307,10 @@ def _run_pool(rows: list[dict], actor_args: dict, settings: RaySettings) -> Iter
     converted = dataset.map_batches(
         ConvertActor, fn_constructor_kwargs=actor_args, batch_size=settings.batch_rows, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=settings.workers), num_gpus=settings.gpus_per_worker,
-        num_cpus=settings.cpus_per_worker, max_restarts=-1, max_task_retries=-1)
-    for batch in converted.iter_batches(batch_size=None, batch_format="numpy"):
-        yield from zip(batch["src"].tolist(), batch["status"].tolist(), batch["reason"].tolist())
+        num_cpus=settings.cpus_per_worker)  # Ray Data's actors restart and retry batches by default
+    try:
+        for batch in converted.iter_batches(batch_size=None, batch_format="numpy"):
+            yield from zip(batch["src"].tolist(), batch["status"].tolist(), batch["reason"].tolist())
+    except ray.exceptions.RayError as e:  # e.g. a worker could not load the model: say why in one line
+        cause = getattr(e, "cause", None) or e
+        raise TranslatorError(f"ray: {first_line(cause)}") from None
