@@ -114,7 +114,10 @@ def test_s3_to_s3_matches_local_conversion_reports_the_corrupt_file_and_reruns_a
     upload(s3, photos, "photos-in")
     assert main(["convert", str(checkpoint), str(photos), str(tmp_path / "local"), *FAST]) == 1
     local_err = capsys.readouterr().err
-    assert main(["convert", str(checkpoint), "s3://photos-in", "s3://photos-out/", *FAST, "--engine", "ray",
+    models = bucket(s3_endpoint, "models")
+    with models.open_output_stream("models/latest.pt") as stream:  # each worker downloads the model
+        stream.write((checkpoint / "checkpoints" / "latest.pt").read_bytes())
+    assert main(["convert", "s3://models/latest.pt", "s3://photos-in", "s3://photos-out/", *FAST, "--engine", "ray",
                  "--batch-size", "4"]) == 1
     captured = capsys.readouterr()
     assert "converted 19, already done 0, failed 1" in captured.out

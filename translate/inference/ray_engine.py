@@ -107,7 +107,8 @@ class ConvertActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         pairs = list(zip(batch["src"].tolist(), batch["dst"].tolist()))
         results = self._convert_local(pairs) if self.local else self._convert_staged(pairs)
-        return {key: np.array([r[i] for r in results], dtype=object) for i, key in enumerate(("src", "status", "reason"))}
+        keys = ("src", "status", "reason")
+        return {key: np.array([row[i] for row in results], dtype=object) for i, key in enumerate(keys)}
 
     def _run(self, jobs: list[ConvertJob]) -> ConvertReport:
         converter = FolderConverter(self.translator, workers=2, **self.settings)
