@@ -137,7 +137,7 @@ def project(worker_rate: float, io: tuple[float, float] | None, per_image_mb: fl
         compute_h = JOB / (worker_rate * n) / 3600
         line = f"  {n:4d} workers at {worker_rate:.1f} images/s each: {compute_h:8.1f} h of compute"
         if io:
-            line += f"; needs {per_image_mb * worker_rate * n:.0f} MB/s from the object store in all"
+            line += f"; needs {per_image_mb * worker_rate * n:.1f} MB/s from the object store in all"
         print(line)
     print("  (the driver lists all inputs and outputs once up front: at 100M objects, list by prefix and run "
           "one job per prefix so the listing and the row table stay in the driver's memory)")
