@@ -29,6 +29,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-megapixels", type=float, default=200.0,
                    help="refuse inputs whose output would exceed this many megapixels, read from the file "
                         "header before decoding (200; larger photos within it run tiled in bounded memory)")
+    from translate.cli.ray_convert import add_ray_options
+
+    add_ray_options(p)
     p.set_defaults(func=_cmd_convert)
 
 
@@ -98,6 +101,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     for flag, value in (("--batch-size", args.batch_size), ("--workers", args.workers)):
         if value is not None and value < 1:
             raise TranslatorError(f"{flag}: must be at least 1, got {value}")
+    if args.engine == "ray":
+        from translate.cli.ray_convert import run_ray_convert
+
+        return run_ray_convert(args, _inference_options(args), _source_options(args))
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
     translator = Translator.load(_model_source(args), _inference_options(args))
     with tqdm(unit="img", desc="convert", disable=None) as bar:

@@ -118,7 +118,8 @@ def shard_items(items: Sequence[Any], shard: tuple[int, int] | None) -> list[Any
     return list(items[index::count])
 
 
-def _output_suffix(format: str | None) -> str | None:
+def output_suffix(format: str | None) -> str | None:
+    """".png" for "png" (None stays None); an unknown format is an error."""
     if format is None:
         return None
     suffix = "." + format.lower().lstrip(".")
@@ -152,7 +153,7 @@ def plan_conversion(
     Files that are not images, and second inputs mapping to an output already taken, fail.
     """
     src, dst = Path(src), Path(dst)
-    suffix = _output_suffix(format)
+    suffix = output_suffix(format)
     if not src.exists():
         raise TranslatorError(f"{src}: no such file or folder")
     if src.is_dir() and _same_path(src, dst):
@@ -161,19 +162,27 @@ def plan_conversion(
     pairs, suffix = _pairs(src, dst, suffix)
     if suffix is not None:
         pairs = [(source, target.with_suffix(suffix)) for source, target in pairs]
-    _refuse_inputs_as_outputs(pairs)
+    return jobs_from_pairs(pairs, shard)
+
+
+def jobs_from_pairs(pairs: Sequence[tuple[Any, Any]], shard: tuple[int, int] | None = None,
+                    key: Callable[[Any], Any] | None = None) -> tuple[list[ConvertJob], list]:
+    """(jobs, failures) for (input, output) pairs: refuses outputs on inputs, fails non-images and
+    second inputs for one output. Pairs are Paths (`key` default: the real file they name), or
+    PurePosixPaths of an object store with `key=str`."""
+    key = key or _path_key
+    _refuse_inputs_as_outputs(pairs, key)
     jobs: list[ConvertJob] = []
-    failures: list[tuple[Path, str]] = []
-    taken: dict[Path, Path] = {}
+    failures: list[tuple[Any, str]] = []
+    taken: dict[Any, Any] = {}
     for source, target in shard_items(pairs, shard):
         if source.suffix.lower() not in IMAGE_SUFFIXES:
             failures.append((source, f"not an image (suffix {source.suffix or '(none)'!r})"))
             continue
-        key = _path_key(target)
-        if key in taken:
-            failures.append((source, f"output {target} would also be written from {taken[key]}"))
+        if key(target) in taken:
+            failures.append((source, f"output {target} would also be written from {taken[key(target)]}"))
             continue
-        taken[key] = source
+        taken[key(target)] = source
         jobs.append(ConvertJob(source, target))
     return jobs, failures
 
@@ -187,13 +196,13 @@ def _same_path(a: Path, b: Path) -> bool:
     return _path_key(a) == _path_key(b)
 
 
-def _refuse_inputs_as_outputs(pairs: list[tuple[Path, Path]]) -> None:
+def _refuse_inputs_as_outputs(pairs: Sequence[tuple[Any, Any]], key: Callable[[Any], Any]) -> None:
     """Raise when an output would land on an input file (symlinks included), with or without
     overwrite: a run must never replace the user's photos with their translations."""
-    inputs = {_path_key(source): source for source, _ in pairs}
+    inputs = {key(source): source for source, _ in pairs}
     for source, target in pairs:
-        if _path_key(target) in inputs:
-            raise TranslatorError(f"{target}: is the input file {inputs[_path_key(target)]}; converting onto "
+        if key(target) in inputs:
+            raise TranslatorError(f"{target}: is the input file {inputs[key(target)]}; converting onto "
                                   "it would replace it, so choose an output folder or file elsewhere")
 
 
