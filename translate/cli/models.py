@@ -13,8 +13,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                                    "mirroring its tree and file names. Existing outputs are kept, so a re-run "
                                    "resumes. Exit status 1 when any file failed (each is listed).")
     _add_model_source(p)
-    p.add_argument("input", help="image file, or folder of images")
-    p.add_argument("output", help="output folder (or file name, for one input image)")
+    p.add_argument("input", help="image or video file, or folder of them (videos: mp4, mov, mkv, webm, avi)")
+    p.add_argument("output", help="output folder (or file name, for one input image or video)")
     _add_direction(p, "generator to use (default: a_to_b for CycleGAN, the trained one for pix2pix)")
     p.add_argument("--format", help="output format: png, jpg, tif, webp, bmp (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
@@ -29,6 +29,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-megapixels", type=float, default=200.0,
                    help="refuse inputs whose output would exceed this many megapixels, read from the file "
                         "header before decoding (200; larger photos within it run tiled in bounded memory)")
+    p.add_argument("--codec", help="video encoder: h264 (default; vp9 for .webm), hevc, vp9, av1 or an FFmpeg name")
+    p.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
+    p.add_argument("--temporal", type=float, default=0.0, metavar="STRENGTH",
+                   help="video flicker reduction from 0 (off, frame by frame; default) to 1, e.g. 0.8")
     p.set_defaults(func=_cmd_convert)
 
 
@@ -91,7 +95,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise TranslatorError(f"{flag}: must be at least 1, got {value}")
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
+    from translate.cli.video import convert_video_file, video_settings
+
+    video = video_settings(args)
     translator = Translator.load(args.source, _inference_options(args), **_source_options(args))
+    if (code := convert_video_file(translator, args, video)) is not None:
+        return code
     with tqdm(unit="img", desc="convert", disable=None) as bar:
         def progress(event) -> None:
             bar.total = event.total
@@ -100,7 +109,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         report = convert_folder(
             translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
             shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
-            mask_dir=args.mask_dir, max_megapixels=args.max_megapixels,
+            mask_dir=args.mask_dir, max_megapixels=args.max_megapixels, video=video,
         )
     from translate.distributed import gather_from_ranks
 

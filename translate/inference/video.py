@@ -238,3 +238,51 @@ def convert_video(translator: Translator, src: str | os.PathLike, dst: str | os.
     if settings.temporal:
         notes.append(f"temporal stabiliser at strength {settings.temporal:g}")
     return VideoReport(src, dst, frames, time.perf_counter() - start, notes)
+
+
+# ---------------------------------------------------------------- folders and measurement
+def convert_video_jobs(converter: Any, jobs: list[Any], settings: VideoSettings | None) -> None:
+    """Convert the videos of a folder run (`folder.ConvertJob`s) one after another, recording each
+    in `converter` (a `folder.FolderConverter`); a bad video fails alone, the rest carry on."""
+    from translate.inference.folder import Status
+
+    for job in jobs:
+        try:
+            report = convert_video(converter.translator, job.src, job.dst, settings,
+                                   overwrite=converter.overwrite)
+        except Exception as e:  # carry on: report this file, convert the rest
+            log.debug("converting %s failed", job.src, exc_info=True)
+            reason = str(e).split("\n")[0]
+            converter.record(job.src, Status.FAILED, reason.removeprefix(f"{job.src}: "))
+            continue
+        log.info("%s", report.summary())
+        converter.record(job.src, Status.CONVERTED)
+
+
+@dataclass(frozen=True)
+class VideoWarpingError:
+    """E_warp (Lai et al. 2018, eq. 9) of an output video and of its input, flow from the input."""
+
+    output: float
+    input: float
+    pairs: int
+
+
+def warping_error_of_videos(input_path: Path, output_path: Path) -> VideoWarpingError:
+    """Stream two videos frame by frame (same frame count) and measure both E_warp values."""
+    from translate.metrics.temporal import WarpingErrorMeter
+
+    of_output, of_input = WarpingErrorMeter(), WarpingErrorMeter()
+    inputs, outputs = open_input(input_path), open_input(output_path)
+    try:
+        frames = (item for item in decode(inputs, input_path) if isinstance(item, Decoded))
+        results = (item for item in decode(outputs, output_path) if isinstance(item, Decoded))
+        for frame, result in zip(frames, results):
+            of_output.add(frame.rgb, result.rgb)
+            of_input.add(frame.rgb, frame.rgb)
+        if next(frames, None) is not None or next(results, None) is not None:
+            raise TranslatorError(f"{output_path}: has a different frame count from {input_path}")
+    finally:
+        inputs.close()
+        outputs.close()
+    return VideoWarpingError(of_output.error.value, of_input.error.value, of_output.error.pairs)

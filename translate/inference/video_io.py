@@ -36,7 +36,8 @@ _AUDIO_COPYABLE: dict[str, frozenset[str] | None] = {
 _MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 _MATRIX_NAME = {1: "BT.709", 4: "FCC", 5: "BT.601", 7: "SMPTE 240M", 9: "BT.2020"}
 _BT709, _BT601_TAG = 1, 6
-_LIMITED, _FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
+_LIMITED, _FULL = 1, 2
+_CRF_ENCODERS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libsvtav1"})  # AVColorRange: MPEG (16-235), JPEG (0-255)
 
 
 def require_av() -> Any:
@@ -86,6 +87,11 @@ def colour_of(frame: Any) -> Colour:
     return Colour(_MATRIX[tag], value_range, tag)
 
 
+def _reason(error: Exception) -> str:
+    """FFmpeg's words for an error, without the errno and file name PyAV adds around them."""
+    return getattr(error, "strerror", None) or first_line(error)
+
+
 def bit_depth(frame: Any) -> int:
     return max(c.bits for c in frame.format.components)
 
@@ -103,8 +109,10 @@ def open_input(path: Path) -> Any:
     av = require_av()
     try:
         container = av.open(str(path))
+    except av.error.EOFError:
+        raise ImageError(f"{path}: video holds no frames (the file ends before its first one)") from None
     except (av.error.FFmpegError, OSError) as e:
-        raise ImageError(f"{path}: cannot read as video ({first_line(e)})") from None
+        raise ImageError(f"{path}: cannot read as video ({_reason(e)})") from None
     if not container.streams.video:
         container.close()
         raise ImageError(f"{path}: has no video stream")
@@ -143,9 +151,9 @@ def decode(container: Any, path: Path) -> Iterator[Decoded | Any]:
                 yield Decoded(frame_to_rgb(frame, colour), pts, int(frame.duration or 0), int(frame.rotation or 0), colour)
                 count, last_pts = count + 1, pts
     except av.error.FFmpegError as e:
-        raise ImageError(f"{path}: corrupt video after {count} frame(s) ({first_line(e)})") from None
+        raise ImageError(f"{path}: corrupt video after {count} frame(s) ({_reason(e)})") from None
     if count == 0:
-        raise ImageError(f"{path}: video stream has no frames")
+        raise ImageError(f"{path}: video holds no frames")
     if expected and count < expected:
         raise ImageError(f"{path}: truncated video: {count} of {expected} frame(s) decodable")
 
@@ -176,8 +184,9 @@ def pick_pix_fmt(encoder: str, deep: bool) -> tuple[str, bool]:
     formats = [f.name for f in av.codec.Codec(encoder, "w").video_formats or ()]
     if deep and "yuv420p10le" in formats:
         return "yuv420p10le", False
-    if "yuv420p" in formats or not formats:
-        return "yuv420p", deep
+    for name in ("yuv420p", "rgb24"):  # rgb24: RGB encoders such as libx264rgb (lossless at --crf 0)
+        if name in formats or not formats:
+            return name, deep
     return formats[0], deep
 
 
@@ -210,6 +219,7 @@ class VideoWriter:
         self.frames = 0
 
     def _open(self, first: np.ndarray, source: Decoded, time_base: Fraction, rate: Fraction | None) -> None:
+        av = require_av()
         deep = first.dtype == np.uint16
         pix_fmt, reduced = pick_pix_fmt(self.encoder, deep)
         if reduced:
@@ -218,13 +228,14 @@ class VideoWriter:
         if (height, width) != first.shape[:2]:
             self.notes.add(f"{pix_fmt} needs even sides: {first.shape[1]}x{first.shape[0]} cropped to {width}x{height} "
                            "(last column/row dropped)")
-        options = {"crf": str(self.crf)} if self.encoder in ("libx264", "libx265", "libvpx-vp9", "libsvtav1") else {}
+        options = {"crf": str(self.crf)} if self.encoder in _CRF_ENCODERS else {}
         if self.encoder == "libvpx-vp9":
             options["b"] = "0"  # constant quality: VP9's CRF needs a zero target bit rate
         video = self.output.add_stream(self.encoder, rate=rate, options=options)
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         video.time_base = video.codec_context.time_base = time_base  # no rounding of any pts
-        video.codec_context.colorspace, video.codec_context.color_range = source.colour.tag, source.colour.range
+        if not av.VideoFormat(pix_fmt).is_rgb:  # RGB encoders store no matrix
+            video.codec_context.colorspace, video.codec_context.color_range = source.colour.tag, source.colour.range
         if source.rotation:
             video.set_display_rotation(source.rotation)
         self.video, self.size, self.colour = video, (height, width), source.colour
