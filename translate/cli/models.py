@@ -30,7 +30,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="refuse inputs whose output would exceed this many megapixels, read from the file "
                         "header before decoding (200; larger photos within it run tiled in bounded memory)")
     p.add_argument("--codec", help="video encoder: h264 (default; vp9 for .webm), hevc, vp9, av1 or an FFmpeg name")
-    p.add_argument("--crf", type=int, default=18, help="video quality, lower is better (18)")
+    p.add_argument("--crf", type=int, help="video quality, lower is better (18)")
     p.add_argument("--temporal", type=float, default=0.0, metavar="STRENGTH",
                    help="video flicker reduction from 0 (off, frame by frame; default) to 1, e.g. 0.8")
     p.set_defaults(func=_cmd_convert)

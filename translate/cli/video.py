@@ -10,7 +10,8 @@ def video_settings(args: argparse.Namespace):
     """The VideoSettings a convert command line asks for (checked before the model loads)."""
     from translate.inference.video import VideoSettings
 
-    return VideoSettings(codec=args.codec, crf=args.crf, temporal=args.temporal)
+    given = {"crf": args.crf} if args.crf is not None else {}
+    return VideoSettings(codec=args.codec, temporal=args.temporal, **given)
 
 
 def convert_video_file(translator, args: argparse.Namespace, settings) -> int | None:

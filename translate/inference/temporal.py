@@ -25,7 +25,7 @@ _CONFIDENCE_ALPHA = 50.0
 
 
 def _resize_to(array: np.ndarray, height: int, width: int, *, scale_values: float = 1.0) -> np.ndarray:
-    """Nearest-free bilinear resize of an HxWxC float array; `scale_values` multiplies it (flows)."""
+    """Bilinear resize of an HxWxC float array to height x width; `scale_values` multiplies it (flows)."""
     if array.shape[:2] == (height, width):
         return array
     resized = cv2.resize(array, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width, -1)

@@ -75,15 +75,16 @@ class VideoReport:
 class _Worker(threading.Thread):
     """A thread whose exception is re-raised by `join_and_raise` in the caller."""
 
-    def __init__(self, target: Callable[[], None], name: str) -> None:
+    def __init__(self, target: Callable[[], None], name: str, stop: threading.Event) -> None:
         super().__init__(name=name, daemon=True)
-        self._target_fn, self.error = target, None
+        self._target_fn, self.stop, self.error = target, stop, None
 
     def run(self) -> None:
         try:
             self._target_fn()
         except BaseException as e:  # handed to the calling thread
             self.error = e
+            self.stop.set()  # the others would otherwise wait on this thread's queue forever
 
     def join_and_raise(self) -> None:
         self.join()
@@ -137,14 +138,15 @@ class _Pipeline:
         self.translated: queue.Queue = queue.Queue(maxsize=32)
 
     def run(self) -> int:
-        reader = _Worker(self._read, "translate-video-decode")
-        writer = _Worker(self._write, "translate-video-encode")
+        reader = _Worker(self._read, "translate-video-decode", self.stop)
+        writer = _Worker(self._write, "translate-video-encode", self.stop)
         reader.start()
         writer.start()
         try:
             self._translate(reader)
             _put(self.translated, _DONE, self.stop)
             writer.join_and_raise()
+            reader.join_and_raise()
         finally:
             self.stop.set()
             reader.join()

@@ -70,6 +70,8 @@ class Colour:
     matrix: int
     range: int
     tag: int
+    primaries: int = 2  # AVColorPrimaries / AVColorTransferCharacteristic, copied as tags (2: unspecified)
+    transfer: int = 2
 
     def describe(self) -> str:
         return f"{_MATRIX_NAME[self.matrix]} {'full' if self.range == _FULL else 'limited'} range"
@@ -84,7 +86,7 @@ def colour_of(frame: Any) -> Colour:
     value_range = int(frame.color_range)
     if value_range not in (_LIMITED, _FULL):
         value_range = _FULL if frame.format.name.startswith("yuvj") else _LIMITED
-    return Colour(_MATRIX[tag], value_range, tag)
+    return Colour(_MATRIX[tag], value_range, tag, int(frame.color_primaries), int(frame.color_trc))
 
 
 def _reason(error: Exception) -> str:
@@ -236,6 +238,7 @@ class VideoWriter:
         video.time_base = video.codec_context.time_base = time_base  # no rounding of any pts
         if not av.VideoFormat(pix_fmt).is_rgb:  # RGB encoders store no matrix
             video.codec_context.colorspace, video.codec_context.color_range = source.colour.tag, source.colour.range
+        video.codec_context.color_primaries, video.codec_context.color_trc = source.colour.primaries, source.colour.transfer
         if source.rotation:
             video.set_display_rotation(source.rotation)
         self.video, self.size, self.colour = video, (height, width), source.colour
