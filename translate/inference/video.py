@@ -26,7 +26,7 @@ from translate.files import remove_stale_temp_files, temp_path_for
 from translate.inference.temporal import TemporalStabilizer
 from translate.inference.translator import Translator
 from translate.inference.video_io import (
-    Decoded, OutputNotes, VideoWriter, container_format, decode, is_video, open_input, resolve_codec,
+    Decoded, OutputNotes, VideoWriter, container_format, decode, open_input, resolve_codec,
 )
 from translate.tasks import Prepared
 
