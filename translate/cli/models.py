@@ -13,8 +13,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                                    "mirroring its tree and file names. Existing outputs are kept, so a re-run "
                                    "resumes. Exit status 1 when any file failed (each is listed).")
     _add_model_source(p)
-    p.add_argument("input", help="image file, or folder of images")
-    p.add_argument("output", help="output folder (or file name, for one input image)")
+    p.add_argument("input", help="image or video file, or folder of them (videos: mp4, mov, mkv, webm, avi)")
+    p.add_argument("output", help="output folder (or file name, for one input image or video)")
     _add_direction(p, "generator to use (default: a_to_b for CycleGAN, the trained one for pix2pix)")
     p.add_argument("--format", help="output format: png, jpg, tif, webp, bmp (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
@@ -32,6 +32,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     from translate.cli.ray_convert import add_ray_options
 
     add_ray_options(p)
+    p.add_argument("--codec", help="video encoder: h264 (default; vp9 for .webm), hevc, vp9, av1 or an FFmpeg name")
+    p.add_argument("--crf", type=int, help="video quality, lower is better (18)")
+    p.add_argument("--temporal", type=float, default=0.0, metavar="STRENGTH",
+                   help="video flicker reduction from 0 (off, frame by frame; default) to 1, e.g. 0.8")
     p.set_defaults(func=_cmd_convert)
 
 
@@ -107,6 +111,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return run_ray_convert(args, _inference_options(args), _source_options(args))
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
     translator = Translator.load(_model_source(args), _inference_options(args))
+    from translate.cli.video import convert_video_file, video_settings
+
+    video = video_settings(args)
+    if (code := convert_video_file(translator, args, video)) is not None:
+        return code
     with tqdm(unit="img", desc="convert", disable=None) as bar:
         def progress(event) -> None:
             bar.total = event.total
@@ -115,7 +124,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         report = convert_folder(
             translator, args.input, args.output, overwrite=args.overwrite, format=args.format,
             shard=shard, progress=progress, workers=args.workers, max_batch=args.batch_size,
-            mask_dir=args.mask_dir, max_megapixels=args.max_megapixels,
+            mask_dir=args.mask_dir, max_megapixels=args.max_megapixels, video=video,
         )
     from translate.distributed import gather_from_ranks
 

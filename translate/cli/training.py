@@ -207,8 +207,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="score a model on held-out pairs against the task's baseline; JSON + HTML",
                        description="Runs the model on DATA/SPLIT/A (paired layout, e.g. from `translate prepare`) "
                                    "and compares with DATA/SPLIT/B and the task's classic baseline.")
-    p.add_argument("source", help="run directory or checkpoint")
-    p.add_argument("data", help="paired dataset root")
+    p.add_argument("source", help="run directory or checkpoint (or an input video, with its converted video as DATA)")
+    p.add_argument("data", help="paired dataset root (or a converted video: prints its temporal warping error)")
     p.add_argument("--split", default="test")
     p.add_argument("--out", help="folder for eval.json and index.html (default: SOURCE/eval_SPLIT)")
     p.add_argument("--device", default="auto")
@@ -260,8 +260,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from translate.data.layouts import find_paired
     from translate.errors import DatasetError
     from translate.evaluation import evaluate
+    from translate.cli.video import eval_video_pair
     from translate.inference.translator import Translator
 
+    if (code := eval_video_pair(args)) is not None:  # two videos: their temporal warping error
+        return code
     learned = _learned_metrics(args)  # a bad --metrics fails before the model loads
     translator = Translator.load(args.source, device=args.device)
     learned = dataclasses.replace(learned, device=str(translator.device))

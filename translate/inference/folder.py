@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,10 @@ from translate.tasks import Prepared
 from translate.inference.limits import check_megapixels
 from translate.inference.ordering import small_first
 from translate.inference.translator import Translator
+from translate.inference.video_io import is_video
+
+if TYPE_CHECKING:
+    from translate.inference.video import VideoSettings
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +165,7 @@ def plan_conversion(
                               "the photos, so choose another output folder (one inside it is fine)")
     pairs, suffix = _pairs(src, dst, suffix)
     if suffix is not None:
-        pairs = [(source, target.with_suffix(suffix)) for source, target in pairs]
+        pairs = [(source, target if is_video(source) else target.with_suffix(suffix)) for source, target in pairs]
     return jobs_from_pairs(pairs, shard)
 
 
@@ -176,7 +180,7 @@ def jobs_from_pairs(pairs: Sequence[tuple[Any, Any]], shard: tuple[int, int] | N
     failures: list[tuple[Any, str]] = []
     taken: dict[Any, Any] = {}
     for source, target in shard_items(pairs, shard):
-        if source.suffix.lower() not in IMAGE_SUFFIXES:
+        if source.suffix.lower() not in IMAGE_SUFFIXES and not is_video(source):
             failures.append((source, f"not an image (suffix {source.suffix or '(none)'!r})"))
             continue
         if key(target) in taken:
@@ -398,6 +402,7 @@ def convert_folder(
     max_batch: int | None = None,
     mask_dir: str | os.PathLike | None = None,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    video: VideoSettings | None = None,
 ) -> ConvertReport:
     """Convert an image file or a folder tree into `dst`, carrying on past bad files.
 
@@ -411,7 +416,8 @@ def convert_folder(
     memory budget). `progress` is called in this thread once per input. `mask_dir` (inpainting)
     holds a hole mask per input under the same relative path and name (any image suffix).
     An input whose output would exceed `max_megapixels` (read from its header, before decoding)
-    fails with the limit named; large inputs within it run tiled with bounded memory.
+    fails with the limit named; large inputs within it run tiled with bounded memory. Videos
+    (mp4, mov, mkv, webm, avi) become videos of the same name, encoded as `video` says.
     """
     start = time.perf_counter()
     jobs, failures = plan_conversion(src, dst, format=format, shard=shard)
@@ -433,7 +439,12 @@ def convert_folder(
                 converter.record(job.src, Status.FAILED, f"no mask for it in {mask_dir}")
                 continue
         todo.append(job)
+    videos, todo = [j for j in todo if is_video(j.src)], [j for j in todo if not is_video(j.src)]
     if todo:
         converter.run(todo)
+    if videos:
+        from translate.inference.video import convert_video_jobs
+
+        convert_video_jobs(converter, videos, video)
     converter.report.seconds = time.perf_counter() - start
     return converter.report
