@@ -73,7 +73,8 @@ def test_one_clients_cancel_does_not_stop_another_on_the_same_net(photo):
 def test_shutdown_answers_the_request_in_flight_with_503_promptly(big_image):
     """SIGTERM calls JobQueue.stop() (serving.app.run_server); the job in flight must end as
     "shutdown" (answered 503) well within uvicorn's grace period, not be dropped."""
-    from translate.serving.app import SHUTDOWN_GRACE_S, _STOP_STATUS
+    from translate.serving.app import SHUTDOWN_GRACE_S
+    from translate.serving.job_api import STOP_STATUS as _STOP_STATUS
 
     translator = _translator(memory_budget_bytes=256 << 20)
     queue = JobQueue(max_concurrent=1, timeout_s=600, poll_s=0.05)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from translate.errors import TranslateError
 from translate import Translator
 from translate.checkpoint import load_checkpoint
 from translate.cli import main
@@ -91,7 +92,7 @@ def test_antialiased_patchgan_keys_match_cut():
         "model.6.filt", "model.7.weight", "model.7.bias", "model.10.filt",
         "model.11.weight", "model.11.bias", "model.14.weight", "model.14.bias",
     ]
-    with pytest.raises(ValueError, match="antialias"):
+    with pytest.raises(TranslateError, match="antialias"):
         PatchGanSpec(n_layers=0, antialias=True)
 
 
@@ -285,7 +286,7 @@ def test_half_anti_aliased_weights_are_rejected():
     # a layout the spec cannot express: it must fail by name, not load wrongly.
     plain = build_net(ResnetSpec(n_blocks=1, base_channels=4)).state_dict()
     mixed = {**plain, "model.7.filt": torch.zeros(8, 1, 3, 3)}
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(TranslateError, match="do not match"):
         load_reference_generator(mixed)
 
 

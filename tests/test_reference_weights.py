@@ -5,6 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from translate.errors import TranslateError
 from translate.nets import PatchGanSpec, ResnetSpec, UnetSpec, build_net, init_weights, preset
 from translate.nets.reference import (
     clean_reference_state_dict,
@@ -150,13 +151,13 @@ def test_clean_keeps_batch_norm_stats():
     ],
 )
 def test_garbage_is_rejected(garbage):
-    with pytest.raises(ValueError):
+    with pytest.raises(TranslateError):
         detect_reference_generator(garbage)
 
 
 def test_discriminator_weights_are_not_a_generator():
     state = build_net(PatchGanSpec(base_channels=4)).state_dict()
-    with pytest.raises(ValueError, match="not a recognisable reference generator"):
+    with pytest.raises(TranslateError, match="not a recognisable reference generator"):
         detect_reference_generator(state)
     with pytest.raises(ValueError, match="not a generator"):
         load_reference_generator(state, PatchGanSpec(base_channels=4))
@@ -166,13 +167,13 @@ def test_discriminator_weights_are_not_a_generator():
 def test_truncated_state_dict_fails(spec):
     state = dict(build_net(spec).state_dict())
     truncated = dict(list(state.items())[:-1])
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(TranslateError, match="missing"):
         load_reference_generator(truncated)
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(TranslateError, match="missing"):
         load_reference_generator(truncated, spec)
     key = "model.1.weight" if spec.kind == "resnet" else "model.model.3.bias"
     reshaped = {**state, key: torch.zeros(1)}
-    with pytest.raises(ValueError, match="wrong shape"):
+    with pytest.raises(TranslateError, match="wrong shape"):
         load_reference_generator(reshaped, spec)
 
 

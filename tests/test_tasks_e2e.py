@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from translate.errors import TranslateError
 from translate import metrics
 from translate.cli import main
 from translate.data.images import read_image, to_channels, to_uint8, write_image
@@ -102,9 +103,9 @@ def test_inpaint_takes_holes_from_alpha_or_a_mask(tmp_path, write_photos, photo)
     out = translator(with_mask(image, mask))
     assert out.shape == (64, 64, 3)
     assert np.array_equal(out[mask == 0], image[mask == 0])
-    with pytest.raises(ValueError, match="inpaint: needs holes"):
+    with pytest.raises(TranslateError, match="inpaint: needs holes"):
         translator(image)
-    with pytest.raises(ValueError, match="mask: size 32x32 differs from the image's 64x64"):
+    with pytest.raises(TranslateError, match="mask: size 32x32 differs from the image's 64x64"):
         with_mask(image, mask[:32, :32])
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from translate import Translator
-from translate.errors import Cancelled, TranslatorError
+from translate.errors import Cancelled, TranslatorError, TranslateError
 from translate.nets import ResnetSpec, UnetSpec, build_net
 from translate.tasks import get_task
 
@@ -190,9 +190,9 @@ def test_cancel_stops_between_tiles(photo):
 
 
 def test_unsupported_task_is_a_clear_error():
-    with pytest.raises(ValueError, match="colorize"):
+    with pytest.raises(TranslateError, match="colorize"):
         get_task("colorize").adapter(RESNET)
-    with pytest.raises(ValueError, match="uint8 or uint16"):
+    with pytest.raises(TranslateError, match="uint8 or uint16"):
         translator(RESNET)(np.zeros((8, 8, 3), np.float32))
 
 

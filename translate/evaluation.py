@@ -14,7 +14,7 @@ import numpy as np
 
 from translate import metrics
 from translate.data.images import read_image, to_channels, to_uint8, write_image
-from translate.errors import WeightsError
+from translate.errors import ImageError, TranslateError, WeightsError
 from translate.metrics import DEFAULT_PROTOCOL, PROTOCOLS, MetricWeights, Protocol, why_unavailable
 from translate.files import atomic_write
 from translate.tasks import get_task
@@ -75,10 +75,10 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
             model_input = definition.eval_input(net_input, target)
             output = _rgb8(translate_image(model_input))[: target.shape[0], : target.shape[1]]
             if output.shape != target.shape:
-                raise ValueError(f"output {output.shape} does not match target {target.shape}")
+                raise ImageError(f"output {output.shape} does not match target {target.shape}")
             baseline = definition.baseline(net_input, target)
             region = definition.eval_region(net_input)
-        except (ValueError, OSError) as e:
+        except (TranslateError, OSError) as e:
             report.skipped.append((str(input_path), str(e)))
             log.warning("skipped %s: %s", input_path, e)
             continue

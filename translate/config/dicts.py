@@ -25,7 +25,7 @@ def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
             # say) stay, since they describe the data rather than the net.
             try:
                 spec = spec_to_dict(spec_from_dict(value))
-            except ValueError as e:
+            except ConfigError as e:
                 raise ConfigError(f"{key}: {e}") from None
             previous = out.get(key)
             if isinstance(previous, dict) and previous.get("kind") != "multiscale":
@@ -122,9 +122,7 @@ def from_dict(cls: type, data: Any, path: str, *, extra: Mapping[str, Any] | Non
         kwargs[key] = _convert(hints[key], value, dotted)
     try:
         return cls(**kwargs, **extra)
-    except (TypeError, ValueError) as e:
-        if isinstance(e, ConfigError):
-            raise
+    except TypeError as e:
         raise ConfigError(f"{path or 'config'}: {e}") from e
 
 
@@ -132,7 +130,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
     if tp in (GeneratorSpec, DiscriminatorSpec):
         try:
             return spec_from_dict(value)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ConfigError) as e:
             raise ConfigError(f"{path}: {e}") from e
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, path)

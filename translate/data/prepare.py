@@ -28,7 +28,7 @@ import numpy as np
 
 from translate.data.images import ImageError, read_image, to_channels, to_uint8, write_image
 from translate.data.layouts import SPLITS, DatasetError, find_photos, seeded_split
-from translate.errors import ConfigError
+from translate.errors import ConfigError, TranslateError
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def prepare(task: PhotoTask, src: str | os.PathLike, out: str | os.PathLike, *, 
             write_image(path_a, net_input)
             wrote_a = True
             write_image(path_b, target)
-        except (ImageError, ValueError, OSError, cv2.error) as e:
+        except (TranslateError, OSError, cv2.error) as e:
             if wrote_a:  # never leave a new A without its B
                 path_a.unlink(missing_ok=True)
             reason = str(e).removeprefix(f"{photo}: ")

@@ -9,17 +9,18 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from translate.errors import ConfigError, ImageError
 
 
 def check_degradations(*, blur_sigma_max: float = 0.0, noise_std_max: float = 0.0, shot_noise_max: float = 0.0,
                        jpeg_quality_min: int = 0) -> None:
-    """Raise ValueError naming the synth option that is out of range."""
+    """Raise ConfigError naming the synth option that is out of range."""
     if not 0 <= jpeg_quality_min <= 95:
-        raise ValueError(f"jpeg_quality_min: must be in [0, 95] (0 = no JPEG), got {jpeg_quality_min}")
+        raise ConfigError(f"jpeg_quality_min: must be in [0, 95] (0 = no JPEG), got {jpeg_quality_min}")
     for name, value in (("blur_sigma_max", blur_sigma_max), ("noise_std_max", noise_std_max),
                         ("shot_noise_max", shot_noise_max)):
         if not value >= 0:
-            raise ValueError(f"{name}: must be >= 0, got {value}")
+            raise ConfigError(f"{name}: must be >= 0, got {value}")
 
 
 def random_blur(image: np.ndarray, rng: np.random.Generator, sigma_max: float) -> np.ndarray:
@@ -64,5 +65,5 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     """HxWx3 uint8 RGB through OpenCV's JPEG encoder and decoder at `quality` (1-100)."""
     ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
-        raise ValueError("synth: OpenCV could not JPEG-encode the degraded image")
+        raise ImageError("synth: OpenCV could not JPEG-encode the degraded image")
     return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -176,7 +176,7 @@ def _rebuild(checkpoint: Mapping[str, Any], name: str, path: Path) -> tuple[Any,
     try:
         net = build_net(spec)
         net.load_state_dict(weights, strict=True)
-    except (TranslateError, ValueError, RuntimeError) as e:  # a stored spec or weights torch refuses
+    except (TranslateError, RuntimeError) as e:  # a stored spec or weights torch refuses
         raise CheckpointError(f"{path}: cannot rebuild {name}: {first_line(e)}") from e
     return spec, net.eval()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from translate.errors import ConfigError
 from translate.metrics.temporal import FlowEstimator, to_unit, valid_mask, warp
 
 # Lai et al. 2018, section 3.2: the weight of their short-term loss, alpha = 50 for [0, 1] images.
@@ -43,7 +44,7 @@ class TemporalStabilizer:
 
     def __init__(self, strength: float) -> None:
         if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"strength must be in [0, 1], got {strength}")
+            raise ConfigError(f"strength must be in [0, 1], got {strength}")
         self.strength = float(strength)
         self.flow = FlowEstimator(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._previous_frame: np.ndarray | None = None

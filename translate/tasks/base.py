@@ -29,7 +29,7 @@ PairMaker = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.nda
 def rgb8(photo: np.ndarray) -> np.ndarray:
     """A pair maker's photo, HxWx3 uint8/uint16 RGB -> uint8 (every recipe's pairs are 8-bit)."""
     if photo.ndim != 3 or photo.shape[2] != 3 or photo.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"photo: expected HxWx3 uint8/uint16 RGB, got shape {photo.shape} {photo.dtype}")
+        raise ImageError(f"photo: expected HxWx3 uint8/uint16 RGB, got shape {photo.shape} {photo.dtype}")
     return to_uint8(photo)
 
 

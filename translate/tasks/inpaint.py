@@ -60,7 +60,7 @@ def with_mask(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def mask_from_alpha(rgba: np.ndarray) -> np.ndarray:
     """HxWx4 RGBA (uint8/uint16) -> HxW uint8 hole mask: transparent (alpha below half) = 255 = hole."""
     if rgba.ndim != 3 or rgba.shape[2] != 4:
-        raise ValueError(f"mask_from_alpha: expected HxWx4 RGBA, got shape {rgba.shape}")
+        raise ImageError(f"mask_from_alpha: expected HxWx4 RGBA, got shape {rgba.shape}")
     alpha = to_uint8(rgba[:, :, 3])
     return np.where(alpha < 128, 255, 0).astype(np.uint8)
 
@@ -73,7 +73,7 @@ def masked_input(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     if mask.ndim == 3:
         mask = mask[:, :, 0]
     if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask: size {mask.shape[1]}x{mask.shape[0]} differs from the image's "
+        raise ImageError(f"mask: size {mask.shape[1]}x{mask.shape[0]} differs from the image's "
                          f"{rgb.shape[1]}x{rgb.shape[0]}")
     hole = mask > 0
     filled = rgb.copy()
@@ -99,13 +99,13 @@ def random_mask(height: int, width: int, rng: np.random.Generator, *, area_min: 
     still short of its target after the shapes grows outwards ring by ring, the last ring only partly.
     """
     if not 0.0 <= area_min <= area_max <= 1.0:
-        raise ValueError(f"hole_area_min/max: need 0 <= min <= max <= 1, got {area_min} and {area_max}")
+        raise ConfigError(f"hole_area_min/max: need 0 <= min <= max <= 1, got {area_min} and {area_max}")
     if height < 1 or width < 1:
-        raise ValueError(f"random_mask: size must be positive, got {height}x{width}")
+        raise ImageError(f"random_mask: size must be positive, got {height}x{width}")
     total = height * width
     low, high = int(np.ceil(area_min * total)), int(np.floor(area_max * total))
     if low > high:
-        raise ValueError(
+        raise ImageError(
             f"hole_area_min/max: no whole pixel count of a {height}x{width} image lies in "
             f"[{area_min}, {area_max}]; widen the range"
         )

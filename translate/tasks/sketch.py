@@ -12,6 +12,8 @@ import numpy as np
 from translate.config import Settings
 from translate.tasks.base import PairMaker, Task, rgb8
 
+from translate.errors import ConfigError
+
 SketchStyle = Literal["canny", "xdog", "mixed"]
 
 
@@ -50,7 +52,7 @@ def xdog_lines(photo: np.ndarray, *, sigma: float = 0.8, k: float = 1.6, p: floa
 
 def _thicken(lines: np.ndarray, line_thickness: int) -> np.ndarray:
     if line_thickness < 1:
-        raise ValueError(f"line_thickness: must be at least 1 pixel, got {line_thickness}")
+        raise ConfigError(f"line_thickness: must be at least 1 pixel, got {line_thickness}")
     if line_thickness == 1:
         return lines
     # Dark lines on white: erosion (a min filter) widens them to about line_thickness pixels.
@@ -63,7 +65,7 @@ def sketch_pair(photo: np.ndarray, rng: np.random.Generator, *, style: SketchSty
     """(sketch HxWx1, photo HxWx3). "mixed" picks Canny or XDoG per call; the blur scale is jittered
     a little so the net learns from sketches of varying detail rather than one exact renderer."""
     if style not in ("canny", "xdog", "mixed"):
-        raise ValueError(f"sketch_style: unknown {style!r}; choose canny, xdog or mixed")
+        raise ConfigError(f"sketch_style: unknown {style!r}; choose canny, xdog or mixed")
     photo = rgb8(photo)
     if style == "mixed":
         style = "canny" if rng.random() < 0.5 else "xdog"

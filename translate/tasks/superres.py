@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from translate.config import Settings
-from translate.errors import ConfigError
+from translate.errors import ConfigError, ImageError
 from translate.tasks.base import PairMaker, Task, rgb8
 
 if TYPE_CHECKING:
@@ -38,13 +38,13 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
     from translate.data import synth  # training-pair code stays off the conversion path
 
     if scale not in SCALES:
-        raise ValueError(f"scale: must be one of {', '.join(map(str, SCALES))}, got {scale}")
+        raise ConfigError(f"scale: must be one of {', '.join(map(str, SCALES))}, got {scale}")
     synth.check_degradations(blur_sigma_max=blur_sigma_max, noise_std_max=noise_std_max,
                              jpeg_quality_min=jpeg_quality_min)
     photo = rgb8(photo)
     height, width = photo.shape[0] // scale, photo.shape[1] // scale
     if height < 1 or width < 1:
-        raise ValueError(f"photo: {photo.shape[1]}x{photo.shape[0]} is smaller than the scale factor {scale}")
+        raise ImageError(f"photo: {photo.shape[1]}x{photo.shape[0]} is smaller than the scale factor {scale}")
     target = np.ascontiguousarray(photo[: height * scale, : width * scale])
     if usm_target:
         from translate.data.realesrgan_degradation import unsharp_mask
@@ -55,9 +55,9 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
 
         return realesrgan.degrade(target, realesrgan.draw_plan(rng), rng, scale=scale), target
     if degradation != "classic":
-        raise ValueError(f"degradation: must be classic or realesrgan, got {degradation!r}")
+        raise ConfigError(f"degradation: must be classic or realesrgan, got {degradation!r}")
     if downscale not in DOWNSCALES:
-        raise ValueError(f"downscale: must be one of {', '.join(DOWNSCALES)}, got {downscale!r}")
+        raise ConfigError(f"downscale: must be one of {', '.join(DOWNSCALES)}, got {downscale!r}")
     small = shrink(synth.random_blur(target, rng, blur_sigma_max), height, width, downscale)
     small = synth.random_gaussian_noise(small, rng, noise_std_max)
     small = synth.random_jpeg(small, rng, jpeg_quality_min)
@@ -84,7 +84,7 @@ def shrink(image: np.ndarray, height: int, width: int, mode: str) -> np.ndarray:
 def bicubic_upscale(small: np.ndarray, scale: int) -> np.ndarray:
     """HxWxC -> (s*H)x(s*W)xC bicubic (cv2.INTER_CUBIC, saturated to the dtype): the SR baseline."""
     if scale < 1:
-        raise ValueError(f"scale: must be at least 1, got {scale}")
+        raise ConfigError(f"scale: must be at least 1, got {scale}")
     height, width = small.shape[:2]
     big = cv2.resize(small, (width * scale, height * scale), interpolation=cv2.INTER_CUBIC)
     return big[:, :, None] if big.ndim == 2 else big
