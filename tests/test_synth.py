@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from translate.errors import TranslateError
 from translate.config import ConfigError, TrainConfig
 from translate.data import synth
 from translate.data.images import to_uint8
@@ -81,7 +82,7 @@ def test_uint16_photos_match_their_8_bit_version(photo, task):
 @pytest.mark.parametrize("bad", [np.zeros((8, 8), np.uint8), np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8, 3))])
 @pytest.mark.parametrize("task", RECIPE_TASKS)
 def test_pair_makers_reject_non_rgb(task, bad):
-    with pytest.raises(ValueError, match="photo: expected HxWx3"):
+    with pytest.raises(TranslateError, match="photo: expected HxWx3"):
         _make(task, bad, 0)
 
 
@@ -153,9 +154,9 @@ def test_mixed_style_draws_both_renderers(photo):
     for style, expect_binary in (("canny", True), ("xdog", False)):
         sketch = sketch_pair(image, np.random.default_rng(0), style=style)[0]
         assert (set(np.unique(sketch)) <= {0, 255}) == expect_binary
-    with pytest.raises(ValueError, match="sketch_style"):
+    with pytest.raises(TranslateError, match="sketch_style"):
         sketch_pair(image, np.random.default_rng(0), style="pencil")
-    with pytest.raises(ValueError, match="line_thickness"):
+    with pytest.raises(TranslateError, match="line_thickness"):
         canny_lines(image, line_thickness=0)
 
 
@@ -186,9 +187,9 @@ def test_mask_is_seeded_and_made_of_strokes_and_boxes():
 
 @pytest.mark.parametrize("area", [(0.5, 0.2), (-0.1, 0.2), (0.2, 1.5)])
 def test_mask_rejects_bad_ranges(area):
-    with pytest.raises(ValueError, match="hole_area"):
+    with pytest.raises(TranslateError, match="hole_area"):
         random_mask(32, 32, np.random.default_rng(0), area_min=area[0], area_max=area[1])
-    with pytest.raises(ValueError, match="no whole pixel count"):
+    with pytest.raises(TranslateError, match="no whole pixel count"):
         random_mask(4, 4, np.random.default_rng(0), area_min=0.3, area_max=0.31)
 
 
@@ -213,14 +214,14 @@ def test_mask_from_alpha_and_masked_input(photo):
     assert np.array_equal(mask[0] == 255, np.arange(0, 256, 4) < 128)
     wide = rgba.astype(np.uint16) * 257
     assert np.array_equal(mask_from_alpha(wide), mask)
-    with pytest.raises(ValueError, match="RGBA"):
+    with pytest.raises(TranslateError, match="RGBA"):
         mask_from_alpha(rgba[:, :, :3])
     image = photo("coffee", 64)
     user_mask = np.zeros((64, 64), np.uint8)
     user_mask[10:30, 20:40] = 1  # any nonzero value is a hole
     net_input = masked_input(image, user_mask[:, :, None])
     assert np.array_equal(mask_from_alpha(net_input) > 0, user_mask > 0)
-    with pytest.raises(ValueError, match="mask: size"):
+    with pytest.raises(TranslateError, match="mask: size"):
         masked_input(image, user_mask[:32])
 
 
@@ -260,13 +261,13 @@ def test_superres_shrinks_anti_alias_except_cv2_cubic():
 def test_superres_rejects_bad_options(photo):
     image = photo("coffee", 32)
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match="jpeg_quality_min"):
+    with pytest.raises(TranslateError, match="jpeg_quality_min"):
         superres_pair(image, rng, jpeg_quality_min=99)
-    with pytest.raises(ValueError, match="scale"):
+    with pytest.raises(TranslateError, match="scale"):
         superres_pair(image, rng, scale=5)
-    with pytest.raises(ValueError, match="smaller than the scale"):
+    with pytest.raises(TranslateError, match="smaller than the scale"):
         superres_pair(image[:3], rng, scale=4)
-    with pytest.raises(ValueError, match="downscale"):
+    with pytest.raises(TranslateError, match="downscale"):
         superres_pair(image, rng, downscale="lanczos")
 
 
@@ -356,7 +357,7 @@ def test_shot_noise_grows_with_brightness():
 
 def test_restore_rejects_bad_options(photo):
     image = photo("coffee", 32)
-    with pytest.raises(ValueError, match="shot_noise_max"):
+    with pytest.raises(TranslateError, match="shot_noise_max"):
         restore_pair(image, np.random.default_rng(0), shot_noise_max=-1)
-    with pytest.raises(ValueError, match="jpeg_quality_min"):
+    with pytest.raises(TranslateError, match="jpeg_quality_min"):
         restore_pair(image, np.random.default_rng(0), jpeg_quality_min=99)
