@@ -25,26 +25,28 @@ def _add_plugin(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_plugin)
 
 
-def resource_dir(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
-    """Krita's resource folder on this system (Linux, macOS, Windows)."""
+def _user_folder(platform: str, env: dict[str, str] | None, *, windows: tuple[str, str], macos: str,
+                 linux: tuple[str, str]) -> Path:
+    """A per-user folder: Windows' `windows` (variable, fallback under home), macOS's
+    ~/Library/`macos`, or the XDG `linux` (variable, fallback under home)."""
     env = dict(os.environ) if env is None else env
     home = Path(env.get("HOME") or Path.home())
-    if platform.startswith("win"):
-        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "krita"
+    variable, fallback = windows if platform.startswith("win") else linux
     if platform == "darwin":
-        return home / "Library" / "Application Support" / "krita"
-    return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "krita"
+        return home / "Library" / macos
+    return Path(env.get(variable) or home / fallback)
+
+
+def resource_dir(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
+    """Krita's resource folder on this system (Linux, macOS, Windows)."""
+    return _user_folder(platform, env, windows=("APPDATA", "AppData/Roaming"), macos="Application Support",
+                        linux=("XDG_DATA_HOME", ".local/share")) / "krita"
 
 
 def kritarc_path(platform: str = sys.platform, env: dict[str, str] | None = None) -> Path:
     """Krita's settings file on this system."""
-    env = dict(os.environ) if env is None else env
-    home = Path(env.get("HOME") or Path.home())
-    if platform.startswith("win"):
-        return Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kritarc"
-    if platform == "darwin":
-        return home / "Library" / "Preferences" / "kritarc"
-    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kritarc"
+    return _user_folder(platform, env, windows=("LOCALAPPDATA", "AppData/Local"), macos="Preferences",
+                        linux=("XDG_CONFIG_HOME", ".config")) / "kritarc"
 
 
 def plugin_source() -> Path:

@@ -50,6 +50,19 @@ class GeneratorFacts:
         return ("fp32", "bf16", "fp16")
 
 
+class DiscriminatorFacts:
+    """The defaults of discriminators that judge crops of any size from their `min_size` up."""
+
+    @property
+    def fixed_size(self) -> int | None:
+        """The only crop size it judges; None: any size from min_size up."""
+        return None
+
+    @property
+    def size_multiple(self) -> int:
+        return 1
+
+
 class SameSizeTanhSpec(GeneratorFacts):
     """What same-size generators ending in tanh (U-Net, gated) share: pixels in [-1, 1], scale 1."""
 

@@ -7,12 +7,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from translate.nets.layers import Norm, check_positive
+from translate.nets.layers import DiscriminatorFacts, Norm, check_positive
 from translate.nets.patchgan import PatchGanDiscriminator, PatchGanSpec
 
 
 @dataclass(frozen=True)
-class MultiscaleSpec:
+class MultiscaleSpec(DiscriminatorFacts):
     """`n_scales` PatchGANs; scale k sees the input average-pooled k times (pix2pixHD, sec 3.2)."""
 
     kind: Literal["multiscale"] = "multiscale"
@@ -36,15 +36,6 @@ class MultiscaleSpec:
             norm=self.norm,
             spectral_norm=self.spectral_norm,
         )
-
-    @property
-    def fixed_size(self) -> int | None:
-        """The only crop size it judges; None: any size from min_size up."""
-        return None
-
-    @property
-    def size_multiple(self) -> int:
-        return 1  # crops of any size (from min_size up)
 
     @property
     def min_size(self) -> int:

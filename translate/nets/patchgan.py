@@ -10,11 +10,11 @@ from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from translate.errors import ConfigError
 from translate.nets.antialias import BlurDownsample
-from translate.nets.layers import NORMS, Norm, check_choice, check_positive, conv_bias, norm_layer
+from translate.nets.layers import NORMS, DiscriminatorFacts, Norm, check_choice, check_positive, conv_bias, norm_layer
 
 
 @dataclass(frozen=True)
-class PatchGanSpec:
+class PatchGanSpec(DiscriminatorFacts):
     """PatchGAN: classifies overlapping patches; n_layers=3 sees 70x70, n_layers=0 is PixelGAN."""
 
     kind: Literal["patchgan"] = "patchgan"
@@ -51,15 +51,6 @@ class PatchGanSpec:
             else:  # back through one stride-2 4x4 conv
                 field = 2 * (field - 1) + 4
         return field
-
-    @property
-    def fixed_size(self) -> int | None:
-        """The only crop size it judges; None: any size from min_size up."""
-        return None
-
-    @property
-    def size_multiple(self) -> int:
-        return 1  # crops of any size (from min_size up)
 
     @property
     def min_size(self) -> int:
