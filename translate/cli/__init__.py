@@ -19,9 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"translate {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    from translate.cli import models, plugin, safety, serving, training, weights
+    from translate.cli import evaluation, models, plugin, safety, serving, training, weights
 
     training.add_commands(sub)
+    evaluation.add_commands(sub)
     models.add_commands(sub)
     serving.add_commands(sub)
     plugin.add_commands(sub)
