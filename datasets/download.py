@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 # The archives behind the reference repository's download scripts (junyanz/pytorch-CycleGAN-and-pix2pix).
-PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
+PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz"
 CYCLEGAN_URL = "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{name}.zip"
 
 # name -> what A and B hold. pix2pix archives are "aligned": each jpg is A|B side by side (A = left).

@@ -124,3 +124,10 @@ def test_weights_command_lists_and_fetches(tmp_path, monkeypatch, capsys):
     assert main(["weights", "fetch", "alexnet", "--dest", str(tmp_path / "w")]) == 1
     assert "alexnet: download from https://download.pytorch.org/models/alexnet-owt-7be5be79.pth failed (offline)" \
         in capsys.readouterr().err
+
+
+def test_every_known_weight_comes_over_https():
+    from translate.weights import FEATURE_WEIGHTS, PUBLISHED
+
+    urls = [m.url for m in PUBLISHED.values()] + [w.url for w in FEATURE_WEIGHTS.values()]
+    assert urls and [u for u in urls if not u.startswith("https://")] == []

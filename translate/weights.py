@@ -24,8 +24,9 @@ from translate.integrity.download import DownloadLimits
 from translate.integrity.pins import pin_at_download, require_verified, sha256_of
 
 DEFAULT_DIR = Path("weights")
-_PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
-_CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
+# The reference project's scripts still say http://; the same host serves the same paths over https.
+_PIX2PIX_URL = "https://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{file}.pth"
+_CYCLEGAN_URL = "https://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{file}.pth"
 _TORCHVISION_URL = "https://download.pytorch.org/models/{file}"
 _LPIPS_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/{net}.pth"
 DOWNLOAD_LIMITS = DownloadLimits()  # whole-download deadline, per-read time-out, minimum rate
