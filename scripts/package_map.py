@@ -28,7 +28,7 @@ def imported(tree: ast.AST, this: str) -> set[str]:
 
 
 def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1])
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parents[1]).resolve()
     files = sorted((root / "translate").rglob("*.py"))
     modules = {module_name(f, root): f for f in files}
     groups: dict[str, list[str]] = defaultdict(list)
