@@ -105,15 +105,16 @@ class GanTerm:
     def __init__(self, mode: str, label_smoothing: float = 0.0) -> None:
         self.mode, self.label_smoothing = mode, label_smoothing
 
-    def _loss(self, pred: Preds, is_real: bool, for_discriminator: bool) -> Tensor:
+    def score(self, pred: Preds, is_real: bool, for_discriminator: bool) -> Tensor:
+        """gan.loss's mode on one set of predictions (label smoothing for D's real targets)."""
         return gan_loss(pred, is_real=is_real, mode=self.mode, for_discriminator=for_discriminator,
                         label_smoothing=self.label_smoothing)
 
     def generator(self, judge: Judge, out: Outputs) -> Tensor:
-        return self._loss(judge("fake_b"), True, False)
+        return self.score(judge("fake_b"), True, False)
 
     def discriminator(self, real: Preds, fake: Preds, out: Outputs) -> Tensor:
-        return 0.5 * (self._loss(real, True, True) + self._loss(fake, False, True))
+        return 0.5 * (self.score(real, True, True) + self.score(fake, False, True))
 
 
 class RelativisticGan(GanTerm):
@@ -138,7 +139,7 @@ class HoleMaskedGan(GanTerm):
         return masked_gan_loss(judge("fake_b"), 1 - out["known"], mode=self.mode, for_discriminator=False)
 
     def discriminator(self, real: Preds, fake: Preds, out: Outputs) -> Tensor:
-        return 0.5 * (self._loss(real, True, True)
+        return 0.5 * (self.score(real, True, True)
                       + masked_gan_loss(fake, 1 - out["known"], mode=self.mode, for_discriminator=True))
 
 

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from translate import metrics
 from translate.config import TrainConfig
-from translate.losses import gan_loss, gradient_penalty
+from translate.losses import gradient_penalty
 from translate.losses.terms import GanTerm, Outputs, gan_term
 from translate.nets import build_net, init_weights, spec_to_dict
 from translate.losses.schedules import anneal
@@ -169,11 +169,6 @@ class GanMethod(nn.Module, abc.ABC):
         if gan.instance_noise <= 0:
             return 0.0
         return gan.instance_noise * anneal(self.step, gan.instance_noise_steps or self.total_steps)
-
-    def _gan(self, pred: Any, *, is_real: bool, for_discriminator: bool) -> Tensor:
-        gan = self.config.gan
-        return gan_loss(pred, is_real=is_real, mode=gan.loss, for_discriminator=for_discriminator,
-                        label_smoothing=gan.label_smoothing)
 
     def _discriminator_loss(self, name: str, real: Tensor, fake: Tensor, *, label: str,
                             out: Outputs | None = None) -> dict[str, Tensor]:
