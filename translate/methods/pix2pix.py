@@ -137,9 +137,9 @@ class Pix2Pix(GanMethod):
         self.discriminator_names = ("d",) if adversarial else ()
         self.terms = self._pixel_terms(config)
         self.needs = frozenset().union(*(term.needs for term in self.terms))
-        losses = self.task.losses(config.task_settings)
-        if "known" in model_outputs(config):  # the task's GAN variant judges its filled images
-            self.gan_term = gan_term(config.gan.loss, config.gan.label_smoothing, losses.gan)
+        if "known" in model_outputs(config):  # the task's GAN variant (e.g. hole_masked) judges its filled images
+            variant = self.task.losses(config.task_settings).gan
+            self.gan_term = gan_term(config.gan.loss, config.gan.label_smoothing, variant)
 
     def _pixel_terms(self, config: TrainConfig) -> list[LossTerm]:
         """The named pixel term, then MSE and the VGG19 perceptual loss where their weights are on."""
