@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage.data
 import torch
+
+from translate.serving.launch import start_local_service
 
 ROOT = Path(__file__).resolve().parents[1]
 # Runs under /usr/bin/python3: times the plug-in's functions on Krita-layout bytes.
@@ -52,12 +51,6 @@ print(json.dumps(runs))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_unet(path: Path) -> Path:
     from translate.checkpoint import save_checkpoint
     from translate.nets import build_net, preset, spec_to_dict
@@ -71,19 +64,7 @@ def write_unet(path: Path) -> Path:
 
 
 def start_service(checkpoint: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "translate", "serve", str(checkpoint), "--port", str(port),
-                                "--device", "cpu", "--precision", "fp32"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit("translate serve did not start")
+    return start_local_service([str(checkpoint), "--device", "cpu", "--precision", "fp32"], timeout_s=120)
 
 
 def main() -> None:

@@ -8,11 +8,6 @@ if command -v chromium >/dev/null 2>&1; then
     echo "chromium already installed: $(command -v chromium)"
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: apt-get not found; install Chromium by hand (Debian package: chromium)" >&2
-    exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+source "$(dirname "$0")/apt_install.sh"
+apt_install "Chromium" chromium fonts-dejavu-core
 echo "installed $(chromium --version 2>/dev/null || echo chromium)"

@@ -8,11 +8,6 @@ if command -v kritarunner >/dev/null 2>&1 && /usr/bin/python3 -c "import PyQt5" 
     echo "krita already installed: $(command -v kritarunner)"
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: apt-get not found; install Krita 5 and PyQt5 by hand (Debian packages: krita python3-pyqt5)" >&2
-    exit 1
-fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends krita python3-pyqt5 python3-sip xvfb >/dev/null
+source "$(dirname "$0")/apt_install.sh"
+apt_install "Krita 5 and PyQt5" krita python3-pyqt5 python3-sip xvfb
 echo "installed $(dpkg-query -W -f='krita ${Version}' krita 2>/dev/null || echo krita)"

@@ -193,11 +193,11 @@ def test_pix2pix_rebalances_with_the_training_photos_prior(write_photos):
     method = Pix2Pix(config)
     train, _ = method.datasets()
     prior = bin_prior([train[i]["b"] for i in range(len(train))], bin_centres())
-    torch.testing.assert_close(method.ab_weights, rebalancing_weights(prior, 0.5))
+    torch.testing.assert_close(method.terms[0].class_weights, rebalancing_weights(prior, 0.5))
     off = Pix2Pix(resolve_config("pix2pix", task="colorize", assignments=[
         f"data.root={root}", "generator.ab_classes=true", "generator.base_channels=4"]))
     off.datasets()
-    assert off.ab_weights is None
+    assert off.terms[0].class_weights is None
 
 
 def test_rebalancing_without_classes_is_a_config_error():

@@ -13,9 +13,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -25,6 +23,7 @@ import pytest
 
 from conftest import _photo
 from test_serve import INPAINT, RESNET, write_checkpoint
+from translate.serving.launch import start_local_service
 
 KRITARUNNER = shutil.which("kritarunner")
 pytestmark = [pytest.mark.skipif(KRITARUNNER is None, reason="Krita is not installed (scripts/ci_krita_deps.sh)"),
@@ -35,29 +34,15 @@ SIZE = (72, 96)  # (height, width) of the documents
 BOX = (16, 8, 40, 32)  # x, y, width, height of the selection
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_service(models: list[Path], tmp: Path) -> tuple[subprocess.Popen, str]:
     """A real `translate serve` on a free loopback port, once it answers /health."""
-    port = free_port()
-    log = open(tmp / f"serve-{port}.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "translate", "serve", *map(str, models), "--port", str(port),
-                                "--device", "cpu", "--precision", "fp32", "--tile-size", str(TILE)],
-                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
+    log_path = tmp / f"serve-{len(list(tmp.glob('serve-*.log')))}.log"
+    with open(log_path, "w") as log:
         try:
-            urllib.request.urlopen(url + "/health", timeout=1).read()
-            return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"translate serve did not start: {(tmp / f'serve-{port}.log').read_text()[-2000:]}")
+            return start_local_service([*map(str, models), "--device", "cpu", "--precision", "fp32",
+                                        "--tile-size", str(TILE)], log=log, cwd=ROOT)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}: {log_path.read_text()[-2000:]}") from None
 
 
 def wait_for_empty_queue(url: str, timeout_s: float = 30.0) -> dict:

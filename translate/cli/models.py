@@ -12,13 +12,13 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                        description="Convert INPUT (an image, or a folder walked recursively) into OUTPUT, "
                                    "mirroring its tree and file names. Existing outputs are kept, so a re-run "
                                    "resumes. Exit status 1 when any file failed (each is listed).")
-    _add_model_source(p)
+    add_model_source(p)
     p.add_argument("input", help="image or video file, or folder of them (videos: mp4, mov, mkv, webm, avi)")
     p.add_argument("output", help="output folder (or file name, for one input image or video)")
-    _add_direction(p, "generator to use (default: a_to_b for CycleGAN, the trained one for pix2pix)")
+    add_direction(p, "generator to use (default: a_to_b for CycleGAN, the trained one for pix2pix)")
     p.add_argument("--format", help="output format: png, jpg, tif, webp, bmp (default: the input's)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs instead of skipping them")
-    _add_engine_options(p)
+    add_engine_options(p)
     p.add_argument("--paper-test-mode", dest="mode", action="store_const", const="paper", help="--mode paper")
     p.add_argument("--shard", metavar="I/N",
                    help="convert only the I-th of every N inputs, 0 <= I < N (default: torchrun's RANK/WORLD_SIZE)")
@@ -39,7 +39,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
-def _add_model_source(p: argparse.ArgumentParser) -> None:
+def add_model_source(p: argparse.ArgumentParser) -> None:
     """SOURCE plus the flags that say how to read it (shared by convert, export and serve)."""
     p.add_argument("source", help="run directory, checkpoint, reference *_net_G.pth, or the NAME of a "
                                   "published model downloaded to weights/ (`translate weights fetch NAME`)")
@@ -53,7 +53,7 @@ def _add_model_source(p: argparse.ArgumentParser) -> None:
                         "are licensed for non-commercial use only)")
 
 
-def _source_options(args: argparse.Namespace) -> dict:
+def source_options(args: argparse.Namespace) -> dict:
     """The ModelSource fields besides the path that a command line gives (how to read SOURCE)."""
     return {"direction": getattr(args, "direction", None), "arch": args.arch,
             "weights_dir": getattr(args, "weights_dir", "weights"), "trust_torchscript": args.trust_torchscript,
@@ -64,14 +64,14 @@ def _model_source(args: argparse.Namespace, path: str | None = None):
     """The `ModelSource` a command line names (SOURCE, or `path`)."""
     from translate.inference.contract import ModelSource
 
-    return ModelSource(args.source if path is None else path, **_source_options(args))
+    return ModelSource(args.source if path is None else path, **source_options(args))
 
 
-def _add_direction(p: argparse.ArgumentParser, help: str) -> None:
+def add_direction(p: argparse.ArgumentParser, help: str) -> None:
     p.add_argument("--direction", choices=["a_to_b", "b_to_a"], help=help)
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def add_engine_options(p: argparse.ArgumentParser) -> None:
     """The flags of `InferenceOptions` (convert and serve; export fixes device and precision)."""
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
@@ -84,7 +84,7 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlap", dest="overlap_px", type=int, metavar="PX", help="tile overlap (default: tile/8, at least 32)")
 
 
-def _inference_options(args: argparse.Namespace, **fixed: object):
+def inference_options(args: argparse.Namespace, **fixed: object):
     """The engine options a convert / serve / export command line asks for (`fixed` wins)."""
     from translate.inference.options import InferenceOptions
 
@@ -108,9 +108,9 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from translate.cli.ray_convert import run_ray_convert
 
-        return run_ray_convert(args, _inference_options(args), _source_options(args))
+        return run_ray_convert(args, inference_options(args), source_options(args))
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
-    translator = Translator.load(_model_source(args), _inference_options(args))
+    translator = Translator.load(_model_source(args), inference_options(args))
     from translate.cli.video import convert_video_file, video_settings
 
     video = video_settings(args)
@@ -154,9 +154,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                                    "contract (channels, size multiple, scale, task, direction, mode, spec, config) "
                                    "is embedded as JSON metadata 'translate.json'. Before writing, the export is "
                                    "checked against PyTorch on real photos and refused above a max abs diff of 1e-4.")
-    _add_model_source(p)
+    add_model_source(p)
     p.add_argument("output", help="model.onnx or model.pt2")
-    _add_direction(p, "generator to export (default: a_to_b for CycleGAN, the trained one for pix2pix)")
+    add_direction(p, "generator to export (default: a_to_b for CycleGAN, the trained one for pix2pix)")
     p.add_argument("--mode", choices=["eval", "paper"], default="eval",
                    help="eval: deterministic (default); paper: the pix2pix paper's test-time behaviour baked "
                         "in, per-image batch-norm statistics and dropout on (outputs are random)")
@@ -177,7 +177,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         format_for(args.output)  # a wrong suffix or an existing file fails before the model loads
         if Path(args.output).exists() and not args.overwrite:
             raise ExportError(f"{args.output}: already exists; pass --overwrite to replace it")
-        options = _inference_options(args, device="cpu", precision="fp32")
+        options = inference_options(args, device="cpu", precision="fp32")
         translator = Translator.load(_model_source(args), options)
         report = export_model(translator, args.output, overwrite=args.overwrite, check=args.check, opset=args.opset)
     except ModuleNotFoundError as e:

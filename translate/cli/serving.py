@@ -4,8 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from translate.cli.models import _add_direction, _add_engine_options, _add_model_source, _inference_options, \
-    _source_options
+from translate.cli.models import (
+    add_direction, add_engine_options, add_model_source, inference_options, source_options,
+)
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                                    "and cancel (the Krita plug-in uses it); the editor page is at /, the API "
                                    "docs at /docs. Binds 127.0.0.1 (this machine only) unless --host says "
                                    "otherwise; there is no authentication.")
-    _add_model_source(p)
+    add_model_source(p)
     # serve takes several sources (or --models-dir); the other flags are convert's.
     source = next(action for action in p._actions if action.dest == "source")
     source.nargs, source.default, source.metavar = "*", [], "SOURCE"
@@ -24,8 +25,8 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="also serve every run directory (with checkpoints/) and model file directly in DIR")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (8000)")
-    _add_direction(p, "serve only this generator (default: every one in SOURCE)")
-    _add_engine_options(p)
+    add_direction(p, "serve only this generator (default: every one in SOURCE)")
+    add_engine_options(p)
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB (20)")
     p.add_argument("--max-megapixels", type=float, default=25.0,
                    help="largest image in megapixels, checked from the header before decoding (25)")
@@ -61,7 +62,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from translate.serving.models import load_served, sources_in
 
         sources = list(args.source) + (sources_in(args.models_dir) if args.models_dir else [])
-        served = load_served(sources, _inference_options(args), **_source_options(args))
+        served = load_served(sources, inference_options(args), **source_options(args))
         app = create_app(served, max_upload_bytes=int(args.max_upload_mb * 2**20),
                          max_pixels=int(args.max_megapixels * 1e6), max_concurrent=args.max_concurrent,
                          request_timeout_s=args.request_timeout_s, result_ttl_s=args.result_ttl_s,

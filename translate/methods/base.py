@@ -16,7 +16,8 @@ from torch.utils.data import Dataset
 
 from translate import metrics
 from translate.config import TrainConfig
-from translate.losses import gan_loss, gradient_penalty, relativistic_gan_loss
+from translate.losses import gradient_penalty
+from translate.losses.terms import GanTerm, Outputs, gan_term
 from translate.nets import build_net, init_weights, spec_to_dict
 from translate.losses.schedules import anneal
 
@@ -60,6 +61,8 @@ class GanMethod(nn.Module, abc.ABC):
         # Under torchrun the loop puts DistributedDataParallel wrappers here; calls that train a net
         # go through `self.replica(name)` so its gradients are averaged across ranks.
         self.replicas: dict[str, nn.Module] = {}
+        # How the discriminators' predictions are scored, chosen once from gan.loss (ragan: relativistic).
+        self.gan_term: GanTerm = gan_term(config.gan.loss, config.gan.label_smoothing)
 
     # ------------------------------------------------------------ data
     @staticmethod
@@ -167,22 +170,13 @@ class GanMethod(nn.Module, abc.ABC):
             return 0.0
         return gan.instance_noise * anneal(self.step, gan.instance_noise_steps or self.total_steps)
 
-    def _gan(self, pred: Any, *, is_real: bool, for_discriminator: bool) -> Tensor:
-        gan = self.config.gan
-        return gan_loss(pred, is_real=is_real, mode=gan.loss, for_discriminator=for_discriminator,
-                        label_smoothing=gan.label_smoothing)
-
-    def _discriminator_loss(self, name: str, real: Tensor, fake: Tensor, *, label: str) -> dict[str, Tensor]:
-        """0.5 * (loss(D(real), real) + loss(D(fake), fake)): halved to slow D relative to G
-        (pix2pix §3.3, CycleGAN §4), plus the gradient penalty for WGAN-GP; the relativistic loss
-        (ragan) judges real and fake against each other instead."""
+    def _discriminator_loss(self, name: str, real: Tensor, fake: Tensor, *, label: str,
+                            out: Outputs | None = None) -> dict[str, Tensor]:
+        """D's loss from `gan_term` on D(real) and D(fake) (`out`: the forward outputs a variant such as
+        hole_masked reads), plus the gradient penalty for WGAN-GP."""
         d = self.replica(name)
         real, fake = self.discriminator_input(real), self.discriminator_input(fake.detach())
-        if self.config.gan.loss == "ragan":  # already the mean of its real and fake terms
-            return {label: relativistic_gan_loss(d(real), d(fake), for_discriminator=True)}
-        loss = 0.5 * (self._gan(d(real), is_real=True, for_discriminator=True)
-                      + self._gan(d(fake), is_real=False, for_discriminator=True))
-        losses = {label: loss}
+        losses = {label: self.gan_term.discriminator(d(real), d(fake), out or {})}
         if self.config.gan.loss == "wgangp":
             # The bare net: DDP does not support double backward; the penalty's gradients still
             # reach the same parameters within this backward, so they are averaged with the rest.

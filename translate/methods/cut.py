@@ -116,7 +116,7 @@ class CUT(UnpairedMethod):
         if c.lambda_gan > 0:
             # The bare discriminator: it is frozen in this step, so it has nothing to synchronise.
             pred = self.nets["d_b"](out["fake_b"])
-            losses["G_GAN"] = c.lambda_gan * self._gan(pred, is_real=True, for_discriminator=False)
+            losses["G_GAN"] = c.lambda_gan * self.gan_term.score(pred, True, False)
         if c.lambda_nce > 0:
             losses["NCE"] = self._nce(out["real"], out["fake"], n_a=len(out["real_a"]),
                                       flipped=bool(out["flipped"]), keys=out.get("real_taps"))

@@ -75,10 +75,10 @@ class CycleGAN(UnpairedMethod):
         c = self.config.method_settings
         # Bare discriminators: they are frozen in this step, so they have nothing to synchronise.
         losses = {
-            "G_AB": self._gan(self.nets["d_b"](self.discriminator_input(out["fake_b"])), is_real=True,
-                              for_discriminator=False),
-            "G_BA": self._gan(self.nets["d_a"](self.discriminator_input(out["fake_a"])), is_real=True,
-                              for_discriminator=False),
+            "G_AB": self.gan_term.score(self.nets["d_b"](self.discriminator_input(out["fake_b"])), True,
+                              False),
+            "G_BA": self.gan_term.score(self.nets["d_a"](self.discriminator_input(out["fake_a"])), True,
+                              False),
             # ||G_BA(G_AB(a)) - a||_1 and ||G_AB(G_BA(b)) - b||_1 (CycleGAN eq. 2)
             "cycle_A": l1_loss(out["rec_a"], out["real_a"], weight=c.lambda_a),
             "cycle_B": l1_loss(out["rec_b"], out["real_b"], weight=c.lambda_b),

@@ -4,22 +4,24 @@ relativistic GAN)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from translate.config import ConfigError, Settings, TrainConfig
 from translate.config.plugins import WEIGHT, Range, count
 from translate.errors import WeightsError
-from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
+from translate.losses.terms import (
+    ChromaCE, LossTerm, gan_term, hole_l1_term, l1_term, mse_term, perceptual_term, total,
+)
 from translate.methods.base import GanMethod
 from translate.methods.entry import Flag, MethodEntry
-from translate.nets.chroma import bin_prior, classification_loss, rebalancing_weights
 from translate.losses.schedules import ramp_in
 
 
@@ -33,7 +35,11 @@ class Pix2PixConfig(Settings):
         "ce_rebalance": (lambda v: 0 <= v <= 1, "in [0, 1] (0 = off)"),
         "gan_ramp_steps": count(0, "0 or more (0 = no ramp)"), "lambda_perceptual": WEIGHT,
     }
-    lambda_l1: float = 100.0
+    # The pixel term (PIXEL_TERMS below): l1, hole_l1 (inpaint's hole-weighted L1), ab_ce (cross-entropy
+    # over ab bins, for ab_classes generators). auto: ab_ce for an ab_classes generator, else the
+    # task's own (hole_l1 for inpaint, l1 otherwise): what configs without this key trained with.
+    pixel_loss: str = "auto"
+    lambda_l1: float = 100.0  # weighs l1 and hole_l1
     # Weight of the adversarial term. 0 trains the generator on L1 alone, with no discriminator:
     # the fidelity-first (PSNR) baseline, and the usual pre-training for super-resolution GANs.
     lambda_gan: float = 1.0
@@ -42,8 +48,7 @@ class Pix2PixConfig(Settings):
     # Weight of a pixel MSE term (on [-1, 1] images; 0 = off): PSNR's own loss, which trains a
     # fidelity model far faster than L1 on textured photos (the superres recipe uses it alone).
     lambda_mse: float = 0.0
-    # Generators with ab_classes (colorize) train on cross-entropy over quantised ab instead of L1.
-    lambda_ce: float = 1.0
+    lambda_ce: float = 1.0  # weighs ab_ce
     # Their class rebalancing (Zhang et al.'s lambda; the paper uses 0.5): pixels of colours rare in
     # the training photos count more. 0 = off, every pixel alike.
     ce_rebalance: float = 0.0
@@ -55,12 +60,62 @@ class Pix2PixConfig(Settings):
     gan_ramp_steps: int = 0
 
     def check(self, config: TrainConfig) -> None:
-        if self.ce_rebalance > 0 and not config.generator.classifies_ab:
-            raise ConfigError("pix2pix.ce_rebalance: rebalances the classes of ab_classes generators; "
-                              "add --set generator.ab_classes=true (a U-Net colorizer) or leave it at 0")
+        name = pixel_loss_name(config)
+        if self.ce_rebalance > 0 and name != "ab_ce":
+            raise ConfigError("pix2pix.ce_rebalance: rebalances the classes of ab_classes generators (pixel_loss "
+                              "ab_ce); add --set generator.ab_classes=true (a U-Net colorizer) or leave it at 0")
+        missing = PIXEL_TERMS[name].needs - model_outputs(config)
+        if missing:
+            raise ConfigError(f"pix2pix.pixel_loss: {name} needs {PIXEL_TERMS[name].requires}; choose another "
+                              f"({', '.join(PIXEL_TERMS)}) or auto")
         if self.lambda_perceptual > 0 and not any(w > 0 for w in config.perceptual.layers.values()):
             raise ConfigError("perceptual.layers: pix2pix.lambda_perceptual is on but no layer has a weight; "
                               "set e.g. --set perceptual.layers.conv5_4=1")
+
+
+@dataclass(frozen=True)
+class PixelTerm:
+    """A pixel loss pix2pix.pixel_loss can name: how to build it from the config and the generator,
+    the forward outputs it reads beyond fake_b / real_b, and what the model must be to give them."""
+
+    build: Callable[[TrainConfig, nn.Module], LossTerm]
+    needs: frozenset[str] = frozenset()
+    requires: str = ""
+
+
+# Registered by name; a plug-in adds its own entry (PIXEL_TERMS["name"] = PixelTerm(...)).
+PIXEL_TERMS: dict[str, PixelTerm] = {
+    "l1": PixelTerm(lambda c, g: l1_term(c.method_settings.lambda_l1)),
+    "hole_l1": PixelTerm(lambda c, g: hole_l1_term(c.method_settings.lambda_l1, _task(c).losses(c.task_settings)),
+                         frozenset({"known"}), "a task with known pixels (inpaint) trained a_to_b"),
+    "ab_ce": PixelTerm(lambda c, g: ChromaCE(c.method_settings.lambda_ce, lambda: g.centres, c.method_settings.ce_rebalance),
+                       frozenset({"ab_logits"}), "an ab_classes generator (--set generator.ab_classes=true)"),
+}
+
+
+def _task(config: TrainConfig) -> Any:
+    from translate.tasks import get_task
+
+    return get_task(config.task)
+
+
+def model_outputs(config: TrainConfig) -> set[str]:
+    """The forward outputs Pix2Pix gives for `config` beyond real_a, real_b, fake_b."""
+    outputs = {"ab_logits"} if config.generator.classifies_ab else set()
+    if _task(config).takes_mask and config.direction == "a_to_b":
+        outputs |= {"known", "filled_b"}
+    return outputs
+
+
+def pixel_loss_name(config: TrainConfig) -> str:
+    """pix2pix.pixel_loss, with auto resolved; ConfigError naming the choices for an unknown name."""
+    name = config.method_settings.pixel_loss
+    if name == "auto":  # the task's own term where the model gives what it reads
+        name = "ab_ce" if config.generator.classifies_ab else _task(config).losses(config.task_settings).pixel
+        return name if PIXEL_TERMS[name].needs <= model_outputs(config) else "l1"
+    if name not in PIXEL_TERMS:
+        raise ConfigError(f"pix2pix.pixel_loss: unknown {name!r}; choose one of auto, {', '.join(PIXEL_TERMS)}")
+    return name
 
 
 class Pix2Pix(GanMethod):
@@ -80,13 +135,25 @@ class Pix2Pix(GanMethod):
         super().__init__(config, {self.g_name: g, "d": d} if adversarial else {self.g_name: g})
         self.generator_names = (self.g_name,)
         self.discriminator_names = ("d",) if adversarial else ()
-        self.classifies_ab = g.classifies_ab  # colorization as classification
-        self.ab_weights: Tensor | None = None  # its class rebalancing (set by datasets())
+        self.terms = self._pixel_terms(config)
+        self.needs = frozenset().union(*(term.needs for term in self.terms))
+        if "known" in model_outputs(config):  # the task's GAN variant (e.g. hole_masked) judges its filled images
+            variant = self.task.losses(config.task_settings).gan
+            self.gan_term = gan_term(config.gan.loss, config.gan.label_smoothing, variant)
+
+    def _pixel_terms(self, config: TrainConfig) -> list[LossTerm]:
+        """The named pixel term, then MSE and the VGG19 perceptual loss where their weights are on."""
+        p = config.method_settings
+        terms = [PIXEL_TERMS[pixel_loss_name(config)].build(config, self.nets[self.g_name])]
+        if p.lambda_mse > 0:
+            terms.append(mse_term(p.lambda_mse))
         self.perceptual = None
         if p.lambda_perceptual > 0:
             from translate.losses.perceptual import perceptual_loss
 
             self.perceptual = perceptual_loss(config.perceptual)
+            terms.append(perceptual_term(p.lambda_perceptual, self.perceptual))
+        return terms
 
     @staticmethod
     def data_channels(config: TrainConfig) -> tuple[int, int]:
@@ -122,11 +189,8 @@ class Pix2Pix(GanMethod):
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
         train = make(find("train"), train_tf, make_pair)
-        if self.classifies_ab and self.config.method_settings.ce_rebalance > 0:
-            # The bins' distribution over one draw of every training photo, before any epoch is set,
-            # so a resumed run computes the same weights.
-            prior = bin_prior((train[i]["b"] for i in range(len(train))), self.nets[self.g_name].centres)
-            self.ab_weights = rebalancing_weights(prior, self.config.method_settings.ce_rebalance)
+        for term in self.terms:  # before any epoch is set, so a resumed run fits the same
+            term.fit(lambda: (train[i]["b"] for i in range(len(train))))
         return train, (make(val, val_tf, make_val_pair) if val else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
@@ -138,7 +202,7 @@ class Pix2Pix(GanMethod):
         if self.config.direction == "b_to_a":
             real_a, real_b = real_b, real_a
         out = {"real_a": real_a, "real_b": real_b}
-        if self.classifies_ab:  # the loss needs the bin logits
+        if "ab_logits" in self.needs:
             out["fake_b"], out["ab_logits"] = self.generate(self.g_name, real_a, with_logits=True)
         else:
             out["fake_b"] = self.generate(self.g_name, real_a)
@@ -164,55 +228,21 @@ class Pix2Pix(GanMethod):
             image = "filled_b"
         return torch.cat([out["cond"], out[image]], 1) if "cond" in out else out[image]
 
-    def _masks_gan(self, out: dict[str, Tensor]) -> bool:
-        return "known" in out and self.config.task_settings.mask_discriminator
-
     def generator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
-        p, holes = self.config.method_settings, self.config.task_settings
-        if "ab_logits" in out:  # colorization as classification: cross-entropy in place of L1
-            centres, weights = self.nets[self.g_name].centres, self.ab_weights
-            weights = None if weights is None else weights.to(centres.device)
-            losses = {"G_CE": p.lambda_ce * classification_loss(out["ab_logits"], out["real_b"], centres,
-                                                                weights=weights)}
-        elif "known" in out:
-            losses = {"G_L1": p.lambda_l1 * hole_weighted_l1(out["fake_b"], out["real_b"], 1 - out["known"],
-                                                             hole_weight=holes.hole_l1_weight,
-                                                             known_weight=holes.known_l1_weight)}
-        else:
-            losses = {"G_L1": l1_loss(out["fake_b"], out["real_b"], weight=p.lambda_l1)}
-        if p.lambda_mse > 0:
-            losses["G_MSE"] = mse_loss(out["fake_b"], out["real_b"], weight=p.lambda_mse)
-        if self.perceptual is not None:
-            # On the filled image: the known pixels match the target, so only the holes' features differ.
-            fake = out.get("filled_b", out["fake_b"])
-            losses["G_perceptual"] = p.lambda_perceptual * self.perceptual(fake, out["real_b"])
+        """The pixel terms by their log names, plus G_gan (the GAN term, ramped in) when D is on."""
+        p, losses = self.config.method_settings, total(self.terms, out)
         if self.discriminator_names:
             # The bare D (not its replica): D is frozen in this step, so it has nothing to synchronise.
             d = self.nets["d"]
-            pred_fake = d(self.discriminator_input(self._judged(out, "fake_b")))
-            if self._masks_gan(out):
-                gan = masked_gan_loss(pred_fake, 1 - out["known"], mode=self.config.gan.loss, for_discriminator=False)
-            elif self.config.gan.loss == "ragan":
-                with torch.no_grad():  # the reference detaches D(real) in the generator step
-                    pred_real = d(self.discriminator_input(self._judged(out, "real_b")))
-                gan = relativistic_gan_loss(pred_real, pred_fake, for_discriminator=False)
-            else:
-                gan = self._gan(pred_fake, is_real=True, for_discriminator=False)
+            gan = self.gan_term.generator(lambda image: d(self.discriminator_input(self._judged(out, image))), out)
             losses["G_gan"] = p.lambda_gan * ramp_in(self.step, p.gan_ramp_steps) * gan
         return losses
 
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         if not self.discriminator_names:
             return {}
-        if self._masks_gan(out):
-            # Real images are real everywhere; a filled image is fake in its holes and real elsewhere.
-            d = self.replica("d")
-            pred_real = d(self.discriminator_input(self._judged(out, "real_b")))
-            pred_fake = d(self.discriminator_input(self._judged(out, "fake_b").detach()))
-            mode = self.config.gan.loss
-            return {"D": 0.5 * (self._gan(pred_real, is_real=True, for_discriminator=True)
-                                + masked_gan_loss(pred_fake, 1 - out["known"], mode=mode, for_discriminator=True))}
-        return self._discriminator_loss("d", self._judged(out, "real_b"), self._judged(out, "fake_b"), label="D")
+        return self._discriminator_loss("d", self._judged(out, "real_b"), self._judged(out, "fake_b"), label="D",
+                                        out=out)
 
     def extra_state(self) -> dict[str, Any]:
         """The sha256 of the VGG19 weights behind the perceptual loss, so a run records what it used."""

@@ -18,6 +18,7 @@ import torch
 
 from translate.data.images import image_to_tensor, tensor_to_image, to_channels, to_uint8
 from translate.errors import ConfigError, ImageError
+from translate.losses.terms import TaskLosses
 
 if TYPE_CHECKING:
     from translate.config import Settings, TrainConfig
@@ -172,6 +173,10 @@ class Task:
         it) and 0 where the net fills it in, for a (N, C_in, H, W) batch in [-1, 1]; None: the net
         makes every pixel."""
         return None
+
+    def losses(self, settings: Settings | None) -> TaskLosses:
+        """What this task tells a paired method about its losses (translate.losses.terms.TaskLosses)."""
+        return TaskLosses()
 
     def eval_region(self, net_input: np.ndarray) -> np.ndarray | None:
         """HxW bool of the pixels evaluation's PSNR counts; None: all of them."""

@@ -19,6 +19,7 @@ from translate.config import Settings
 from translate.config.plugins import WEIGHT, Range
 from translate.data.images import tensor_to_image, to_channels, to_uint8
 from translate.errors import ConfigError, ImageError, TranslatorError
+from translate.losses.terms import TaskLosses
 from translate.tasks.base import PairMaker, Prepared, Task, check_image, rgb8
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ class InpaintSettings(Settings):
     RANGES: ClassVar[dict[str, Range]] = {"hole_l1_weight": WEIGHT, "known_l1_weight": WEIGHT}
     hole_area_min: float = 0.05  # share of the image covered by holes
     hole_area_max: float = 0.4
-    # Hole-weighted L1 (Liu et al. 2018: L_hole x 6 + L_valid x 1), times pix2pix.lambda_l1.
+    # The hole_l1 pixel term's weights (Liu et al. 2018: L_hole x 6 + L_valid x 1), times pix2pix.lambda_l1.
     hole_l1_weight: float = 6.0
     known_l1_weight: float = 1.0
     # D judges the filled image (known pixels pasted back) with the mask in its condition; its fake
@@ -238,6 +239,11 @@ class Inpaint(Task):
         if holes.mask_discriminator and losses.lambda_gan > 0 and config.gan.loss not in ("vanilla", "lsgan"):
             raise ConfigError(f"gan.loss: {config.gan.loss} cannot label the holes of a filled image per patch; "
                               "use vanilla or lsgan, or --set inpaint.mask_discriminator=false")
+
+    def losses(self, settings: InpaintSettings) -> TaskLosses:
+        # Hole-weighted L1, and LaMa's hole-masked GAN unless turned off.
+        return TaskLosses(pixel="hole_l1", gan="hole_masked" if settings.mask_discriminator else None,
+                          hole_weight=settings.hole_l1_weight, known_weight=settings.known_l1_weight)
 
     def known_pixels(self, net_input: torch.Tensor) -> torch.Tensor:
         return (net_input[:, 3:4] > 0).to(net_input.dtype)  # alpha: 255 (1.0) known, 0 (-1.0) hole
