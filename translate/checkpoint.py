@@ -1,10 +1,11 @@
 """Self-describing checkpoints: format, atomic save, safe load (never unpickles arbitrary objects)."""
 from __future__ import annotations
 
+import math
 import pickle
 import re
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,23 @@ _NUMBERED = re.compile(r"step_(\d+)\.pt")
 # the full training state (no discriminators, optimiser moments, pools or RNG states). "ema": the
 # generators' averaged weights, when the run keeps them; inference prefers them to "nets".
 INFERENCE_KEYS = ("config", "specs", "nets", "ema", "step", "epoch")
+
+
+SE_SUFFIX = "_se"  # val.csv and val_metrics: "psnr_se" is the standard error of the figure "psnr"
+
+
+def plus_minus(value: float, se: float | None) -> str:
+    """How a validation figure is written: "24.1 ± 0.3" (4 significant digits, the error 2), or the
+    value alone where it has no finite standard error."""
+    if se is None or not math.isfinite(se):
+        return f"{value:.4g}"
+    return f"{value:.4g} ± {se:.2g}"
+
+
+def figures_text(row: Mapping[str, float]) -> str:
+    """A validation row's figures as "psnr=24.1 ± 0.3, l1=0.11", each with its error (epoch and step left out)."""
+    return ", ".join(f"{k}={plus_minus(v, row.get(k + SE_SUFFIX))}" for k, v in row.items()
+                     if k not in ("epoch", "step") and not k.endswith(SE_SUFFIX))
 
 
 def checkpoint_dir(run_dir: str | Path) -> Path:

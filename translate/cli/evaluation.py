@@ -69,6 +69,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         return code
     learned = _learned_metrics(args)  # a bad --metrics fails before the model loads
     translator = Translator.load(args.source, device=args.device)
+    if translator.model.trained:  # a translate checkpoint: say which one, and its validation figure
+        from translate.inference.loading import checkpoint_line
+
+        print(checkpoint_line(translator.model))
     learned = dataclasses.replace(learned, device=str(translator.device))
     samples = find_paired(args.data, args.split)
     pairs = [(s.a, s.b) for s in samples if s.b is not None]

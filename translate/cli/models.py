@@ -111,6 +111,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return run_ray_convert(args, inference_options(args), source_options(args))
     shard = parse_shard(args.shard) if args.shard else shard_from_env(os.environ)
     translator = Translator.load(_model_source(args), inference_options(args))
+    if translator.model.trained and int(os.environ.get("RANK", 0)) == 0:  # a translate checkpoint: which one
+        from translate.inference.loading import checkpoint_line
+
+        print(checkpoint_line(translator.model))
     from translate.cli.video import convert_video_file, video_settings
 
     video = video_settings(args)

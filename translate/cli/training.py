@@ -154,15 +154,15 @@ def _new_config(args: argparse.Namespace, overrides: dict[str, object]):  # -> T
 
 
 def _print_result(result) -> None:  # result: translate.training.loop.TrainResult
-    from translate.checkpoint import BEST
+    from translate.checkpoint import BEST, figures_text, plus_minus
     from translate.training.run_page import PAGE
 
     print(f"trained {result.step} steps ({result.epoch} epochs); checkpoint: {result.checkpoint}")
     if result.val_metrics:
-        print("validation (final): " + ", ".join(f"{k}={v:.4g}" for k, v in result.val_metrics.items()))
+        print("validation (final): " + figures_text(result.val_metrics))
     if result.best:
         b = result.best
-        print(f"best {b['column']}={b['value']:.4g} at epoch {b['epoch']} (step {b['step']}): "
+        print(f"best {b['column']}={plus_minus(b['value'], b.get('se'))} at epoch {b['epoch']} (step {b['step']}): "
               f"{result.checkpoint.parent / BEST}")
     page = result.checkpoint.parent.parent / PAGE
     if page.is_file():

@@ -30,7 +30,12 @@ class DataConfig:
     val_fraction: float = 0.0  # only for ROOT/A + ROOT/B without split folders
     serial: bool = False  # CycleGAN: pair A[i] with B[i] instead of a random B
     workers: int = 0  # data-loader processes; 0 = decode in the training process
-    max_val_images: int = 16  # validation cost stays bounded on big val splits
+    max_val_images: int = 16  # validation cost stays bounded on big val splits (files, and files x draws)
+    # Fixed draws scored per validation file where anything about an item is random (a synthesised
+    # input's holes, noise or shrink; a crop): seeded, the same at every validation, so the figure
+    # carries a standard error and best.pt moves only on a gain larger than it. 1 where nothing is
+    # random (prepared A/B files with preprocess none); fewer when files x draws > max_val_images.
+    val_draws: int = 4
     # Items drawn per epoch (cycling fresh permutations); 0 = the dataset size. Lets a handful of
     # photos make epochs long enough that per-epoch work (checkpoint, validation) stays rare.
     samples_per_epoch: int = 0
@@ -257,6 +262,7 @@ _RANGES: dict[str, Range] = {
     "data.workers": count(0, "0 or more (0 = decode in the training process)"),
     "data.val_fraction": UNIT,
     "data.max_val_images": count(0, "0 or more"),
+    "data.val_draws": count(1, "at least 1"),
     "data.samples_per_epoch": count(0, "0 or more (0 = the dataset size)"),
     # 1 grey (sketch, L), 2 (colorize's ab), 3 RGB, 4 RGBA or RGB + mask (inpaint): what images hold.
     "generator.in_channels": (lambda v: 1 <= v <= 4, "1 to 4 (image channels)"),

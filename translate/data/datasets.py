@@ -5,6 +5,10 @@ replicates grey, 3->1 takes luma, 4->3 drops alpha). 8- and 16-bit files both ma
 All randomness (augmentation, synthetic inputs, unpaired B choice) is drawn from generators seeded by
 (seed, epoch, index), so an item is reproducible whatever the DataLoader's worker count. Call
 `set_epoch` before each epoch; with `persistent_workers=True` workers keep their own copy and miss it.
+
+A validation dataset (`draws=K`) instead holds K fixed draws of each file, item i being draw i % K of
+file i // K, seeded by (seed, VALIDATION_STREAM, file, draw): the same at every validation, whatever
+the epoch, and apart from every training item's randomness.
 """
 from __future__ import annotations
 
@@ -21,6 +25,27 @@ from translate.data.images import image_to_tensor, read_image, to_channels
 from translate.data.layouts import DatasetError, Sample
 
 MakePair = Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
+# Where fixed validation draws take their seeds: (seed, VALIDATION_STREAM, file, draw). Training
+# items use (seed, epoch, index), and no run counts this many epochs, so the two never share a seed.
+VALIDATION_STREAM = 2**31 - 1
+
+
+def validation_draws(requested: int, *, random: bool, n_files: int, max_items: int) -> int:
+    """Draws per validation file: `requested` (data.val_draws) where something about an item is
+    random (`random`: a synthesised input or a random crop), else 1 (a second draw would repeat the
+    first); fewer when `n_files` x draws would pass `max_items` (data.max_val_images), so a pass
+    never scores more items than that, and a big validation split costs no more than before."""
+    if not random or n_files == 0:
+        return 1
+    return max(1, min(requested, max_items // n_files))
+
+
+def _item_rng(seed: int, epoch: int, index: int, draws: int) -> tuple[int, np.random.Generator]:
+    """(the file's index, the item's generator): a training item's by epoch, a validation draw's fixed."""
+    if draws:
+        file, draw = divmod(index, draws)
+        return file, np.random.default_rng([seed, VALIDATION_STREAM, file, draw])
+    return index, np.random.default_rng([seed, epoch, index])
 
 
 def split_aligned(image: np.ndarray, path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
@@ -38,6 +63,7 @@ class PairedDataset(Dataset):
     make_pair (task recipes), each sample names one photo, Sample(photo) or Sample(photo, photo), read
     as RGB and augmented; make_pair(photo HWC uint8/uint16, rng) -> (input, target) HW or HWC
     uint8/uint16 arrays. They may differ in size (super-resolution inputs are smaller).
+    With `draws` (validation), K fixed draws of each sample (see the module's docstring).
     """
 
     def __init__(
@@ -49,6 +75,7 @@ class PairedDataset(Dataset):
         transform: A.Compose,
         make_pair: MakePair | None = None,
         seed: int = 0,
+        draws: int = 0,
     ) -> None:
         if make_pair is not None and any(s.b not in (None, s.a) for s in samples):
             raise ValueError("make_pair: samples must name one photo each, Sample(photo) or Sample(photo, photo)")
@@ -58,19 +85,20 @@ class PairedDataset(Dataset):
         self.transform = transform
         self.make_pair = make_pair
         self.seed = seed
+        self.draws = draws  # 0: a training set (fresh randomness every epoch)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) * max(1, self.draws)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         # An index past len() draws the same files again with fresh randomness (long epochs over
         # few files: data.samples_per_epoch), so repeated draws are not repeated crops.
-        sample = self.samples[index % len(self.samples)]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        file, rng = _item_rng(self.seed, self.epoch, index, self.draws)
+        sample = self.samples[file % len(self.samples)]
         self.transform.set_random_seed(int(rng.integers(2**31)))
         if self.make_pair is None:
             real_a, real_b = self._load_pair(sample)
@@ -102,6 +130,7 @@ class UnpairedDataset(Dataset):
 
     len = max(|A|, |B|); item i uses A[i % |A|] and, unless serial, B from a per-epoch seeded
     permutation, so each epoch visits every B image (the original picks B with replacement).
+    With `draws` (validation), K fixed draws of each item (see the module's docstring).
     """
 
     def __init__(
@@ -115,6 +144,7 @@ class UnpairedDataset(Dataset):
         transform_b: A.Compose,
         serial: bool = False,
         seed: int = 0,
+        draws: int = 0,
     ) -> None:
         if not paths_a or not paths_b:
             raise DatasetError(f"UnpairedDataset: both domains need images, got {len(paths_a)} A, {len(paths_b)} B")
@@ -126,6 +156,7 @@ class UnpairedDataset(Dataset):
         self.transform_b = transform_b
         self.serial = serial
         self.seed = seed
+        self.draws = draws
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -133,13 +164,14 @@ class UnpairedDataset(Dataset):
         self._order_b = np.random.default_rng([self.seed, epoch]).permutation(len(self.paths_b))
 
     def __len__(self) -> int:
-        return max(len(self.paths_a), len(self.paths_b))
+        return max(len(self.paths_a), len(self.paths_b)) * max(1, self.draws)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        path_a = self.paths_a[index % len(self.paths_a)]
-        j = index % len(self.paths_b)
+        pair, rng = _item_rng(self.seed, self.epoch, index, self.draws)
+        path_a = self.paths_a[pair % len(self.paths_a)]
+        j = pair % len(self.paths_b)
         path_b = self.paths_b[j if self.serial else self._order_b[j]]
-        seed_a, seed_b = np.random.default_rng([self.seed, self.epoch, index]).integers(2**31, size=2)
+        seed_a, seed_b = rng.integers(2**31, size=2)
         # Reseed right before each call: transform_a and transform_b may be one shared object.
         self.transform_a.set_random_seed(int(seed_a))
         real_a = _augment(self.transform_a, path_a, image=_read(path_a, self.channels_a))["image"]

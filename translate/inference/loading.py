@@ -3,6 +3,7 @@ spandrel knows) or published NAME (a `ModelSource`), read once, becomes one `Loa
 generator it holds, each with its `ModelContract`."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import zipfile
@@ -14,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from translate.checkpoint import is_translate_checkpoint, load_file, resolve_checkpoint, validate_checkpoint
+from translate.checkpoint import (
+    LATEST, SE_SUFFIX, is_translate_checkpoint, load_file, plus_minus, resolve_checkpoint, validate_checkpoint,
+)
 from translate.direction import DIRECTIONS, Direction, generator_name
 from translate.errors import CheckpointError, ConfigError, TranslateError, TranslatorError, WeightsError, first_line
 from translate.inference.contract import ModelContract, ModelSource
@@ -27,13 +30,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, kw_only=True)
 class LoadedModel:
     """One generator rebuilt from its source: the net (in its own `contract.value_range`), its
-    contract, the training config embedded in a translate checkpoint ({} otherwise) and the file
-    it came from (None for a bare net)."""
+    contract, the training config embedded in a translate checkpoint ({} otherwise), the file
+    it came from (None for a bare net) and, for a translate checkpoint, `trained`: the file read,
+    its step and the validation figures the run recorded (see `checkpoint_line`)."""
 
     net: nn.Module
     contract: ModelContract
     config: Mapping[str, Any] = field(default_factory=dict)
     source: Path | None = None
+    trained: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def spec(self) -> Any:
@@ -56,6 +61,36 @@ class LoadedModel:
 def describe_model(model: LoadedModel) -> dict[str, Any]:
     """What was loaded, as plain values (`translate info MODEL`): where from, how, and its contract."""
     return {"source": str(model.source), "loaded_as": model.contract.loaded_as, **model.contract.to_dict()}
+
+
+def _training_record(checkpoint: Mapping[str, Any], path: Path) -> dict[str, Any]:
+    """What a checkpoint says of the training behind it: its file and step, the validation row
+    measured at that step (best.pt keeps it as val_metrics; latest.pt's history holds it) and the
+    run's best-so-far record."""
+    history = [row for row in checkpoint.get("val_history") or [] if row.get("step") == checkpoint.get("step")]
+    figures = checkpoint.get("val_metrics") or (history[-1] if history else {})
+    return {"file": path, "step": checkpoint.get("step"), "figures": dict(figures), "best": checkpoint.get("best")}
+
+
+def checkpoint_line(model: LoadedModel) -> str:
+    """One line naming the checkpoint a model was read from and why, with its validation figure:
+    "model: runs/x/checkpoints/latest.pt (step 600, val psnr 25.3 ± 0.4; the run's newest weights,
+    what a run directory means; best.pt: step 400, val psnr 24.1 ± 0.3)"."""
+    trained = model.trained
+    if not trained:
+        return f"model: {model.source}"
+    best, row, path = trained.get("best") or {}, trained["figures"], Path(trained["file"])
+    column = best.get("column")
+    facts = [f"step {trained.get('step')}"]
+    if column and row.get(column) is not None:
+        facts.append(f"val {column} {plus_minus(float(row[column]), row.get(column + SE_SUFFIX))}")
+    if path.name == LATEST:
+        facts.append("the run's newest weights, what a run directory means")
+        if best.get("value") is None:
+            facts.append("no best.pt: the run recorded no validation figure")
+        elif best.get("step") != trained.get("step"):
+            facts.append(f"best.pt: step {best['step']}, val {column} {plus_minus(best['value'], best.get('se'))}")
+    return f"model: {path} ({'; '.join(facts)})"
 
 
 def resolve_source(source: str | os.PathLike, weights_dir: str | os.PathLike = "weights") -> Path:
@@ -93,7 +128,9 @@ def load_models(source: ModelSource | str | os.PathLike, **fields: Any) -> list[
         if source.arch is not None:
             raise TranslatorError(f"{path}: --arch is only for reference weights; a translate "
                                   "checkpoint carries its own architecture")
-        return _checkpoint_models(checkpoint, path, source.direction)
+        models = _checkpoint_models(checkpoint, path, source.direction)
+        record = _training_record(checkpoint, checkpoint_path)
+        return [dataclasses.replace(model, trained=record) for model in models]
     if source.direction is not None:
         raise TranslatorError(f"{path}: reference weights hold one generator; drop --direction")
     return [_published_model(obj, path, source)]

@@ -79,15 +79,17 @@ class GanMethod(nn.Module, abc.ABC):
     def data_files(self, dataset: Dataset) -> list[Path]:
         """Every file `dataset` reads, in order (header checks, rank agreement)."""
 
-    def transforms(self) -> tuple[A.Compose, A.Compose]:
-        """Training (random crop and flip) and validation (deterministic) transforms."""
+    def transforms(self, *, val_draws: int = 1) -> tuple[A.Compose, A.Compose]:
+        """Training (random crop and flip) and validation transforms: for one validation draw the
+        deterministic view (resized whole, or the centre crop); for several, seeded crops at the
+        training geometry, never flipped, so the draws see different parts of each photo."""
         from translate.data import transforms
 
         d = self.config.data
         kw = dict(load_size=d.load_size, crop_size=d.crop_size, preprocess=d.preprocess)
         # paired_transform applies one random crop/flip to A and B; it serves single images too.
         return (transforms.paired_transform(**kw, flip=d.flip, train=True),
-                transforms.paired_transform(**kw, flip=False, train=False))
+                transforms.paired_transform(**kw, flip=False, train=val_draws > 1))
 
     # ------------------------------------------------------------ training
     @abc.abstractmethod

@@ -166,7 +166,8 @@ class Pix2Pix(GanMethod):
     def datasets(self) -> tuple[Dataset, Dataset | None]:
         """Pairs from the data root; with a task recipe, each input is synthesised from its target
         photo with fresh randomness every epoch (a prepared A/B folder's B photos serve then);
-        validation pairs skip the training-only augmentation (Settings.without_augmentation)."""
+        validation pairs skip the training-only augmentation (Settings.without_augmentation) and
+        hold data.val_draws fixed draws of each photo (datasets.validation_draws)."""
         from translate.data import datasets, layouts
         from translate.tasks import get_task
 
@@ -175,7 +176,6 @@ class Pix2Pix(GanMethod):
         make_pair = task.pair_maker(settings)
         make_val_pair = task.pair_maker(settings.without_augmentation() if settings is not None else None)
         channels_a, channels_b = self.data_channels(self.config)
-        train_tf, val_tf = self.transforms()
 
         def find(split: str) -> list[layouts.Sample]:
             if make_pair is not None:
@@ -183,15 +183,18 @@ class Pix2Pix(GanMethod):
                 return [layouts.Sample(p) for p in targets]
             return layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)
 
-        def make(samples: list[layouts.Sample], tf: object, pairs: datasets.MakePair | None) -> Dataset:
+        def make(samples: list[layouts.Sample], tf: object, pairs: datasets.MakePair | None, draws: int = 0) -> Dataset:
             return datasets.PairedDataset(samples, in_channels=channels_a, out_channels=channels_b, transform=tf,
-                                          make_pair=pairs, seed=seed)
+                                          make_pair=pairs, seed=seed, draws=draws)
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
+        draws = datasets.validation_draws(d.val_draws, random=make_val_pair is not None or d.preprocess != "none",
+                                          n_files=len(val), max_items=d.max_val_images)
+        train_tf, val_tf = self.transforms(val_draws=draws)
         train = make(find("train"), train_tf, make_pair)
         for term in self.terms:  # before any epoch is set, so a resumed run fits the same
             term.fit(lambda: (train[i]["b"] for i in range(len(train))))
-        return train, (make(val, val_tf, make_val_pair) if val else None)
+        return train, (make(val, val_tf, make_val_pair, draws) if val else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
         return list(dict.fromkeys(p for s in dataset.samples for p in (s.a, s.b) if p is not None))

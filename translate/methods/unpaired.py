@@ -26,22 +26,26 @@ class UnpairedMethod(GanMethod):
         return config.generator.in_channels, config.generator.out_channels
 
     def datasets(self) -> tuple[Dataset, Dataset | None]:
-        """trainA/trainB (unaligned); testA/testB, when present, for validation."""
+        """trainA/trainB (unaligned); testA/testB, when present, for validation: data.val_draws
+        fixed crops of each pair of files where the preprocessing crops (datasets.validation_draws)."""
         from translate.data import datasets, layouts
 
         d, seed = self.config.data, self.config.runtime.seed
         channels_a, channels_b = self.data_channels(self.config)
-        train_tf, val_tf = self.transforms()
+        test = layouts.find_unpaired(d.root, "test") if layouts.has_split(d.root, "test", unpaired=True) else None
+        n_val = max(len(test[0][: d.max_val_images]), len(test[1][: d.max_val_images])) if test else 0
+        draws = datasets.validation_draws(d.val_draws, random=d.preprocess != "none", n_files=n_val,
+                                          max_items=d.max_val_images)
+        train_tf, val_tf = self.transforms(val_draws=draws)
 
-        def make(split: str, tf: object, *, serial: bool, limit: int | None = None) -> Dataset:
-            paths_a, paths_b = layouts.find_unpaired(d.root, split)
-            return datasets.UnpairedDataset(paths_a[:limit], paths_b[:limit], channels_a=channels_a,
+        def make(paths: tuple[list[Path], list[Path]], tf: object, *, serial: bool, limit: int | None = None,
+                 draws: int = 0) -> Dataset:
+            return datasets.UnpairedDataset(paths[0][:limit], paths[1][:limit], channels_a=channels_a,
                                             channels_b=channels_b, transform_a=tf, transform_b=tf,
-                                            serial=serial, seed=seed)
+                                            serial=serial, seed=seed, draws=draws)
 
-        has_val = layouts.has_split(d.root, "test", unpaired=True)
-        return (make("train", train_tf, serial=d.serial),
-                make("test", val_tf, serial=True, limit=d.max_val_images) if has_val else None)
+        return (make(layouts.find_unpaired(d.root, "train"), train_tf, serial=d.serial),
+                make(test, val_tf, serial=True, limit=d.max_val_images, draws=draws) if test else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
         return [*dataset.paths_a, *dataset.paths_b]

@@ -20,10 +20,23 @@ MAX_POINTS = 600  # longer series are averaged into this many buckets
 @dataclass(frozen=True)
 class Series:
     """One line: (x, y) points; non-finite y values are left out. `style` is a CSS class:
-    "raw" (faint), "smooth" (the trend over it) or "points" (a line with a marker per point)."""
+    "raw" (faint), "smooth" (the trend over it) or "points" (a line with a marker per point).
+    `errors`, when given, holds one standard error per point (NaN: none), drawn as a bar y ± error."""
     label: str
     points: Sequence[tuple[float, float]]
     style: str = "raw"
+    errors: Sequence[float] = ()
+
+    def finite(self) -> Series:
+        """The series without its non-finite points (their errors go with them)."""
+        errors = list(self.errors) or [math.nan] * len(self.points)
+        kept = [(p, e) for p, e in zip(self.points, errors) if math.isfinite(p[0]) and math.isfinite(p[1])]
+        return Series(self.label, [p for p, _ in kept], self.style, [e for _, e in kept] if self.errors else ())
+
+    def extent(self) -> list[float]:
+        """The y values the axes must hold: each point, and the ends of its error bar."""
+        ys = [y for _, y in self.points]
+        return ys + [y + sign * e for (_, y), e in zip(self.points, self.errors) if math.isfinite(e) for sign in (-1, 1)]
 
 
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
@@ -103,10 +116,24 @@ def _axes(frame: _Frame, x_label: str) -> list[str]:
     return parts
 
 
+def _error_bars(frame: _Frame, series: Series) -> list[str]:
+    """A vertical bar from y - error to y + error at each point that has an error, with short caps."""
+    parts = []
+    for (x, y), error in zip(series.points, series.errors):
+        if not math.isfinite(error):
+            continue
+        cx, low, high = frame.x(x), frame.y(y - error), frame.y(y + error)
+        parts.append(f'<path class="errorbar" data-x="{x:g}" data-y="{y:.6g}" data-error="{error:.6g}" '
+                     f'd="M{cx:.1f},{low:.1f}V{high:.1f}M{cx - 3:.1f},{low:.1f}h6M{cx - 3:.1f},{high:.1f}h6">'
+                     f'<title>{escape(series.label)} at {label(x)}: {y:.6g} ± {error:.2g}</title></path>')
+    return parts
+
+
 def _series(frame: _Frame, series: Series) -> list[str]:
     coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in series.points)
-    parts = [f'<polyline class="series {series.style}" data-label="{escape(series.label)}" points="{coords}">'
-             f'<title>{escape(series.label)}</title></polyline>']
+    parts = _error_bars(frame, series)
+    parts += [f'<polyline class="series {series.style}" data-label="{escape(series.label)}" points="{coords}">'
+              f'<title>{escape(series.label)}</title></polyline>']
     if series.style == "points":
         parts += [f'<circle class="point" cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="3">'
                   f'<title>{escape(series.label)} at {label(x)}: {y:.6g}</title></circle>' for x, y in series.points]
@@ -115,11 +142,9 @@ def _series(frame: _Frame, series: Series) -> list[str]:
 
 def line_chart(series: Sequence[Series], *, title: str, x_label: str, kind: str,
                highlight: tuple[float, float] | None = None, note: str = "") -> str:
-    """An <svg class="chart"> of `series` sharing axes, titled `title`; `highlight` rings one point
-    (the best validation figure). `kind` ("loss", "val") goes into data-kind for readers and tests."""
-    series = [Series(s.label, [(x, y) for x, y in s.points if math.isfinite(x) and math.isfinite(y)], s.style)
-              for s in series]
-    series = [s for s in series if s.points]
+    """An <svg class="chart"> of `series` sharing axes, titled `title`, with each series' error bars;
+    `highlight` rings one point (the best validation figure). `kind` ("loss", "val") goes into data-kind for readers and tests."""
+    series = [s for s in (s.finite() for s in series) if s.points]
     head = (f'<svg class="chart" data-kind="{escape(kind)}" data-title="{escape(title)}" '
             f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" xmlns="http://www.w3.org/2000/svg">'
             f'<text class="title" x="{LEFT}" y="16">{escape(title)}'
@@ -127,7 +152,7 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, kind: str,
     if not series:
         return head + f'<text class="empty" x="{WIDTH / 2:.0f}" y="{HEIGHT / 2:.0f}" ' \
                       f'text-anchor="middle">no finite values yet</text></svg>'
-    frame = _Frame([x for s in series for x, _ in s.points], [y for s in series for _, y in s.points])
+    frame = _Frame([x for s in series for x, _ in s.points], [y for s in series for y in s.extent()])
     parts = [head, *_axes(frame, x_label)]
     for s in series:
         parts += _series(frame, s)

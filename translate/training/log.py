@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from translate.checkpoint import figures_text
 from translate.data.images import tensor_to_image, write_image
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class TrainingLog:
     def validation(self, row: dict[str, float]) -> None:
         """`row`: epoch, step and the metrics."""
         metrics = {k: v for k, v in row.items() if k not in ("epoch", "step")}
-        log.info("epoch %d validation: %s", row["epoch"], ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+        log.info("epoch %d validation: %s", row["epoch"], figures_text(metrics))
         if self.enabled:
             self.val.write(row)
             self._scalars("val", metrics, int(row["step"]))

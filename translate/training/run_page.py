@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from translate.checkpoint import SE_SUFFIX, figures_text, plus_minus
 from translate.training import readable
 from translate.training.charts import Series, downsample, line_chart, moving_average
 from translate.errors import CheckpointError
@@ -72,20 +73,28 @@ def loss_charts(rows: list[dict[str, float]]) -> list[str]:
 
 
 def val_charts(rows: list[dict[str, float]], best: dict[str, Any] | None) -> list[str]:
-    """One chart per validation figure; the selection figure first, its best point ringed."""
+    """One chart per validation figure, ± its standard error where val.csv has one (the column
+    + SE_SUFFIX; older runs' files have none); the selection figure first, its best point ringed."""
     column = (best or {}).get("column") or ""
-    names = [k for k in (rows[0] if rows else {}) if k not in ("epoch", "step")]
+    names = [k for k in (rows[0] if rows else {}) if k not in ("epoch", "step") and not _is_error(k, rows[0])]
     names.sort(key=lambda k: k != column)
     charts = []
     for name in names:
         points = [(r["step"], r[name]) for r in rows]
+        errors = [r.get(name + SE_SUFFIX, math.nan) for r in rows] if name + SE_SUFFIX in rows[0] else []
         highlight, note = None, ""
         if name == column and best and best.get("value") is not None:
             highlight = (float(best["step"]), float(best["value"]))
             note = f"  picks best.pt ({'higher' if best['higher_is_better'] else 'lower'} is better)"
-        charts.append(line_chart([Series(name, points, "points")], title=name, x_label="step", kind="val",
+            note += " · bars: ± standard error" if errors else ""
+        charts.append(line_chart([Series(name, points, "points", errors)], title=name, x_label="step", kind="val",
                                  highlight=highlight, note=note))
     return charts
+
+
+def _is_error(name: str, row: dict[str, float]) -> bool:
+    """Whether column `name` is another column's standard error ("psnr_se" beside "psnr")."""
+    return name.endswith(SE_SUFFIX) and name[: -len(SE_SUFFIX)] in row
 
 
 def _samples(run_dir: Path) -> str:
@@ -116,11 +125,11 @@ def _size(n: int) -> str:
 
 
 def _figures(row: dict[str, float] | None, column: str) -> tuple[str, str]:
-    """(the selection figure, all figures) of a validation row, as table cells."""
+    """(the selection figure ± its error, all figures) of a validation row, as table cells."""
     if row is None:
         return "", ""
-    others = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "step"))
-    return (f"{row[column]:.4g}" if column in row else ""), others
+    selected = plus_minus(row[column], row.get(column + SE_SUFFIX)) if column in row else ""
+    return selected, figures_text(row)
 
 
 def _checkpoints(run_dir: Path, status: RunStatus, val_rows: list[dict[str, float]]) -> str:
@@ -160,9 +169,10 @@ def _summary(run_dir: Path, status: RunStatus, config: dict[str, Any], val_rows:
     best = status.best or {}
     if best.get("value") is not None:
         column = best["column"]
-        final = next((r[column] for r in reversed(val_rows) if column in r), None)
-        final_text = f"final {final:.4g} (step {int(val_rows[-1]['step'])}) · " if final is not None else ""
-        lines.append(f"<p class='best'>{escape(column)}: {final_text}<b>best {best['value']:.4g}</b> "
+        final = next((r for r in reversed(val_rows) if column in r), None)
+        final_text = (f"final {plus_minus(final[column], final.get(column + SE_SUFFIX))} "
+                      f"(step {int(final['step'])}) · " if final is not None else "")
+        lines.append(f"<p class='best'>{escape(column)}: {final_text}<b>best {plus_minus(best['value'], best.get('se'))}</b> "
                      f"(epoch {best['epoch']}, step {best['step']}) → <code>checkpoints/best.pt</code></p>")
     elif not val_rows:
         lines.append("<p class='muted'>No validation yet (the data has no validation split, or none was due).</p>")
@@ -180,7 +190,7 @@ svg .title { font-size: 13px; font-weight: 600; } svg .note { font-weight: 400; 
 svg .tick, svg .axis, svg .empty { font-size: 10px; fill: #666; } svg .grid { stroke: #eee; }
 svg .series { fill: none; stroke-width: 1.5; } svg .raw { stroke: #9ab8d8; stroke-width: 1; }
 svg .smooth { stroke: #1f5f9f; stroke-width: 2; } svg .points { stroke: #b0581f; } svg .point { fill: #b0581f; }
-svg .best { fill: none; stroke: #1a9641; stroke-width: 2.5; }
+svg .best { fill: none; stroke: #1a9641; stroke-width: 2.5; } svg .errorbar { stroke: #b0581f; stroke-width: 1; fill: none; }
 table { border-collapse: collapse; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; text-align: left; }
 td:nth-child(-n+4) { white-space: nowrap; }
 .newest img { max-width: 100%; image-rendering: pixelated; min-width: 384px; }

@@ -5,6 +5,10 @@ A metric scores a whole validation pass at once, from lists of (C, H, W) tensors
 *paired* metrics (PSNR, SSIM, L1, LPIPS) compare each output with its own aligned reference (the
 method's `validation_pairs`); *unpaired* ones (KID) compare the set of generated images with real
 images of the target domain (the method's `translation_pairs`). A new metric is one VAL_METRICS entry.
+
+A validation set holds several fixed draws of each photo (data.val_draws), so a figure is the mean
+over (photo, draw) scores with its standard error, written beside it as the `<column>_se` column;
+best.pt moves only on a gain larger than that error (BestRecord.improves).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from translate.checkpoint import SE_SUFFIX, plus_minus
 from translate.config import TrainConfig
 from translate.errors import ConfigError, TranslateError, WeightsError
 from translate.inference.device import autocast
@@ -28,7 +33,31 @@ from translate.methods.base import image_metrics
 
 log = logging.getLogger(__name__)
 
-Scorer = Callable[[Sequence[Tensor], Sequence[Tensor]], float]  # outputs, references -> one figure
+@dataclass(frozen=True)
+class Figure:
+    """A validation figure and its standard error (NaN: the metric gives none)."""
+    value: float
+    se: float = math.nan
+
+    @classmethod
+    def of(cls, scores: Sequence[float]) -> Figure:
+        """The mean of per-item scores and its standard error, std / sqrt(n) (NaN scores left out;
+        NaN with fewer than two)."""
+        kept = np.asarray([x for x in scores if not math.isnan(x)], dtype=np.float64)
+        if not len(kept):
+            return cls(math.nan)
+        se = float(kept.std(ddof=1) / math.sqrt(len(kept))) if len(kept) > 1 else math.nan
+        return cls(float(kept.mean()), se)
+
+    @classmethod
+    def mean_of(cls, figures: Sequence[Figure]) -> Figure:
+        """The mean of independent figures (both CycleGAN directions): errors add in quadrature."""
+        se = math.sqrt(sum(f.se ** 2 for f in figures)) / len(figures)
+        return cls(float(np.mean([f.value for f in figures])), se)
+
+
+# outputs, references -> one figure; a bare float is a figure without a standard error.
+Scorer = Callable[[Sequence[Tensor], Sequence[Tensor]], "Figure | float"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +77,7 @@ def _per_image(key: str) -> Callable[[TrainConfig, torch.device, int], Scorer]:
         return image_metrics(output, reference).get(key, math.nan)
 
     def make(config: TrainConfig, device: torch.device, n_images: int) -> Scorer:
-        return lambda outputs, references: float(np.mean([figure(o, r) for o, r in zip(outputs, references)]))
+        return lambda outputs, references: Figure.of([figure(o, r) for o, r in zip(outputs, references)])
     return make
 
 
@@ -81,8 +110,8 @@ def make_lpips(config: TrainConfig, device: torch.device, n_images: int) -> Scor
         raise ConfigError(f"runtime.val_metric: lpips needs images of at least {LPIPS_MIN_SIDE['alex']} px; "
                           f"data.crop_size is {config.data.crop_size}")
     net = LpipsNet.load("alex", _learned_weights("lpips", config), device=device)
-    return lambda outputs, references: float(np.nanmean(net.distances([_rgb8(o) for o in outputs],
-                                                                      [_rgb8(r) for r in references])))
+    return lambda outputs, references: Figure.of(list(net.distances([_rgb8(o) for o in outputs],
+                                                                     [_rgb8(r) for r in references])))
 
 
 def make_kid(config: TrainConfig, device: torch.device, n_images: int) -> Scorer:
@@ -97,14 +126,18 @@ def make_kid(config: TrainConfig, device: torch.device, n_images: int) -> Scorer
     net = InceptionNet.load(_learned_weights("kid", config), device=device)
     real_features: dict[str, np.ndarray] = {}
 
-    def score(outputs: Sequence[Tensor], references: Sequence[Tensor]) -> float:
+    def score(outputs: Sequence[Tensor], references: Sequence[Tensor]) -> Figure:
         real = [_rgb8(r) for r in references]
         key = hashlib.sha256(b"".join(image.tobytes() for image in real)).hexdigest()
         if key not in real_features:
             real_features[key] = net.features(real, protocol)
         result = scores_from_features(net.features([_rgb8(o) for o in outputs], protocol), real_features[key],
                                       protocol, inception=net.weights, metrics=("kid",))
-        return math.nan if result["kid"] is None else float(result["kid"])
+        if result["kid"] is None:
+            return Figure(math.nan)
+        # KID is a set-level figure with no per-image scores: the spread of its estimates over the
+        # protocol's subsets stands in for its standard error (larger than the full set's: cautious).
+        return Figure(float(result["kid"]), math.nan if result["kid_std"] is None else float(result["kid_std"]))
     return score
 
 
@@ -159,21 +192,32 @@ def choose_metric(name: str, *, paired: bool, config: TrainConfig, device: torch
 
 @dataclass
 class BestRecord:
-    """The best validation figure so far; checkpoints keep it (to_dict) so --resume continues it."""
+    """The best validation figure so far; checkpoints keep it (to_dict) so --resume continues it.
+    A record saved before figures carried an error loads with `se` None."""
     metric: str
     higher_is_better: bool
     column: str = ""  # the val.csv column it is read from, e.g. "psnr", "cycle_psnr", "kid"
     value: float | None = None
     epoch: int = 0
     step: int = 0
+    se: float | None = None  # the standard error of `value`; None: not measured
 
-    def improves(self, value: float) -> bool:
-        """Strictly better than the record (ties keep the earlier checkpoint); NaN never is."""
+    def improves(self, value: float, se: float | None = None) -> bool:
+        """Better than the record by more than `se`, the new figure's standard error (ties, and
+        gains within the error, keep the earlier checkpoint); NaN never is. Without an error
+        (None or NaN: a metric that gives none) any strict gain counts, as before errors existed.
+
+        Why the new figure's error, not the two combined: both figures are measured on the same
+        fixed draws, so they are not independent samples and sqrt(se_new^2 + se_best^2) would
+        overstate the noise of their difference by about sqrt(2); and the figure's own error,
+        which holds the photo-to-photo spread that a paired comparison would cancel, is already
+        the cautious side of the noise in that difference."""
         if math.isnan(value):
             return False
         if self.value is None:
             return True
-        return value > self.value if self.higher_is_better else value < self.value
+        margin = se if se is not None and math.isfinite(se) else 0.0
+        return value > self.value + margin if self.higher_is_better else value < self.value - margin
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -196,30 +240,52 @@ def record_for(metric: ActiveMetric, saved: dict[str, Any] | None) -> BestRecord
 Collected = dict[str, tuple[list[Tensor], list[Tensor]]]  # pair prefix -> (outputs, references)
 
 
+def _as_figure(result: Figure | float) -> Figure:
+    return result if isinstance(result, Figure) else Figure(float(result))
+
+
 def scores(metric: ActiveMetric, collected: Collected) -> tuple[str, dict[str, float]]:
     """The metric per pair prefix ("cycle_A_psnr"), and its mean over prefixes under their common
-    prefix ("cycle_psnr"; "psnr" for one unprefixed pair). Returns (that column, all figures)."""
-    figures = {f"{prefix}{metric.name}": metric.scorer(outs, refs) for prefix, (outs, refs) in collected.items()}
+    prefix ("cycle_psnr"; "psnr" for one unprefixed pair), each with its standard error as the
+    column + SE_SUFFIX (NaN where the metric gives none). Returns (that column, all figures)."""
+    figures = {f"{prefix}{metric.name}": _as_figure(metric.scorer(outs, refs))
+               for prefix, (outs, refs) in collected.items()}
     column = f"{os.path.commonprefix(list(collected))}{metric.name}"
     if collected:
-        figures[column] = float(np.mean(list(figures.values())))
-    return column, figures
+        figures[column] = Figure.mean_of(list(figures.values()))
+    return column, {k: v for name, f in figures.items() for k, v in ((name, f.value), (name + SE_SUFFIX, f.se))}
+
+
+def _digest(tensors: Mapping[str, Tensor]) -> str:
+    """What identifies an item's content: the hash of its tensors' bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        digest.update(name.encode())
+        digest.update(tensors[name].contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 @torch.no_grad()
 def validation_pass(method: Any, dataset: Any, *, to_device: Callable[[dict], dict], device: torch.device,
                     amp: str, metric: ActiveMetric,
                     substitutes: Mapping[str, nn.Module] | None = None) -> tuple[str, dict[str, float]]:
-    """The method's per-image metrics averaged over `dataset`, plus `metric` over the whole pass.
-    In eval mode, through the bare nets or `substitutes` for some (weight averages; see
-    GanMethod.unwrapped): call it on one rank alone. Returns (the selection column, the row)."""
+    """The method's per-image metrics averaged over `dataset` (every fixed draw of every photo),
+    plus `metric` over the whole pass. In eval mode, through the bare nets or `substitutes` for some
+    (weight averages; see GanMethod.unwrapped): call it on one rank alone. A draw identical to one
+    already scored (nothing random in it) is scored once, so it cannot shrink the standard error.
+    Returns (the selection column, the row)."""
     sums: dict[str, list[float]] = {}
     collected: Collected = {}
+    seen: set[str] = set()
     method.eval()
     try:
         with method.unwrapped(substitutes):
             for i in range(len(dataset)):
-                item = to_device({k: v[None] for k, v in dataset[i].items() if isinstance(v, Tensor)})
+                tensors = {k: v for k, v in dataset[i].items() if isinstance(v, Tensor)}
+                if (key := _digest(tensors)) in seen:
+                    continue
+                seen.add(key)
+                item = to_device({k: v[None] for k, v in tensors.items()})
                 with autocast(device, amp):
                     out = method(item)
                 for k, v in method.validation_metrics(out).items():
@@ -254,14 +320,17 @@ class Evaluator:
         return row
 
     def improves(self, row: dict[str, float], *, epoch: int, step: int) -> bool:
-        """Whether `row` beats the record, which it then becomes; the log says which way it went."""
+        """Whether `row` beats the record by more than its standard error (BestRecord.improves); it
+        then becomes the record. The log says which way it went."""
         best, value = self.best, row.get(self.best.column, math.nan)
-        if not best.improves(value):
+        se = row.get(self.best.column + SE_SUFFIX, math.nan)
+        if not best.improves(value, se):
             if best.value is not None:
-                log.info("best %s stays %.4g (epoch %d)", best.column, best.value, best.epoch)
+                log.info("best %s stays %s (epoch %d); now %s", best.column, plus_minus(best.value, best.se),
+                         best.epoch, plus_minus(value, se))
             return False
-        best.value, best.epoch, best.step = value, epoch, step
-        log.info("best %s so far: %.4g (epoch %d) -> checkpoints/best.pt", best.column, value, epoch)
+        best.value, best.se, best.epoch, best.step = value, (se if math.isfinite(se) else None), epoch, step
+        log.info("best %s so far: %s (epoch %d) -> checkpoints/best.pt", best.column, plus_minus(value, se), epoch)
         return True
 
     def result(self, last: dict[str, float]) -> dict[str, Any] | None:
@@ -271,6 +340,7 @@ class Evaluator:
         if best.value is None:
             return None
         if last:
-            log.info("final %s %.4g (epoch %d); best %.4g (epoch %d): checkpoints/best.pt", best.column,
-                     last.get(best.column, math.nan), last["epoch"], best.value, best.epoch)
+            log.info("final %s %s (epoch %d); best %s (epoch %d): checkpoints/best.pt", best.column,
+                     plus_minus(last.get(best.column, math.nan), last.get(best.column + SE_SUFFIX)), last["epoch"],
+                     plus_minus(best.value, best.se), best.epoch)
         return best.to_dict()
