@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -17,7 +18,7 @@ from translate.config import ConfigError, Settings, TrainConfig
 from translate.config.plugins import WEIGHT, Range, count
 from translate.errors import WeightsError
 from translate.losses import hole_weighted_l1, l1_loss, masked_gan_loss, mse_loss, relativistic_gan_loss
-from translate.methods.base import GanMethod
+from translate.methods.base import GanMethod, first_images
 from translate.methods.entry import Flag, MethodEntry
 from translate.nets.chroma import bin_prior, classification_loss, rebalancing_weights
 from translate.losses.schedules import ramp_in
@@ -224,9 +225,10 @@ class Pix2Pix(GanMethod):
             raise WeightsError(f"perceptual.weights: the VGG19 file now has sha256 {self.perceptual.sha256[:12]}..., "
                                f"the run started with {saved[:12]}...; resume with the same VGG19 weights")
 
-    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
-        """Rows of the sample grid: input | output | target."""
-        return [[out["real_a"], out.get("filled_b", out["fake_b"]), out["real_b"]]]
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[np.ndarray]]:
+        """One row: the task's display of input | output (as conversion returns it) | target."""
+        real_a, fake_b, real_b = first_images(out["real_a"], out.get("filled_b", out["fake_b"]), out["real_b"])
+        return [self.task.display(real_a, fake_b, real_b)]
 
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Output (as conversion returns it: known pixels copied) vs target on the val split: l1, psnr, ssim."""
