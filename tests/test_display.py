@@ -7,7 +7,6 @@ import re
 
 import cv2
 import numpy as np
-import pytest
 import torch
 
 from translate.data.images import image_to_tensor, read_image, write_image
@@ -41,7 +40,8 @@ def test_colorize_sample_grid_shows_the_colour_photo(photo):
     shown_input, shown_output, shown_target = grid[:, :64], grid[:, 64:128], grid[:, 128:]
     assert np.array_equal(shown_output, shown_target)
     assert np.abs(shown_output.astype(int) - picture).mean() < 2  # the photo, up to 8-bit Lab rounding
-    assert np.array_equal(shown_input[:, :, 0], shown_input[:, :, 2]) and np.array_equal(shown_input[:, :, 0], lightness[:, :, 0])
+    assert np.array_equal(shown_input[:, :, 0], shown_input[:, :, 2])  # grey: the L the net sees
+    assert np.array_equal(shown_input[:, :, 0], lightness[:, :, 0])
     # A different chroma gives a different output panel: the panel follows the prediction.
     grey = np.full_like(chroma, 128)
     rows = method.sample_rows({"real_a": _batch(lightness), "fake_b": _batch(grey), "real_b": _batch(chroma)})
