@@ -12,9 +12,10 @@ from translate import metrics
 from translate.data.images import read_image, to_channels, to_uint8, write_image
 from translate.errors import ImageError, TranslateError
 from translate.metrics import DEFAULT_PROTOCOL, PROTOCOLS, MetricWeights, Protocol
+from translate.evaluation.details import detail_crops
 from translate.evaluation.learned import LearnedScorer
 from translate.evaluation.page import write_report
-from translate.tasks import get_task
+from translate.tasks import Task, get_task
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,9 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
              task: str, title: str = "translate eval", learned: LearnedMetrics | None = None) -> EvalReport:
     """Run the model on each (input, target) file pair and score it, and the task's baseline,
     against the target. Writes out_dir/eval.json, out_dir/index.html and the images it shows.
-    Bad pairs are skipped and listed. What the model is fed, which pixels PSNR counts and what the
-    page shows as the input come from the task (see `translate.tasks.base.Task`)."""
+    Bad pairs are skipped and listed. What the model is fed, which pixels PSNR counts and how the
+    page shows each image (`Task.display_input` / `display_output`) come from the task (see
+    `translate.tasks.base.Task`); the page adds zoomed crops where the model and baseline differ most."""
     report = EvalReport(task=task)
     definition = get_task(task)
     scorer = LearnedScorer(learned or LearnedMetrics(), len(pairs), report)
@@ -79,10 +81,10 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
             report.skipped.append((str(input_path), str(e)))
             log.warning("skipped %s: %s", input_path, e)
             continue
-        shown = {"input": definition.display_input(model_input), "output": output, "target": target,
-                 "baseline": None if baseline is None else _rgb8(baseline)}
-        row = _row(input_path.stem, shown, region, out_dir, index)
-        scorer.add(row, shown)
+        scored = {"output": output, "target": target, "baseline": None if baseline is None else _rgb8(baseline)}
+        row = _row(input_path.stem, scored, region)
+        _write_images(row, _panels(definition, model_input, scored), scored, out_dir, f"{index:03d}_{input_path.stem}")
+        scorer.add(row, scored)
         report.rows.append(row)
     scorer.finish()
     write_report(report, out_dir, title, definition.baseline_description)
@@ -95,18 +97,38 @@ def _rgb8(image: np.ndarray, path: Path | None = None) -> np.ndarray:
     return to_channels(to_uint8(image), 3, path=path)
 
 
-def _row(name: str, shown: dict[str, np.ndarray | None], region: np.ndarray | None, out_dir: Path,
-         index: int) -> dict[str, Any]:
-    """One report row: model (and baseline) scores against the target, and the images written for the page."""
-    target = shown["target"]
+def _row(name: str, scored: dict[str, np.ndarray | None], region: np.ndarray | None) -> dict[str, Any]:
+    """One report row: model (and baseline) scores against the target."""
+    target = scored["target"]
     row: dict[str, Any] = {"name": name, "target_colourfulness": metrics.colourfulness(target)}
     for kind in ("model", "baseline"):
-        image = shown["output" if kind == "model" else "baseline"]
+        image = scored["output" if kind == "model" else "baseline"]
         if image is not None:
             row.update({f"{kind}_{k}": v for k, v in _scores(image, target, region).items()})
-    stem = f"{index:03d}_{name}"
-    for kind, image in shown.items():
-        if image is not None:
-            write_image(out_dir / "images" / f"{stem}_{kind}.png", to_uint8(image))
-    row["images"] = {kind: f"images/{stem}_{kind}.png" for kind, image in shown.items() if image is not None}
     return row
+
+
+def _panels(task: Task, model_input: np.ndarray, scored: dict[str, np.ndarray | None]) -> dict[str, np.ndarray | None]:
+    """What the page shows of each image: the task's display (colour photos, outlined holes, one scale)."""
+    panels: dict[str, np.ndarray | None] = {"input": task.display_input(model_input, scored["target"].shape[:2])}
+    for kind, image in scored.items():
+        panels[kind] = None if image is None else task.display_output(model_input, image)
+    return panels
+
+
+def _write_images(row: dict[str, Any], panels: dict[str, np.ndarray | None], scored: dict[str, np.ndarray | None],
+                  out_dir: Path, stem: str) -> None:
+    """images/STEM_KIND.png: the scored output, target and baseline as they are (so their scores can
+    be checked), the input as shown; STEM_KIND_shown.png where the task shows an image differently
+    (row["panels"]); and the detail crops (row["detail_crops"])."""
+    row["images"], row["panels"] = {}, {}
+    for kind, panel in panels.items():
+        if panel is None:
+            continue
+        image = scored.get(kind, panel)
+        row["images"][kind] = row["panels"][kind] = f"images/{stem}_{kind}.png"
+        write_image(out_dir / row["images"][kind], image)
+        if not (panel.shape == image.shape and np.array_equal(panel, image)):
+            row["panels"][kind] = f"images/{stem}_{kind}_shown.png"
+            write_image(out_dir / row["panels"][kind], panel)
+    row["detail_crops"] = detail_crops(panels, scored, out_dir, stem)

@@ -18,8 +18,10 @@ from translate import metrics
 from translate.config import TrainConfig
 from translate.losses import gradient_penalty
 from translate.losses.terms import GanTerm, Outputs, gan_term
+from translate.data.images import tensor_to_image
 from translate.nets import build_net, init_weights, spec_to_dict
 from translate.losses.schedules import anneal
+from translate.tasks.base import display_rgb
 
 
 def image_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
@@ -30,6 +32,16 @@ def image_metrics(fake: Tensor, real: Tensor) -> dict[str, float]:
     if min(x.shape[:2]) >= metrics.SSIM_MIN_SIDE:
         out["ssim"] = metrics.ssim(x, y, data_range=1.0)
     return out
+
+
+def first_images(*batches: Tensor) -> list[np.ndarray]:
+    """The first item of each (N, C, H, W) batch in [-1, 1] as an HxWxC uint8 image."""
+    return [tensor_to_image(batch[0]) for batch in batches]
+
+
+def shown_as_is(*batches: Tensor) -> list[np.ndarray]:
+    """Sample panels of images with no task display (unpaired methods): the first items, as RGB."""
+    return [display_rgb(image) for image in first_images(*batches)]
 
 
 class GanMethod(nn.Module, abc.ABC):
@@ -103,8 +115,9 @@ class GanMethod(nn.Module, abc.ABC):
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]: ...
 
     @abc.abstractmethod
-    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
-        """Rows of the sample grid, each a list of (N, C, H, W) tensors."""
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[np.ndarray]]:
+        """Rows of the sample grid for the batch's first item, each a list of HxWx3 uint8 RGB panels
+        (a paired method's row is the task's `display`: what the task's result looks like)."""
 
     @abc.abstractmethod
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:

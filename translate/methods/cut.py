@@ -6,12 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from translate.config import ConfigError, Settings, TrainConfig
 from translate.config.plugins import RATE, WEIGHT, Range, count
 from translate.losses import patch_nce_loss
+from translate.methods.base import shown_as_is
 from translate.methods.entry import MethodEntry, Flag
 from translate.methods.unpaired import UnpairedMethod, refuse_relativistic_gan
 from translate.nets import PRESETS, init_weights, spec_to_dict
@@ -144,12 +146,12 @@ class CUT(UnpairedMethod):
     def discriminator_losses(self, out: dict[str, Tensor]) -> dict[str, Tensor]:
         return self._discriminator_loss("d_b", out["real_b"], out["fake_b"], label="D")
 
-    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[np.ndarray]]:
         """real_A | fake_B, plus real_B | idt_B with nce_idt (fakes shown unmirrored)."""
         unflip = (lambda x: x.flip(3)) if bool(out["flipped"]) else (lambda x: x)  # noqa: E731
-        rows = [[out["real_a"], unflip(out["fake_b"])]]
+        rows = [shown_as_is(out["real_a"], unflip(out["fake_b"]))]
         if "idt_b" in out:
-            rows.append([out["real_b"], unflip(out["idt_b"])])
+            rows.append(shown_as_is(out["real_b"], unflip(out["idt_b"])))
         return rows
 
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:

@@ -5,10 +5,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 from torch import Tensor
 
 from translate.config import ConfigError, Settings, TrainConfig
 from translate.config.plugins import OFF, WEIGHT, Range
+from translate.methods.base import shown_as_is
 from translate.methods.entry import Flag, MethodEntry
 from translate.losses import l1_loss
 from translate.methods.image_pool import ImagePool
@@ -97,9 +99,10 @@ class CycleGAN(UnpairedMethod):
             **self._discriminator_loss("d_b", out["real_b"], self.pool_b.query(out["fake_b"].detach()), label="D_B"),
         }
 
-    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[np.ndarray]]:
         """real_A | fake_B | rec_A and real_B | fake_A | rec_B."""
-        return [[out["real_a"], out["fake_b"], out["rec_a"]], [out["real_b"], out["fake_a"], out["rec_b"]]]
+        return [shown_as_is(out["real_a"], out["fake_b"], out["rec_a"]),
+                shown_as_is(out["real_b"], out["fake_a"], out["rec_b"])]
 
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Cycle reconstructions on testA/testB (no aligned targets exist): cycle_A_l1, cycle_B_psnr, ..."""

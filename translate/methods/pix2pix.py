@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -20,7 +21,7 @@ from translate.errors import WeightsError
 from translate.losses.terms import (
     ChromaCE, LossTerm, gan_term, hole_l1_term, l1_term, mse_term, perceptual_term, total,
 )
-from translate.methods.base import GanMethod
+from translate.methods.base import GanMethod, first_images
 from translate.methods.entry import Flag, MethodEntry
 from translate.losses.schedules import ramp_in
 
@@ -257,9 +258,10 @@ class Pix2Pix(GanMethod):
             raise WeightsError(f"perceptual.weights: the VGG19 file now has sha256 {self.perceptual.sha256[:12]}..., "
                                f"the run started with {saved[:12]}...; resume with the same VGG19 weights")
 
-    def sample_rows(self, out: dict[str, Tensor]) -> list[list[Tensor]]:
-        """Rows of the sample grid: input | output | target."""
-        return [[out["real_a"], out.get("filled_b", out["fake_b"]), out["real_b"]]]
+    def sample_rows(self, out: dict[str, Tensor]) -> list[list[np.ndarray]]:
+        """One row: the task's display of input | output (as conversion returns it) | target."""
+        real_a, fake_b, real_b = first_images(out["real_a"], out.get("filled_b", out["fake_b"]), out["real_b"])
+        return [self.task.display(real_a, fake_b, real_b)]
 
     def validation_pairs(self, out: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
         """Output (as conversion returns it: known pixels copied) vs target on the val split: l1, psnr, ssim."""

@@ -2,7 +2,8 @@
 
 A task owns everything task-specific: its settings (`Task.settings`: how it synthesises training
 pairs from photos, its own losses' knobs), its inference adapter and mask rule, what `prepare`
-writes, and its evaluation baseline, region and displayed input (see `translate.tasks.base.Task`).
+writes, its evaluation baseline and region, and how its input, output and target are shown
+(`Task.display`: sample grids, the run page and the evaluation page) (see `translate.tasks.base.Task`).
 Nothing outside this package switches on a task's name. Adding a task: one module, one entry
 below (and, for a task trained from photos, a default recipe in translate/recipes/<name>.yaml).
 """

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+import cv2
 import numpy as np
 import torch
 
@@ -66,6 +67,20 @@ def check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or not 1 <= image.shape[2] <= 4 or min(image.shape[:2]) < 1:
         raise ImageError(f"image: expected HxW or HxWxC with C in 1..4, got shape {image.shape}")
     return image
+
+
+def display_rgb(image: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Any HxW[xC] (C 1..4) uint8/uint16 image -> HxWx3 uint8 for showing: grey replicated, alpha
+    dropped, two channels shown as (c0, c1, mean); with `size` (height, width), resized to it with
+    nearest neighbour, so every pixel stays visible as a block."""
+    image = to_uint8(check_image(image))
+    if image.shape[2] == 2:
+        mean = image.mean(axis=2, keepdims=True).round().astype(np.uint8)
+        image = np.concatenate([image, mean], axis=2)
+    image = to_channels(image, 3) if image.shape[2] == 1 else image[:, :, :3]
+    if size is not None and image.shape[:2] != tuple(size):
+        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(image)
 
 
 @dataclass(frozen=True)
@@ -160,9 +175,24 @@ class Task:
         """What evaluation feeds the model, given a prepared input (A) and its target photo (B)."""
         return net_input
 
-    def display_input(self, net_input: np.ndarray) -> np.ndarray:
-        """What the evaluation page shows as the input: the image the model saw."""
-        return net_input
+    def display(self, net_input: np.ndarray, output: np.ndarray, target: np.ndarray) -> list[np.ndarray]:
+        """The task's picture of one example: [input, output, target] panels, each HxWx3 uint8 RGB at
+        the target's size. `net_input` is HxWxC_in uint8/uint16 as the pair maker (or evaluation)
+        makes it; `output` and `target` as the net makes them (HxWxC_out) or as conversion returns
+        them (RGB). Sample grids, the run page and evaluation's page all show these panels."""
+        size = target.shape[:2]
+        panels = [self.display_input(net_input, size), self.display_output(net_input, output),
+                  self.display_output(net_input, target)]
+        return [display_rgb(panel, size) for panel in panels]
+
+    def display_input(self, net_input: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The input panel, HxWxC uint8 (C 1 or 3) at the output's `size` (height, width): the image
+        the model saw, enlarged nearest-neighbour where it is smaller."""
+        return display_rgb(net_input, size)
+
+    def display_output(self, net_input: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """An output-like panel (the output, the target or a baseline for `net_input`), HxWx3 uint8."""
+        return display_rgb(image)
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray | None:
         """The classic non-learned answer for a prepared input, comparable with `target`; None if none."""

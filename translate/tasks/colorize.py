@@ -67,6 +67,15 @@ def _lightness(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return lab_split(to_uint8(rgb))[0], alpha
 
 
+def _net_lightness(net_input: np.ndarray) -> np.ndarray:
+    """HxWx1 uint8 Lab L of a net input: a 1-channel input already is L (training's pairs); any other
+    image (evaluation feeds the colour photo) gives its own L."""
+    net_input = check_image(net_input)
+    if net_input.shape[2] == 1:
+        return to_uint8(net_input)
+    return _lightness(net_input)[0]
+
+
 class ColorizeAdapter:
     """Grey (or colour) photo -> colour photo: predicted ab on the input's own full-resolution L.
     Alpha passes through; 16-bit input gives 16-bit output (the colour itself is 8-bit Lab precision)."""
@@ -131,8 +140,16 @@ class Colorize(Task):
         # converted again (grey 100 has L 108), so the model gets the colour photo and keeps its L.
         return target
 
-    def display_input(self, net_input: np.ndarray) -> np.ndarray:
-        return _lightness(check_image(net_input))[0]  # the grey image the net sees, not the colour photo
+    def display_input(self, net_input: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        return _net_lightness(net_input)  # the grey image the net sees, not the colour photo
+
+    def display_output(self, net_input: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """The colour photo: predicted (or the target's own) chroma ab on the input's L, as
+        conversion rebuilds it; an image that already is a photo (RGB, at evaluation) as it is."""
+        image = check_image(image)
+        if image.shape[2] != 2:
+            return super().display_output(net_input, image)
+        return lab_to_rgb(_net_lightness(net_input), to_uint8(image))
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return to_channels(to_channels(to_uint8(target), 1), 3)

@@ -20,12 +20,13 @@ from translate.config.plugins import WEIGHT, Range
 from translate.data.images import tensor_to_image, to_channels, to_uint8
 from translate.errors import ConfigError, ImageError, TranslatorError
 from translate.losses.terms import TaskLosses
-from translate.tasks.base import PairMaker, Prepared, Task, check_image, rgb8
+from translate.tasks.base import PairMaker, Prepared, Task, check_image, display_rgb, rgb8
 
 if TYPE_CHECKING:
     from translate.config import TrainConfig
 
 HOLE_FILL = 128  # mid-grey: about 0 once mapped to the net's [-1, 1], so holes carry no colour
+OUTLINE = (255, 0, 255)  # magenta: rare in photos, so a hole's outline stands out on any of them
 _MAX_SHAPES = 64  # random_mask: strokes and boxes tried before growing the mask to its target
 
 
@@ -174,6 +175,15 @@ def _grow_to(mask: np.ndarray, covered: int, target: int, rng: np.random.Generat
 
 
 
+def outline_holes(rgb: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8 with OUTLINE drawn on the known pixels that touch a hole (HxW bool, 8-neighbours):
+    every filled pixel stays visible, and the eye finds where the fill is."""
+    grown = cv2.dilate(hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    outlined = rgb.copy()
+    outlined[grown & ~hole] = OUTLINE
+    return outlined
+
+
 @dataclass(frozen=True)
 class _Inpaint:
     rgb: np.ndarray  # the input's own pixels, kept wherever there is no hole
@@ -261,6 +271,15 @@ class Inpaint(Task):
         # Telea (2004) fills each hole from its border inwards using only the known pixels.
         rgb = np.ascontiguousarray(to_uint8(net_input[:, :, :3]))
         return cv2.inpaint(rgb, mask_from_alpha(net_input), 3, cv2.INPAINT_TELEA)
+
+    def display_input(self, net_input: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The photo with its holes mid-grey (a transparent hole would show the page's background)."""
+        rgb = display_rgb(net_input)
+        rgb[mask_from_alpha(net_input) > 0] = HOLE_FILL
+        return rgb
+
+    def display_output(self, net_input: np.ndarray, image: np.ndarray) -> np.ndarray:
+        return outline_holes(display_rgb(image), mask_from_alpha(net_input) > 0)
 
     def eval_region(self, net_input: np.ndarray) -> np.ndarray:
         return mask_from_alpha(net_input) > 0  # known pixels are copied, so only the holes say anything

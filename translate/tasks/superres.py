@@ -11,7 +11,7 @@ import numpy as np
 
 from translate.config import Settings
 from translate.errors import ConfigError, ImageError
-from translate.tasks.base import PairMaker, Task, rgb8
+from translate.tasks.base import PairMaker, Task, display_rgb, rgb8
 
 if TYPE_CHECKING:
     from translate.config import TrainConfig
@@ -132,3 +132,9 @@ class Superres(Task):
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bicubic_upscale(net_input, target.shape[0] // net_input.shape[0])
+
+    def display_input(self, net_input: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """The small input bicubically enlarged to the output's size, so input, output and target
+        compare at one scale (the first panel is then what the bicubic baseline would give)."""
+        rgb = display_rgb(net_input)
+        return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_CUBIC)

@@ -7,43 +7,32 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
-import torch
-from torch import Tensor, nn
 
 from translate.checkpoint import figures_text
-from translate.data.images import tensor_to_image, write_image
+from translate.data.images import write_image
 
 log = logging.getLogger(__name__)
 
 
-def to_display(image: Tensor) -> Tensor:
-    """(C, H, W) in [-1, 1] -> 3 channels for sample grids: gray replicated, extra channels dropped,
-    two channels shown as (c0, c1, mean)."""
-    c = image.shape[0]
-    if c == 1:
-        return image.expand(3, -1, -1)
-    if c == 2:
-        return torch.cat([image, image.mean(0, keepdim=True)])
-    return image[:3]
-
-
-def sample_grid(rows: list[list[Tensor]]) -> np.ndarray:
-    """Rows of (N, C, H, W) tensors -> one HWC uint8 image of their first items, side by side.
-    Smaller images (e.g. super-resolution inputs) are upscaled with nearest neighbour to match."""
-    height = max(t.shape[-2] for row in rows for t in row)
+def sample_grid(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """Rows of HxWx3 uint8 panels (`GanMethod.sample_rows`) -> one HxWx3 uint8 image, panels side by
+    side. A panel shorter than its row's tallest is enlarged nearest-neighbour to match; short rows
+    are padded with black on the right."""
     lines = []
     for row in rows:
-        tiles = []
-        for t in row:
-            img = to_display(t[0].detach().float().cpu())
-            if img.shape[-2] != height:
-                img = nn.functional.interpolate(img[None], scale_factor=height / img.shape[-2], mode="nearest")[0]
-            tiles.append(img)
-        lines.append(torch.cat(tiles, dim=2))
-    width = max(line.shape[-1] for line in lines)
-    lines = [nn.functional.pad(line, (0, width - line.shape[-1]), value=-1.0) for line in lines]
-    return tensor_to_image(torch.cat(lines, dim=1))
+        height = max(panel.shape[0] for panel in row)
+        lines.append(np.concatenate([_at_height(panel, height) for panel in row], axis=1))
+    width = max(line.shape[1] for line in lines)
+    return np.concatenate([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines], axis=0)
+
+
+def _at_height(panel: np.ndarray, height: int) -> np.ndarray:
+    if panel.shape[0] == height:
+        return panel
+    width = max(1, round(panel.shape[1] * height / panel.shape[0]))
+    return cv2.resize(panel, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
 class CsvLog:
@@ -118,7 +107,8 @@ class TrainingLog:
             self.val.write(row)
             self._scalars("val", metrics, int(row["step"]))
 
-    def samples(self, step: int, rows: list[list[Tensor]]) -> None:
+    def samples(self, step: int, rows: list[list[np.ndarray]]) -> None:
+        """samples/step_*.png: the grid of `rows` (HxWx3 uint8 panels, see `sample_grid`)."""
         if self.enabled:
             write_image(self.run_dir / "samples" / f"step_{step:07d}.png", sample_grid(rows))
 
