@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from translate.data.layouts import Sample
+    from translate.evaluation import LearnedMetrics
+    from translate.inference.translator import Translator
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -101,7 +107,8 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
 
 
-def _eval_shrinks(args: argparse.Namespace, translator, samples: list, shrinks: list[str], learned) -> int:
+def _eval_shrinks(args: argparse.Namespace, translator: Translator, samples: list[Sample], shrinks: list[str],
+                  learned: LearnedMetrics) -> int:
     """`eval --shrinks`: score a superres model per shrink of the targets; prints the table."""
     from translate.errors import ConfigError, DatasetError
     from translate.evaluation.shrinks import evaluate_shrinks, format_table
