@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from translate.data.layouts import Sample
     from translate.evaluation import LearnedMetrics
     from translate.inference.translator import Translator
 
@@ -81,9 +80,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     shrinks = parse_shrinks(args.shrinks) if args.shrinks else None
     translator = Translator.load(args.source, device=args.device)
     learned = dataclasses.replace(learned, device=str(translator.device))
-    samples = find_paired(args.data, args.split)
     if shrinks:
-        return _eval_shrinks(args, translator, samples, shrinks, learned)
+        return _eval_shrinks(args, translator, shrinks, learned)
+    samples = find_paired(args.data, args.split)
     pairs = [(s.a, s.b) for s in samples if s.b is not None]
     if not pairs:
         raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
@@ -107,18 +106,17 @@ def _out_dir(args: argparse.Namespace) -> Path:
     return Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
 
 
-def _eval_shrinks(args: argparse.Namespace, translator: Translator, samples: list[Sample], shrinks: list[str],
-                  learned: LearnedMetrics) -> int:
+def _eval_shrinks(args: argparse.Namespace, translator: Translator, shrinks: list[str], learned: LearnedMetrics) -> int:
     """`eval --shrinks`: score a superres model per shrink of the targets; prints the table."""
-    from translate.errors import ConfigError, DatasetError
+    from translate.data.layouts import find_photos
+    from translate.errors import ConfigError
     from translate.evaluation.shrinks import evaluate_shrinks, format_table
 
     if translator.task != "superres":
         raise ConfigError(f"--shrinks: {args.source} is a {translator.task} model; per-shrink evaluation is "
                           "for superres models")
-    targets = [s.b for s in samples if s.b is not None] or [s.a for s in samples if s.a is not None]
-    if not targets:
-        raise DatasetError(f"{args.data}: split {args.split!r} has no target photos (B) to shrink")
+    split = Path(args.data) / args.split
+    targets = find_photos(split / "B" if (split / "B").is_dir() else split)  # only targets: no A needed
     out = _out_dir(args)
     rows, reports = evaluate_shrinks(translator, targets, out, shrinks=shrinks, scale=translator.scale,
                                      title=f"translate eval: {args.source}", learned=learned)
