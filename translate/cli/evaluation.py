@@ -21,7 +21,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--shrinks", metavar="NAMES",
                    help="superres: make the low-resolution inputs from the targets (SPLIT/B) with each of these "
-                        "shrinks (all, or a list such as bicubic,cv2_cubic) and report the gain over bicubic per shrink")
+                        "shrinks (all, or a list such as bicubic,cv2_cubic) and report the gain over bicubic "
+                        "per shrink")
     _add_learned_metric_options(p)
     p.set_defaults(func=_cmd_eval)
 

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 SCALES = (1, 2, 3, 4, 8)
 DOWNSCALES = ("area", "bicubic", "bilinear", "cv2_cubic", "cv2_linear")
+DOWNSCALE_NAMES = {  # for reports
+    "area": "box average (cv2 INTER_AREA)", "bicubic": "anti-aliased bicubic (Pillow, MATLAB imresize)",
+    "bilinear": "anti-aliased bilinear (Pillow)", "cv2_cubic": "cv2 INTER_CUBIC (aliases)",
+    "cv2_linear": "cv2 INTER_LINEAR (aliases)"}
 
 
 @dataclass(frozen=True)
@@ -38,9 +42,6 @@ class ShrinkKernel:
         return ", then ".join(parts)
 
 
-DOWNSCALE_NAMES = {"area": "box average (cv2 INTER_AREA)", "bicubic": "anti-aliased bicubic (Pillow, MATLAB imresize)",
-                   "bilinear": "anti-aliased bilinear (Pillow)", "cv2_cubic": "cv2 INTER_CUBIC (aliases)",
-                   "cv2_linear": "cv2 INTER_LINEAR (aliases)"}
 # The shrinks the "mixture" degradation draws from, by name, with their draw weights. Weighted
 # toward the anti-aliased kernels SR benchmarks use, so the mixture costs little there; the aliasing
 # OpenCV kernels, the blur and the JPEG teach the net what not to sharpen.
@@ -50,7 +51,8 @@ SHRINK_KERNELS = {
     "area": ShrinkKernel("area"),
     "cv2_cubic": ShrinkKernel("cv2_cubic"),
     "cv2_linear": ShrinkKernel("cv2_linear"),
-    "blur": ShrinkKernel("bicubic", blur_sigma=(1.0, 2.5)),  # a soft lens or a pre-filtered export (BSRGAN: up to 2.8 at x4)
+    # a soft lens or a pre-filtered export (BSRGAN's isotropic blur reaches sigma 2.8 at x4)
+    "blur": ShrinkKernel("bicubic", blur_sigma=(1.0, 2.5)),
     "jpeg": ShrinkKernel("bicubic", jpeg_quality=(60, 90)),  # web and phone photos
 }
 MIXTURE_WEIGHTS = {"bicubic": 5.0, "bilinear": 1.0, "area": 1.0, "cv2_cubic": 2.0, "cv2_linear": 1.0,
