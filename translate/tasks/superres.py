@@ -55,7 +55,7 @@ SHRINK_KERNELS = {
     "blur": ShrinkKernel("bicubic", blur_sigma=(1.0, 2.5)),
     "jpeg": ShrinkKernel("bicubic", jpeg_quality=(60, 90)),  # web and phone photos
 }
-MIXTURE_WEIGHTS = {"bicubic": 5.0, "bilinear": 1.0, "area": 1.0, "cv2_cubic": 2.0, "cv2_linear": 1.0,
+MIXTURE_WEIGHTS = {"bicubic": 8.0, "bilinear": 1.0, "area": 1.0, "cv2_cubic": 2.0, "cv2_linear": 1.0,
                    "blur": 1.0, "jpeg": 1.0}
 
 
