@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from translate.evaluation import LearnedMetrics
+    from translate.inference.translator import Translator
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -14,6 +19,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--out", help="folder for eval.json and index.html (default: SOURCE/eval_SPLIT)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--shrinks", metavar="NAMES",
+                   help="superres: make the low-resolution inputs from the targets (SPLIT/B) with each of these "
+                        "shrinks (all, or a list such as bicubic,cv2_cubic) and report the gain over bicubic "
+                        "per shrink")
     _add_learned_metric_options(p)
     p.set_defaults(func=_cmd_eval)
 
@@ -62,24 +71,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from translate.data.layouts import find_paired
     from translate.errors import DatasetError
     from translate.evaluation import evaluate
+    from translate.evaluation.shrinks import parse_shrinks
     from translate.cli.video import eval_video_pair
     from translate.inference.translator import Translator
 
     if (code := eval_video_pair(args)) is not None:  # two videos: their temporal warping error
         return code
     learned = _learned_metrics(args)  # a bad --metrics fails before the model loads
+    shrinks = parse_shrinks(args.shrinks) if args.shrinks else None
     translator = Translator.load(args.source, device=args.device)
     if translator.model.trained:  # a translate checkpoint: say which one, and its validation figure
         from translate.inference.loading import checkpoint_line
 
         print(checkpoint_line(translator.model))
     learned = dataclasses.replace(learned, device=str(translator.device))
+    if shrinks:
+        return _eval_shrinks(args, translator, shrinks, learned)
     samples = find_paired(args.data, args.split)
     pairs = [(s.a, s.b) for s in samples if s.b is not None]
     if not pairs:
         raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
-    source = Path(args.source)
-    out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
+    out = _out_dir(args)
     report = evaluate(translator, pairs, out, task=translator.task, title=f"translate eval: {args.source}",
                       learned=learned)
     print(f"evaluated {len(report.rows)} image(s): " + ", ".join(f"{k}={v:.4g}" for k, v in report.means().items()))
@@ -92,6 +104,34 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for path, reason in report.skipped:
         print(f"  skipped {path}: {reason}")
     return 1 if report.skipped or not report.rows else 0
+
+
+def _out_dir(args: argparse.Namespace) -> Path:
+    source = Path(args.source)
+    return Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
+
+
+def _eval_shrinks(args: argparse.Namespace, translator: Translator, shrinks: list[str], learned: LearnedMetrics) -> int:
+    """`eval --shrinks`: score a superres model per shrink of the targets; prints the table."""
+    from translate.data.layouts import find_photos
+    from translate.errors import ConfigError
+    from translate.evaluation.shrinks import evaluate_shrinks, format_table
+
+    if translator.task != "superres":
+        raise ConfigError(f"--shrinks: {args.source} is a {translator.task} model; per-shrink evaluation is "
+                          "for superres models")
+    split = Path(args.data) / args.split
+    targets = find_photos(split / "B" if (split / "B").is_dir() else split)  # only targets: no A needed
+    out = _out_dir(args)
+    rows, reports = evaluate_shrinks(translator, targets, out, shrinks=shrinks, scale=translator.scale,
+                                     title=f"translate eval: {args.source}", learned=learned)
+    print(f"x{translator.scale} super-resolution per shrink of {len(targets)} target photo(s), ours vs bicubic:")
+    print(format_table(rows))
+    print(f"page: {out / 'index.html'}")
+    skipped = {path: reason for report in reports.values() for path, reason in report.skipped}
+    for path, reason in skipped.items():
+        print(f"  skipped {path}: {reason}")
+    return 1 if skipped or len(rows) < len(shrinks) else 0
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
