@@ -59,9 +59,10 @@ def _learned_metrics(args: argparse.Namespace):
 def _cmd_eval(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from translate.data.layouts import find_paired
+    from translate.data.layouts import find_paired, is_unpaired_split
     from translate.errors import DatasetError
     from translate.evaluation import evaluate
+    from translate.evaluation.unpaired import evaluate_run
     from translate.cli.video import eval_video_pair
     from translate.inference.translator import Translator
 
@@ -70,14 +71,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     learned = _learned_metrics(args)  # a bad --metrics fails before the model loads
     translator = Translator.load(args.source, device=args.device)
     learned = dataclasses.replace(learned, device=str(translator.device))
-    samples = find_paired(args.data, args.split)
-    pairs = [(s.a, s.b) for s in samples if s.b is not None]
-    if not pairs:
-        raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
     source = Path(args.source)
     out = Path(args.out) if args.out else (source if source.is_dir() else source.parent) / f"eval_{args.split}"
-    report = evaluate(translator, pairs, out, task=translator.task, title=f"translate eval: {args.source}",
-                      learned=learned)
+    title = f"translate eval: {args.source}"
+    if is_unpaired_split(args.data, args.split):  # trainA/testA...: FID/KID per direction against the other domain
+        report = evaluate_run(translator, args.data, args.split, out, title=title, learned=learned)
+    else:
+        samples = find_paired(args.data, args.split)
+        pairs = [(s.a, s.b) for s in samples if s.b is not None]
+        if not pairs:
+            raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
+        report = evaluate(translator, pairs, out, task=translator.task, title=title, learned=learned)
     print(f"evaluated {len(report.rows)} image(s): " + ", ".join(f"{k}={v:.4g}" for k, v in report.means().items()))
     for kind, scores in report.distribution.items():
         print(f"{kind}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if v is not None)

@@ -39,10 +39,22 @@ def _html(report: EvalReport, title: str, baseline: str) -> str:
 td,th{{padding:4px;vertical-align:top;text-align:left}}</style></head><body>
 <h1>{html.escape(title)}</h1><p>Task: <b>{html.escape(report.task)}</b>. Baseline: {html.escape(baseline)}.</p>
 <p>Mean over {len(report.rows)} images: {html.escape(mean_text)}</p>
-{_learned_html(report)}
+{_directions_html(report)}{_learned_html(report)}
 <table><tr><th>image</th>{head}</tr>{''.join(lines)}</table>
 {f'<h2>Skipped</h2><ul>{skipped}</ul>' if skipped else ''}<ul>{notes}</ul></body></html>
 """
+
+
+def _directions_html(report: EvalReport) -> str:
+    """An unpaired report's directions: what each translated, and which real domain its FID / KID compare with."""
+    directions = report.learned.get("directions") or {}
+    rows = "".join(f"<tr><td>{html.escape(d['label'])} ({d['generator']})</td><td>{d['translated']} of "
+                   f"{d['input_images']} in {html.escape(d['inputs'])}</td><td>{d['target_images']} in "
+                   f"{html.escape(d['target_domain'])}</td></tr>" for d in directions.values())
+    return ("<h2>Unpaired: no target per image</h2><p>Each direction's translations (model) and its untranslated "
+            "inputs (baseline) are compared by FID / KID with the real images of the target domain.</p><table>"
+            f"<tr><th>direction</th><th>translated</th><th>real target domain</th></tr>{rows}</table>\n"
+            if rows else "")
 
 
 def _learned_html(report: EvalReport) -> str:
