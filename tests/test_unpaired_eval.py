@@ -181,3 +181,17 @@ def test_only_split_domain_folders_make_a_layout_unpaired(domains, write_paired,
     assert is_unpaired_split(domains, "test") and not is_unpaired_split(domains, "val")
     assert not is_unpaired_split(write_paired("paired_folders", splits={"test": 1}), "test")
     assert not is_unpaired_split(write_unpaired("flat", n_a=1, n_b=1), "train")  # A/B reads as paired
+
+
+def test_an_unreadable_input_is_listed_and_the_rest_are_scored(cut_run, domains, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    for folder in ("testA", "testB"):
+        shutil.copytree(domains / folder, data / folder)
+    (data / "testA" / "broken.png").write_bytes(b"not a png")
+    assert _eval(cut_run, data, tmp_path / "eval", "--metrics", "none") == 1  # exit 1: something was skipped
+    summary = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    assert [Path(path).name for path, _ in summary["skipped"]] == ["broken.png"]
+    assert len(summary["per_image"]) == N_TEST and "skipped" in capsys.readouterr().out
+    assert summary["learned"]["directions"]["a_to_b"]["translated"] == N_TEST
