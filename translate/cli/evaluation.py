@@ -68,10 +68,11 @@ def _learned_metrics(args: argparse.Namespace):
 def _cmd_eval(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from translate.data.layouts import find_paired
+    from translate.data.layouts import find_paired, is_unpaired_split
     from translate.errors import DatasetError
     from translate.evaluation import evaluate
     from translate.evaluation.shrinks import parse_shrinks
+    from translate.evaluation.unpaired import evaluate_run
     from translate.cli.video import eval_video_pair
     from translate.inference.translator import Translator
 
@@ -87,13 +88,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     learned = dataclasses.replace(learned, device=str(translator.device))
     if shrinks:
         return _eval_shrinks(args, translator, shrinks, learned)
-    samples = find_paired(args.data, args.split)
-    pairs = [(s.a, s.b) for s in samples if s.b is not None]
-    if not pairs:
-        raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
     out = _out_dir(args)
-    report = evaluate(translator, pairs, out, task=translator.task, title=f"translate eval: {args.source}",
-                      learned=learned)
+    title = f"translate eval: {args.source}"
+    if is_unpaired_split(args.data, args.split):  # trainA/testA...: FID/KID per direction against the other domain
+        report = evaluate_run(translator, args.data, args.split, out, title=title, learned=learned)
+    else:
+        samples = find_paired(args.data, args.split)
+        pairs = [(s.a, s.b) for s in samples if s.b is not None]
+        if not pairs:
+            raise DatasetError(f"{args.data}: split {args.split!r} has no A/B file pairs to evaluate")
+        report = evaluate(translator, pairs, out, task=translator.task, title=title, learned=learned)
     print(f"evaluated {len(report.rows)} image(s): " + ", ".join(f"{k}={v:.4g}" for k, v in report.means().items()))
     for kind, scores in report.distribution.items():
         print(f"{kind}: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items() if v is not None)

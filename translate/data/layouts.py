@@ -72,6 +72,12 @@ def find_unpaired(root: str | os.PathLike, split: str) -> tuple[list[Path], list
     return _images_in(dirs[0]), _images_in(dirs[1])
 
 
+def is_unpaired_split(root: str | os.PathLike, split: str) -> bool:
+    """Whether ROOT holds the unpaired layout's {split}A or {split}B folder (ROOT/A + ROOT/B reads as paired)."""
+    root = Path(root)
+    return (root / f"{split}A").is_dir() or (root / f"{split}B").is_dir()
+
+
 def find_photos_split(
     root: str | os.PathLike, split: str, *, val_fraction: float = 0.0, seed: int = 0
 ) -> list[Path]:

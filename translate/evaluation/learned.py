@@ -1,6 +1,7 @@
 """LPIPS per image and FID / KID over the set, for `evaluate`'s report."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -12,6 +13,19 @@ if TYPE_CHECKING:
     from translate.evaluation.paired import EvalReport, LearnedMetrics
 
 
+def unavailable_metrics(options: LearnedMetrics, wanted: Sequence[str], known: Mapping[str, str]) -> dict[str, str]:
+    """{metric: why} for each of `wanted` that cannot run: a `known` reason (too few images) first, then a
+    missing library or weights file. A WeightsError instead when the user named the metric (`required`)."""
+    skipped = {}
+    for metric in wanted:
+        reason = known.get(metric) or why_unavailable(metric, options.weights, lpips_net=options.lpips_net)
+        if reason and options.required:
+            raise WeightsError(f"--metrics {metric}: cannot be computed: {reason}")
+        if reason:
+            skipped[metric] = reason
+    return skipped
+
+
 class LearnedScorer:
     """LPIPS per row and Inception features per image as rows arrive; FID / KID at the end."""
 
@@ -20,16 +34,8 @@ class LearnedScorer:
 
         self.options, self.report = options, report
         wanted = [m for m in options.metrics if m in ("lpips", "fid", "kid")]
-        for metric, reason in too_few_images(n_pairs, n_pairs, options.protocol,
-                                             [m for m in wanted if m != "lpips"]).items():
-            report.skipped_metrics[metric] = reason
-        for metric in wanted:
-            reason = report.skipped_metrics.get(metric) or why_unavailable(metric, options.weights,
-                                                                            lpips_net=options.lpips_net)
-            if reason and options.required:
-                raise WeightsError(f"--metrics {metric}: cannot be computed: {reason}")
-            if reason:
-                report.skipped_metrics[metric] = reason
+        too_few = too_few_images(n_pairs, n_pairs, options.protocol, [m for m in wanted if m != "lpips"])
+        report.skipped_metrics.update(unavailable_metrics(options, wanted, too_few))
         self.active = [m for m in wanted if m not in report.skipped_metrics]
         self.lpips = self.inception = None
         if "lpips" in self.active:

@@ -131,7 +131,7 @@ table.means td,table.means th{{padding:4px 12px;border-bottom:1px solid #ddd}}td
 </head><body>
 <h1>{html.escape(title)}</h1><p>Task: <b>{html.escape(report.task)}</b>. Baseline: {html.escape(baseline)}.</p>
 {_means_html(report)}
-{_learned_html(report)}
+{_directions_html(report)}{_learned_html(report)}
 <h2>Images</h2><p><small>Each picture links to the image its scores were taken on. Under each row: zoomed
 crops (nearest neighbour) where the model and the baseline differ most.</small></p>
 <table><tr><th>image</th>{head}</tr>{''.join(lines)}</table>
@@ -148,6 +148,18 @@ def _crops_html(crops: list[dict], span: int) -> str:
         f"{html.escape(' | '.join(c['panels']))}: {c['size']}×{c['size']} px at row {c['top']}, column {c['left']}"
         f"</small></figcaption></figure>" for c in crops)
     return f"<tr><td></td><td colspan='{span}'>{figures}</td></tr>"
+
+
+def _directions_html(report: EvalReport) -> str:
+    """An unpaired report's directions: what each translated, and which real domain its FID / KID compare with."""
+    directions = report.learned.get("directions") or {}
+    rows = "".join(f"<tr><td>{html.escape(d['label'])} ({d['generator']})</td><td>{d['translated']} of "
+                   f"{d['input_images']} in {html.escape(d['inputs'])}</td><td>{d['target_images']} in "
+                   f"{html.escape(d['target_domain'])}</td></tr>" for d in directions.values())
+    return ("<h2>Unpaired: no target per image</h2><p>Each direction's translations (model) and its untranslated "
+            "inputs (baseline) are compared by FID / KID with the real images of the target domain.</p><table>"
+            f"<tr><th>direction</th><th>translated</th><th>real target domain</th></tr>{rows}</table>\n"
+            if rows else "")
 
 
 def _learned_html(report: EvalReport) -> str:
