@@ -69,10 +69,10 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
     scorer = LearnedScorer(learned or LearnedMetrics(), len(pairs), report)
     for index, (input_path, target_path) in enumerate(pairs):
         try:
-            target = _rgb8(read_image(target_path), target_path)
+            target = as_rgb8(read_image(target_path), target_path)
             net_input = read_image(input_path)
             model_input = definition.eval_input(net_input, target)
-            output = _rgb8(translate_image(model_input))[: target.shape[0], : target.shape[1]]
+            output = as_rgb8(translate_image(model_input))[: target.shape[0], : target.shape[1]]
             if output.shape != target.shape:
                 raise ImageError(f"output {output.shape} does not match target {target.shape}")
             baseline = definition.baseline(net_input, target)
@@ -81,7 +81,7 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
             report.skipped.append((str(input_path), str(e)))
             log.warning("skipped %s: %s", input_path, e)
             continue
-        scored = {"output": output, "target": target, "baseline": None if baseline is None else _rgb8(baseline)}
+        scored = {"output": output, "target": target, "baseline": None if baseline is None else as_rgb8(baseline)}
         row = _row(input_path.stem, scored, region)
         _write_images(row, _panels(definition, model_input, scored), scored, out_dir, f"{index:03d}_{input_path.stem}")
         scorer.add(row, scored)
@@ -91,7 +91,7 @@ def evaluate(translate_image: Callable[[np.ndarray], np.ndarray], pairs: list[tu
     return report
 
 
-def _rgb8(image: np.ndarray, path: Path | None = None) -> np.ndarray:
+def as_rgb8(image: np.ndarray, path: Path | None = None) -> np.ndarray:
     """Any HxW[xC] uint8/uint16 image as 8-bit RGB, the form every score is taken on."""
     image = image[:, :, None] if image.ndim == 2 else image
     return to_channels(to_uint8(image), 3, path=path)

@@ -21,7 +21,7 @@ from translate.direction import DIRECTIONS, Direction, generator_name
 from translate.errors import ConfigError, TranslateError
 from translate.evaluation.learned import unavailable_metrics
 from translate.evaluation.page import write_report
-from translate.evaluation.paired import EvalReport, LearnedMetrics, _rgb8
+from translate.evaluation.paired import EvalReport, LearnedMetrics, as_rgb8
 
 if TYPE_CHECKING:
     from translate.inference.translator import Translator
@@ -76,8 +76,8 @@ def evaluate_unpaired(translators: Mapping[Direction, TranslateImage], domains: 
         for path in paths:
             try:
                 image = read_image(path)
-                real = _rgb8(image, path)
-                output = None if direction is None else _rgb8(translators[direction](image))
+                real = as_rgb8(image, path)
+                output = None if direction is None else as_rgb8(translators[direction](image))
             except (TranslateError, OSError) as e:
                 report.skipped.append((str(path), str(e)))
                 log.warning("skipped %s: %s", path, e)
