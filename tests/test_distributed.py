@@ -67,9 +67,12 @@ def test_batch_norm_with_validation_finishes_in_sync(tmp_path, write_paired):
     assert ckpt["epoch"] == 2 and [row["epoch"] for row in ckpt["val_history"]] == [1, 2]
     sums = ckpt["replica_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
-    # Rank 0 alone evaluated and kept best.pt by PSNR, and wrote the page.
+    # Rank 0 alone evaluated and kept best.pt by PSNR (a later epoch only on a gain larger than
+    # its figure's standard error), and wrote the page.
+    first, second = ckpt["val_history"]
+    chosen = second if second["psnr"] > first["psnr"] + second["psnr_se"] else first
     best = load_checkpoint(run / "checkpoints" / "best.pt")["best"]
-    assert best["value"] == max(row["psnr"] for row in ckpt["val_history"]) and best == ckpt["best"]
+    assert (best["epoch"], best["value"]) == (chosen["epoch"], chosen["psnr"]) and best == ckpt["best"]
     assert (run / "index.html").is_file()
 
 
