@@ -188,7 +188,11 @@ def train_then_kill() -> Callable[..., int]:
 def metric_weights(tmp_path_factory) -> Path:
     """A weights folder of stand-ins for every metric network, with random parameters under the published
     files' names and layouts (InceptionV3 for FID/KID, AlexNet/VGG16 features and LPIPS layers), so the
-    real loading code runs offline. Pass it as `MetricWeights(weights_dir=str(folder))`."""
+    real loading code runs offline. Pass it as `MetricWeights(weights_dir=str(folder))`.
+
+    The Inception stand-in's batch-norm statistics are calibrated on real photos: left at their
+    initial values, its pool3 features are ~1e-8 for every image, every FID/KID is ~0, and a test
+    fed the wrong image set could not fail."""
     import torch
     import torchvision
 
@@ -200,6 +204,11 @@ def metric_weights(tmp_path_factory) -> Path:
     generator = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     inception = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
+    for module in inception.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # running statistics = the calibration batch's own
+    with torch.no_grad():
+        inception.train()(torch.from_numpy(np.stack(_photos(8, 299))).permute(0, 3, 1, 2).float() / 128 - 1)
     torch.save(inception.state_dict(), folder / FEATURE_WEIGHTS["inception"].file)
     vgg16_features = torchvision.models.vgg.make_layers(torchvision.models.vgg.cfgs["D"])  # no 100M-weight head
     for name, net, channels in (("alex", torchvision.models.alexnet().features, (64, 192, 384, 256, 256)),

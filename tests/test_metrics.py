@@ -203,7 +203,9 @@ def test_fid_kid_end_to_end(inception, photos):
     assert other["fid"] > 0 and other["kid_std"] >= 0
     features = inception.features(images[:3], protocol)
     same = scores_from_features(features, features.copy(), protocol, inception=inception.weights)
-    assert same["fid"] == pytest.approx(0.0, abs=1e-6) and abs(same["kid"]) < 1e-6
+    # The unbiased KID of a set against itself is not 0 (its cross term keeps the diagonal), but it is
+    # below that of a different set; the hand computation above checks the formula itself.
+    assert same["fid"] == pytest.approx(0.0, abs=1e-6) and same["kid"] < other["kid"]
     assert other["protocol"]["inception_weights"]["file"] == FEATURE_WEIGHTS["inception"].file
     assert len(other["protocol"]["inception_weights"]["sha256"]) == 64
 

@@ -1,9 +1,8 @@
 """`translate eval` on an unpaired layout: tiny CycleGAN and CUT runs trained through the CLI, scored by
 FID / KID per direction against the real target domain, with the untranslated inputs as the baseline.
 
-The Inception stand-in has random weights whose batch-norm statistics are calibrated on real photos, so
-its pool3 features vary between images (the shared uncalibrated stand-in gives features near 1e-8, where
-every FID is about 0 and a wrong image set could not be told apart)."""
+The shared Inception stand-in (conftest's metric_weights) has batch-norm statistics calibrated on real
+photos, so its pool3 features vary between images and a wrong image set would change the scores."""
 from __future__ import annotations
 
 import json
@@ -24,29 +23,6 @@ TINY = {"generator.n_blocks": 1, "generator.base_channels": 4, "discriminator.ba
         "data.crop_size": 32, "data.load_size": 32}
 TINY_CUT = {**TINY, "cut.nce_layers": "input,down1,down2,block1", "cut.num_patches": 16}
 N_TEST = 3
-
-
-@pytest.fixture(scope="module")
-def inception_dir(tmp_path_factory) -> Path:
-    """A weights folder holding a random InceptionV3 under the published name, batch norm calibrated on photos."""
-    import torch
-    import torchvision
-
-    from translate.integrity import pins
-    from translate.weights import FEATURE_WEIGHTS
-
-    pins.allow_unverified(True)  # a random stand-in under the pinned name
-    torch.manual_seed(0)
-    net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008)
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.momentum = None  # running statistics = the calibration batch's own
-    photos = torch.from_numpy(np.stack(_photos(8, 299))).permute(0, 3, 1, 2).float() / 128 - 1
-    with torch.no_grad():
-        net.train()(photos)
-    folder = tmp_path_factory.mktemp("inception")
-    torch.save(net.state_dict(), folder / FEATURE_WEIGHTS["inception"].file)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +74,9 @@ def _outputs(out: Path, direction: str) -> list[np.ndarray]:
     return _images(sorted((out / "images").glob(f"*_{direction}_*_output.png")))
 
 
-def test_cut_scores_a_to_b_and_its_inputs_against_domain_b(cut_run, domains, inception_dir, few_images_count, tmp_path):
+def test_cut_scores_a_to_b_and_its_inputs_against_domain_b(cut_run, domains, metric_weights, few_images_count, tmp_path):
     out = tmp_path / "eval"
-    assert _eval(cut_run, domains, out, "--weights-dir", str(inception_dir), "--metrics", "fid,kid") == 0
+    assert _eval(cut_run, domains, out, "--weights-dir", str(metric_weights), "--metrics", "fid,kid") == 0
     summary = json.loads((out / "eval.json").read_text())
     distribution = summary["learned"]["distribution"]
     assert set(distribution) == {"a_to_b model", "a_to_b baseline"}  # CUT is one-way
@@ -108,7 +84,7 @@ def test_cut_scores_a_to_b_and_its_inputs_against_domain_b(cut_run, domains, inc
     assert summary["baseline"].startswith("identity")
     # The numbers are the distribution module's own on the same files: the written translations and
     # the untranslated testA photos, each against the real testB photos.
-    net = InceptionNet.load(MetricWeights(weights_dir=str(inception_dir)))
+    net = InceptionNet.load(MetricWeights(weights_dir=str(metric_weights)))
     real_b = _images(sorted((domains / "testB").iterdir()))
     for kind, generated in (("model", _outputs(out, "a_to_b")),
                             ("baseline", _images(sorted((domains / "testA").iterdir())))):
@@ -122,7 +98,7 @@ def test_cut_scores_a_to_b_and_its_inputs_against_domain_b(cut_run, domains, inc
     assert page.count("_input.png") >= N_TEST and page.count("_output.png") >= N_TEST
 
 
-def test_cyclegan_scores_both_directions_with_each_generator(cyclegan_run, tmp_path, inception_dir, few_images_count):
+def test_cyclegan_scores_both_directions_with_each_generator(cyclegan_run, tmp_path, metric_weights, few_images_count):
     from translate.inference.translator import Translator
 
     # testB holds the very photos of testA: the identity baseline must then be at distance zero.
@@ -131,7 +107,7 @@ def test_cyclegan_scores_both_directions_with_each_generator(cyclegan_run, tmp_p
         write_image(data / "testA" / f"m{i}.png", image)
         write_image(data / "testB" / f"m{i}.png", image)
     out = tmp_path / "eval"
-    assert _eval(cyclegan_run, data, out, "--weights-dir", str(inception_dir)) == 0
+    assert _eval(cyclegan_run, data, out, "--weights-dir", str(metric_weights)) == 0
     summary = json.loads((out / "eval.json").read_text())
     distribution = summary["learned"]["distribution"]
     assert set(distribution) == {f"{d} {k}" for d in ("a_to_b", "b_to_a") for k in ("model", "baseline")}
@@ -146,7 +122,7 @@ def test_cyclegan_scores_both_directions_with_each_generator(cyclegan_run, tmp_p
     inputs = _images(sorted((data / "testB").iterdir()))
     outputs = _outputs(out, "b_to_a")
     assert len(outputs) == N_TEST and all(np.array_equal(o, b_to_a(i)) for o, i in zip(outputs, inputs))
-    net = InceptionNet.load(MetricWeights(weights_dir=str(inception_dir)))
+    net = InceptionNet.load(MetricWeights(weights_dir=str(metric_weights)))
     expected = fid_kid(outputs, _images(sorted((data / "testA").iterdir())), protocol=few_images_count, net=net)
     assert distribution["b_to_a model"]["fid"] == pytest.approx(expected["fid"], rel=1e-6)
     assert distribution["a_to_b model"]["fid"] != pytest.approx(expected["fid"], rel=1e-3)

@@ -194,14 +194,14 @@ def test_cyclegan_keeps_best_pt_by_kid_and_pix2pix_by_lpips(tmp_path, write_pair
     assert result.best["metric"] == "kid" and result.best["column"] == "kid" and not result.best["higher_is_better"]
     history = result.val_history
     assert all(row["kid"] == pytest.approx((row["A_to_B_kid"] + row["B_to_A_kid"]) / 2) for row in history)
-    winner = min(history, key=lambda row: row["kid"])
+    winner = selected(history, "kid", higher=False)
     assert (result.best["epoch"], result.best["value"]) == (winner["epoch"], pytest.approx(winner["kid"]))
     assert_best_is_that_epochs_generators(tmp_path / "cyclegan", winner["step"])
 
     paired = write_paired("aligned", splits={"train": 2, "val": 2}, size=32)
     result = train(config=config("pix2pix", paired, **{"optim.epochs": 2, "runtime.weights_dir": weights}),
                    run_dir=tmp_path / "pix2pix")
-    winner = min(result.val_history, key=lambda row: row["lpips"])
+    winner = selected(result.val_history, "lpips", higher=False)
     assert result.best["metric"] == "lpips" and result.best["epoch"] == winner["epoch"]
     assert all(0 < row["lpips"] < math.inf for row in result.val_history)
     assert_best_is_that_epochs_generators(tmp_path / "pix2pix", winner["step"])
