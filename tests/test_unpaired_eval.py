@@ -131,6 +131,8 @@ def test_cyclegan_scores_both_directions_with_each_generator(cyclegan_run, tmp_p
         {"a_to_b": ("g_ab", N_TEST, N_TEST), "b_to_a": ("g_ba", N_TEST, N_TEST)}
     page = (out / "index.html").read_text()
     assert "A→B" in page and "B→A" in page and "g_ba" in page
+    # The counts are each direction's (its table row), not one direction's presented as the protocol's.
+    assert summary["learned"]["protocol"]["images_generated"] is None and "Image counts per direction" in page
 
 
 def test_too_few_images_are_said_on_the_page_not_raised(cut_run, domains, tmp_path, capsys):

@@ -7,7 +7,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from translate.files import atomic_write
 
@@ -172,8 +172,7 @@ def _learned_html(report: EvalReport) -> str:
         parts.append(f"<h2>Distribution metrics (outputs vs targets)</h2><p>FID and KID (mean ± std over "
                      "subsets) are in the means table above.</p>"
                      f"<p><small>Protocol <b>{html.escape(str(protocol.get('name')))}</b>: "
-                     f"{html.escape(str(protocol.get('description')))}. {protocol.get('images_generated')} generated vs "
-                     f"{protocol.get('images_real')} real images; KID subsets of {protocol.get('kid_subset_size_used')}, "
+                     f"{html.escape(str(protocol.get('description')))}. {_image_counts(protocol)}"
                      f"seed {protocol.get('seed')}. Inception weights sha256 {html.escape(str(weights.get('sha256')))}"
                      f"{'' if weights.get('published') else ' (not the published file: not comparable with papers)'}. "
                      f"FID is biased at small N; KID is the number to compare on small test sets.</small></p>")
@@ -182,6 +181,14 @@ def _learned_html(report: EvalReport) -> str:
                         for m, r in report.skipped_metrics.items())
         parts.append(f"<h2>Metrics not computed</h2><ul>{items}</ul>")
     return "\n".join(parts)
+
+
+def _image_counts(protocol: dict[str, Any]) -> str:
+    """The protocol record's image counts; an unpaired report leaves them to its directions table."""
+    if protocol.get("images_generated") is None:
+        return "Image counts per direction in the table above; "
+    return (f"{protocol['images_generated']} generated vs {protocol.get('images_real')} real images; "
+            f"KID subsets of {protocol.get('kid_subset_size_used')}, ")
 
 
 def _number(value: float | None) -> str:

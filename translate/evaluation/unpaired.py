@@ -112,6 +112,9 @@ def _row(direction: Direction, path: Path, real: np.ndarray, output: np.ndarray,
     return {"name": f"{ARROWS[direction]} {path.stem}", "direction": direction, "source": str(path), "images": images}
 
 
+PER_DIRECTION = ("images_generated", "images_real", "kid_subset_size_used")
+
+
 class DomainScorer:
     """Inception features of each domain's real images and of each direction's translations as they
     arrive; FID / KID per direction at the end, for the model and for the identity baseline."""
@@ -163,7 +166,9 @@ class DomainScorer:
                 self.report.distribution[f"{direction} {kind}"] = {k: scores[k] for k in ("fid", "kid", "kid_std")}
                 for metric, reason in scores["skipped"].items():
                     self._skip(metric, f"{ARROWS[direction]} {kind}: {reason}")
-                self.report.learned["protocol"] = scores["protocol"]
+                # The image counts differ by direction (the directions table gives each): the shared
+                # record keeps only what all directions share.
+                self.report.learned["protocol"] = {**scores["protocol"], **dict.fromkeys(PER_DIRECTION)}
 
     def _skip(self, metric: str, reason: str) -> None:
         known = self.report.skipped_metrics.get(metric)
