@@ -61,6 +61,29 @@ def test_mixture_pair_is_the_drawn_kernel_applied_to_the_target(photo):
     assert seen == set(SHRINK_KERNELS)
 
 
+def test_the_recipes_validation_scores_each_photo_once_through_every_kernel(tmp_path, photo):
+    """Validation draws are strata, not mixture draws: draw k of a photo is kernel k, so best.pt is
+    chosen on every kernel alike (the 4 mixture draws of the recipe's one validation photo were 3 bicubic)."""
+    from translate.data.datasets import VALIDATION_STREAM
+    from translate.data.images import write_image
+    from translate.methods.pix2pix import Pix2Pix
+    from translate.recipes import resolve_config
+
+    for split, name in (("train", "astronaut"), ("val", "chelsea")):
+        write_image(tmp_path / split / f"{name}.png", photo(name, 64))
+    config = resolve_config("pix2pix", task="superres", assignments=[
+        f"data.root={tmp_path}", "data.crop_size=64", "data.load_size=64", "generator.base_channels=4"])
+    val = Pix2Pix(config).datasets()[1]
+    assert len(val) == len(SHRINK_KERNELS) == config.data.val_draws
+    target = photo("chelsea", 64)
+    for draw, kernel in enumerate(SHRINK_KERNELS.values()):
+        # The draw's generator, as the dataset seeds it: one integer for the augmentation, then the shrink.
+        rng = np.random.default_rng([config.runtime.seed, VALIDATION_STREAM, 0, draw])
+        rng.integers(2**31)
+        small = ((val[draw]["a"].permute(1, 2, 0).numpy() + 1) * 127.5).round().astype(np.uint8)
+        assert np.array_equal(small, apply_shrink(target, 16, 16, kernel, rng)), draw
+
+
 def test_antialiased_shrinks_remove_detail_the_opencv_ones_fold_into_false_patterns():
     """Stripes of a 3 px period cannot be shown at a quarter of the size: an anti-aliased shrink
     (Pillow's, MATLAB's) all but removes them; OpenCV's cubic and linear, their taps not widened for

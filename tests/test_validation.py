@@ -44,15 +44,39 @@ def assert_best_is_that_epochs_generators(run: Path, step: int) -> None:
         torch.testing.assert_close(best[k], numbered[k], rtol=0, atol=0, msg=k)
 
 
-def selected(history: list[dict], column: str, *, higher: bool) -> dict:
+def selected(history: list[dict], column: str, *, higher: bool, items: list[dict] | None = None) -> dict:
     """The row best.pt should hold: each figure replaces the record only when it beats it by more
-    than its own standard error (the column + "_se"); ties and gains within the error keep the earlier one."""
-    best = history[0]
-    for row in history[1:]:
-        gain = row[column] - best[column] if higher else best[column] - row[column]
-        if gain > row[f"{column}_se"]:
-            best = row
-    return best
+    than the standard error of the gain; ties and gains within the error keep the earlier one.
+    With `items` (each pass's per-item scores by pair prefix, in history order) that error is of
+    the per-item differences, std(d, ddof=1) / sqrt(n), the prefixes' combined as for a mean of
+    independent figures; without, the new figure's own error (the column + "_se")."""
+    best = 0
+    for i in range(1, len(history)):
+        gain = history[i][column] - history[best][column]
+        gain = gain if higher else -gain
+        if items:
+            errors = [np.std(np.subtract(items[i][k], items[best][k]), ddof=1) / np.sqrt(len(items[i][k]))
+                      for k in items[i]]
+            error = np.sqrt(np.sum(np.square(errors))) / len(errors)
+        else:
+            error = history[i][f"{column}_se"]
+        if gain > error:
+            best = i
+    return history[best]
+
+
+@pytest.fixture
+def pass_items(monkeypatch) -> list[dict]:
+    """Each validation pass's per-item scores of the selection metric, as the real pass returns them."""
+    seen: list[dict] = []
+    real = validation.validation_pass
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        seen.append(result.items)
+        return result
+    monkeypatch.setattr(validation, "validation_pass", spy)
+    return seen
 
 
 @pytest.fixture
@@ -65,7 +89,7 @@ def no_metric_weights(tmp_path, monkeypatch) -> str:
 
 @pytest.mark.parametrize("method", ["pix2pix", "cyclegan"])
 def test_best_pt_holds_the_epoch_with_the_best_recorded_figure(tmp_path, write_paired, write_unpaired, method,
-                                                                 no_metric_weights):
+                                                                 no_metric_weights, pass_items):
     if method == "pix2pix":  # L1, lower is better; the selection figure is the val.csv column "l1"
         data = write_paired("aligned", splits={"train": 3, "val": 2}, size=32)
         cfg = config(method, data, **{"optim.epochs": 4, "optim.lr_g": 5e-3, "runtime.val_metric": "l1"})
@@ -81,7 +105,8 @@ def test_best_pt_holds_the_epoch_with_the_best_recorded_figure(tmp_path, write_p
     if method == "cyclegan":  # the selection figure is the mean of both directions' figures
         assert history[0][column] == pytest.approx((history[0]["cycle_A_psnr"] + history[0]["cycle_B_psnr"]) / 2)
     assert all(row[f"{column}_se"] > 0 for row in history)  # two photos x fixed draws: a spread
-    winner = selected(history, column, higher=higher)
+    assert [len(items) for items in pass_items] == [2 if method == "cyclegan" else 1] * len(history)
+    winner = selected(history, column, higher=higher, items=pass_items)
     best = load_file(checkpoint_dir(run) / "best.pt")["best"]
     assert result.best == best
     assert (best["column"], best["epoch"], best["step"]) == (column, winner["epoch"], winner["step"])
@@ -185,7 +210,8 @@ def test_auto_takes_the_learned_metric_when_it_can_run(no_metric_weights, metric
     assert choose_metric("auto", paired=True, config=cfg, device=cpu, n_images=10, previous="ssim").name == "ssim"
 
 
-def test_cyclegan_keeps_best_pt_by_kid_and_pix2pix_by_lpips(tmp_path, write_paired, write_unpaired, metric_weights):
+def test_cyclegan_keeps_best_pt_by_kid_and_pix2pix_by_lpips(tmp_path, write_paired, write_unpaired, metric_weights,
+                                                           pass_items):
     """The learned metrics choose best.pt end to end, with stand-in weights (random parameters)."""
     weights = str(metric_weights)
     unpaired = write_unpaired("split", n_a=2, n_b=2, n_test=10, size=32)
@@ -194,6 +220,7 @@ def test_cyclegan_keeps_best_pt_by_kid_and_pix2pix_by_lpips(tmp_path, write_pair
     assert result.best["metric"] == "kid" and result.best["column"] == "kid" and not result.best["higher_is_better"]
     history = result.val_history
     assert all(row["kid"] == pytest.approx((row["A_to_B_kid"] + row["B_to_A_kid"]) / 2) for row in history)
+    assert pass_items == [{}] * len(history)  # KID is set-level: its own error decides
     winner = selected(history, "kid", higher=False)
     assert (result.best["epoch"], result.best["value"]) == (winner["epoch"], pytest.approx(winner["kid"]))
     assert_best_is_that_epochs_generators(tmp_path / "cyclegan", winner["step"])
@@ -201,7 +228,7 @@ def test_cyclegan_keeps_best_pt_by_kid_and_pix2pix_by_lpips(tmp_path, write_pair
     paired = write_paired("aligned", splits={"train": 2, "val": 2}, size=32)
     result = train(config=config("pix2pix", paired, **{"optim.epochs": 2, "runtime.weights_dir": weights}),
                    run_dir=tmp_path / "pix2pix")
-    winner = selected(result.val_history, "lpips", higher=False)
+    winner = selected(result.val_history, "lpips", higher=False, items=pass_items[len(history):])
     assert result.best["metric"] == "lpips" and result.best["epoch"] == winner["epoch"]
     assert all(0 < row["lpips"] < math.inf for row in result.val_history)
     assert_best_is_that_epochs_generators(tmp_path / "pix2pix", winner["step"])

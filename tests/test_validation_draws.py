@@ -101,6 +101,29 @@ def test_noise_inside_the_error_keeps_the_record_and_a_real_gain_moves_it():
     assert not old.improves(20.3, 0.5)
 
 
+def test_a_gain_on_every_draw_counts_even_inside_the_figures_spread():
+    """The same draws scored twice: the photo-to-photo spread (each figure's own error, ~2 dB
+    here) is in both, so the gain is judged by the spread of the per-draw differences."""
+    before = [20.0, 24.0, 28.0, 22.0]
+    record = BestRecord("psnr", True, value=float(np.mean(before)), se=Figure.of(before).se,
+                        items={"psnr": before})
+    steady = [x + 0.5 for x in before]  # every draw better by about 0.5 dB
+    steady[0] += 0.1
+    assert Figure.of(steady).se > 1.0
+    assert record.improves(float(np.mean(steady)), Figure.of(steady).se, {"psnr": steady})
+    differences = np.subtract(steady, before)
+    assert record.gain_error(items={"psnr": steady}) == pytest.approx(differences.std(ddof=1) / 2)
+    mixed = [21.5, 22.5, 29.5, 21.0]  # a larger mean gain (+0.125), but draws going both ways
+    assert not record.improves(float(np.mean(mixed)), Figure.of(mixed).se, {"psnr": mixed})
+    # Two prefixes (CycleGAN's directions): each one's paired error, combined in quadrature.
+    both = BestRecord("psnr", True, value=0.0, items={"A": [0.0, 0.0, 0.0], "B": [1.0, 1.0, 1.0]})
+    new = {"A": [1.0, 2.0, 3.0], "B": [1.0, 1.0, 4.0]}
+    per_prefix = [np.std([1, 2, 3], ddof=1) / np.sqrt(3), np.std([0, 0, 3], ddof=1) / np.sqrt(3)]
+    assert both.gain_error(items=new) == pytest.approx(np.hypot(*per_prefix) / 2)
+    # Items that do not pair up (the validation set changed on --resume): the figure's own error.
+    assert record.gain_error(0.7, {"psnr": steady[:3]}) == 0.7 and record.gain_error(0.7, {"other": steady}) == 0.7
+
+
 @pytest.fixture
 def scripted(monkeypatch):
     """A metric (higher is better) reporting the given figures, with their errors, in turn."""

@@ -154,6 +154,10 @@ def test_folder_of_videos_and_photos_reports_bad_videos_and_converts_the_rest(tm
     clip(root / "a_good.mp4", count=6)
     good = (root / "a_good.mp4").read_bytes()
     (root / "b_truncated.mp4").write_bytes(good[: len(good) // 2])
+    for suffix, codec in ((".mkv", "libx264"), (".webm", "libvpx-vp9")):  # no frame count: the header's duration tells
+        clip(root / f"b_cut{suffix}", count=24, codec=codec, audio=None if suffix == ".webm" else "aac")
+        whole = (root / f"b_cut{suffix}").read_bytes()
+        (root / f"b_cut{suffix}").write_bytes(whole[: len(whole) // 2])
     (root / "c_garbage.webm").write_bytes(b"\x1a\x45\xdf\xa3" + bytes(200))
     clip(root / "sub" / "d_next.mkv", count=5)
     with av.open(str(root / "e_no_frames.mkv"), "w") as out:  # a video stream holding no frame
@@ -176,8 +180,9 @@ def test_folder_of_videos_and_photos_reports_bad_videos_and_converts_the_rest(tm
     assert len(decoded(out / "sub" / "d_next.mkv")[0]) == 5
     failed = [line for line in captured.err.splitlines() if line.startswith("failed: ")]
     assert [line.split(":")[1].strip().rsplit("/", 1)[-1] for line in failed] == [
-        "b_truncated.mp4", "c_garbage.webm", "e_no_frames.mkv", "f_sound_only.m4a.mp4"]
+        "b_cut.mkv", "b_cut.webm", "b_truncated.mp4", "c_garbage.webm", "e_no_frames.mkv", "f_sound_only.m4a.mp4"]
     assert "has no video stream" in captured.err and "holds no frames" in captured.err
+    assert captured.err.count("s its header declares") == 2
 
 
 def test_cli_converts_one_video_and_eval_measures_flicker(tmp_path, checkpoint, capsys):

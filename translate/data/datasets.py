@@ -63,7 +63,8 @@ class PairedDataset(Dataset):
     make_pair (task recipes), each sample names one photo, Sample(photo) or Sample(photo, photo), read
     as RGB and augmented; make_pair(photo HWC uint8/uint16, rng) -> (input, target) HW or HWC
     uint8/uint16 arrays. They may differ in size (super-resolution inputs are smaller).
-    With `draws` (validation), K fixed draws of each sample (see the module's docstring).
+    With `draws` (validation), K fixed draws of each sample (see the module's docstring); with
+    `draw_pairs` as well, draw k of each sample is made by draw_pairs[k % len] instead of make_pair.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class PairedDataset(Dataset):
         make_pair: MakePair | None = None,
         seed: int = 0,
         draws: int = 0,
+        draw_pairs: Sequence[MakePair] = (),
     ) -> None:
         if make_pair is not None and any(s.b not in (None, s.a) for s in samples):
             raise ValueError("make_pair: samples must name one photo each, Sample(photo) or Sample(photo, photo)")
@@ -86,6 +88,7 @@ class PairedDataset(Dataset):
         self.make_pair = make_pair
         self.seed = seed
         self.draws = draws  # 0: a training set (fresh randomness every epoch)
+        self.draw_pairs = list(draw_pairs) if draws else []
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -106,7 +109,10 @@ class PairedDataset(Dataset):
             real_a, real_b = out["image"], out["b"]
         else:
             photo = _augment(self.transform, sample.a, image=_read(sample.a, 3))["image"]
-            real_a, real_b = (x[:, :, None] if x.ndim == 2 else x for x in self.make_pair(photo, rng))
+            make_pair = self.make_pair
+            if self.draw_pairs:
+                make_pair = self.draw_pairs[index % self.draws % len(self.draw_pairs)]
+            real_a, real_b = (x[:, :, None] if x.ndim == 2 else x for x in make_pair(photo, rng))
             if real_a.dtype not in (np.uint8, np.uint16) or real_b.dtype not in (np.uint8, np.uint16):
                 raise ValueError(f"make_pair: returned {real_a.dtype}/{real_b.dtype} arrays for {sample.a}; "
                                  f"it must return uint8 or uint16 images")

@@ -36,8 +36,11 @@ _AUDIO_COPYABLE: dict[str, frozenset[str] | None] = {
 _MATRIX = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}
 _MATRIX_NAME = {1: "BT.709", 4: "FCC", 5: "BT.601", 7: "SMPTE 240M", 9: "BT.2020"}
 _BT709, _BT601_TAG = 1, 6
-_LIMITED, _FULL = 1, 2
-_CRF_ENCODERS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libsvtav1"})  # AVColorRange: MPEG (16-235), JPEG (0-255)
+_LIMITED, _FULL = 1, 2  # AVColorRange: MPEG (16-235), JPEG (0-255)
+# How far a file's last packet may end before its declared duration (rounding of the header's
+# millisecond duration, a last audio packet's padding) before the file counts as truncated.
+TRUNCATION_SLACK_S = Fraction(1, 4)
+_CRF_ENCODERS = frozenset({"libx264", "libx264rgb", "libx265", "libvpx-vp9", "libsvtav1"})
 
 
 def require_av() -> Any:
@@ -139,9 +142,11 @@ def decode(container: Any, path: Path) -> Iterator[Decoded | Any]:
     video = container.streams.video[0]
     video.thread_type = "AUTO"
     expected = video.frames
-    count, last_pts = 0, None
+    count, last_pts, end = 0, None, Fraction(0)
     try:
         for packet in container.demux(video, *container.streams.audio):
+            if packet.pts is not None:
+                end = max(end, (packet.pts + (packet.duration or 0)) * packet.time_base)
             if packet.stream.type == "audio":
                 if packet.size:
                     yield packet
@@ -158,6 +163,18 @@ def decode(container: Any, path: Path) -> Iterator[Decoded | Any]:
         raise ImageError(f"{path}: video holds no frames")
     if expected and count < expected:
         raise ImageError(f"{path}: truncated video: {count} of {expected} frame(s) decodable")
+    declared = _declared_seconds(container)
+    if not expected and declared and end < declared - TRUNCATION_SLACK_S:
+        # Matroska/WebM declare no frame count, but their header keeps the duration they were written with.
+        raise ImageError(f"{path}: truncated video: its streams end at {float(end):.2f} s of the "
+                         f"{float(declared):.2f} s its header declares ({count} frame(s) decodable)")
+
+
+def _declared_seconds(container: Any) -> Fraction | None:
+    """The duration a container's header declares, in seconds from its start; None if it declares none."""
+    if not container.duration:
+        return None
+    return Fraction(container.duration - (container.start_time or 0), 1_000_000)  # AV_TIME_BASE units
 
 
 # ---------------------------------------------------------------- writing

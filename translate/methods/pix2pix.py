@@ -4,7 +4,7 @@ relativistic GAN)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -175,7 +175,8 @@ class Pix2Pix(GanMethod):
         d, seed, root = self.config.data, self.config.runtime.seed, Path(self.config.data.root)
         task, settings = get_task(self.config.task), self.config.task_settings
         make_pair = task.pair_maker(settings)
-        make_val_pair = task.pair_maker(settings.without_augmentation() if settings is not None else None)
+        val_settings = settings.without_augmentation() if settings is not None else None
+        make_val_pair, val_strata = task.pair_maker(val_settings), task.validation_pair_makers(val_settings)
         channels_a, channels_b = self.data_channels(self.config)
 
         def find(split: str) -> list[layouts.Sample]:
@@ -184,9 +185,10 @@ class Pix2Pix(GanMethod):
                 return [layouts.Sample(p) for p in targets]
             return layouts.find_paired(root, split, val_fraction=d.val_fraction, seed=seed)
 
-        def make(samples: list[layouts.Sample], tf: object, pairs: datasets.MakePair | None, draws: int = 0) -> Dataset:
+        def make(samples: list[layouts.Sample], tf: object, pairs: datasets.MakePair | None, draws: int = 0,
+                 strata: Sequence[datasets.MakePair] = ()) -> Dataset:
             return datasets.PairedDataset(samples, in_channels=channels_a, out_channels=channels_b, transform=tf,
-                                          make_pair=pairs, seed=seed, draws=draws)
+                                          make_pair=pairs, seed=seed, draws=draws, draw_pairs=strata)
 
         val = find("val")[: d.max_val_images] if layouts.has_split(root, "val", val_fraction=d.val_fraction) else []
         draws = datasets.validation_draws(d.val_draws, random=make_val_pair is not None or d.preprocess != "none",
@@ -195,7 +197,7 @@ class Pix2Pix(GanMethod):
         train = make(find("train"), train_tf, make_pair)
         for term in self.terms:  # before any epoch is set, so a resumed run fits the same
             term.fit(lambda: (train[i]["b"] for i in range(len(train))))
-        return train, (make(val, val_tf, make_val_pair, draws) if val else None)
+        return train, (make(val, val_tf, make_val_pair, draws, val_strata) if val else None)
 
     def data_files(self, dataset: Dataset) -> list[Path]:
         return list(dict.fromkeys(p for s in dataset.samples for p in (s.a, s.b) if p is not None))

@@ -154,6 +154,12 @@ class Task:
         """(photo, rng) -> (net_input, target) with this task's `settings` bound; None: pairs come from files."""
         return None
 
+    def validation_pair_makers(self, settings: Settings | None) -> list[PairMaker]:
+        """Makers for the fixed validation draws, draw k of each photo by makers[k % len]: a task
+        whose synthesis mixes distinct kinds of input gives one per kind, so validation scores each
+        alike (superres's shrink mixture: one per kernel). Empty: every draw by pair_maker."""
+        return []
+
     def prepared_files(self, photo: np.ndarray, net_input: np.ndarray,
                        target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The A and B images `prepare` writes for one synthesised pair of `photo` (HxWx3 uint8)."""

@@ -85,7 +85,8 @@ def apply_shrink(target: np.ndarray, height: int, width: int, kernel: ShrinkKern
 
 def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4, blur_sigma_max: float = 0.0,
                   noise_std_max: float = 0.0, jpeg_quality_min: int = 0, downscale: str = "area",
-                  degradation: str = "classic", usm_target: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  degradation: str = "classic", usm_target: bool = False,
+                  kernel: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(low-res input (H//s)x(W//s)x3, target (s*(H//s))x(s*(W//s))x3): the photo's top-left part
     that divides by s, so input pixel (i, j) covers target pixels [s*i, s*i + s) exactly.
 
@@ -96,8 +97,9 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
 
     degradation "mixture" replaces all of that with one of SHRINK_KERNELS per draw (weighted by
     MIXTURE_WEIGHTS, as BSRGAN / Real-ESRGAN pick degradations at random), for inputs whose shrink is
-    unknown. degradation "realesrgan" replaces all of that with Real-ESRGAN's second-order model and its
-    published ranges (`translate.data.realesrgan_degradation`). usm_target sharpens the target with
+    unknown; `kernel` (a SHRINK_KERNELS name) fixes the draw's kernel instead (validation's one
+    draw per kernel). degradation "realesrgan" replaces all of that with Real-ESRGAN's second-order
+    model and its published ranges (`translate.data.realesrgan_degradation`). usm_target sharpens the target with
     Real-ESRGAN's unsharp mask first, and the input is degraded from the sharpened target, as there.
     """
     from translate.data import synth  # training-pair code stays off the conversion path
@@ -120,7 +122,7 @@ def superres_pair(photo: np.ndarray, rng: np.random.Generator, *, scale: int = 4
 
         return realesrgan.degrade(target, realesrgan.draw_plan(rng), rng, scale=scale), target
     if degradation == "mixture":
-        return apply_shrink(target, height, width, SHRINK_KERNELS[draw_shrink(rng)], rng), target
+        return apply_shrink(target, height, width, SHRINK_KERNELS[kernel or draw_shrink(rng)], rng), target
     if degradation != "classic":
         raise ConfigError(f"degradation: must be classic, mixture or realesrgan, got {degradation!r}")
     if downscale not in DOWNSCALES:
@@ -203,6 +205,14 @@ class Superres(Task):
                                  noise_std_max=synth.noise_std_max, jpeg_quality_min=synth.jpeg_quality_min,
                                  downscale=synth.downscale, degradation=synth.degradation,
                                  usm_target=synth.usm_target)
+
+    def validation_pair_makers(self, synth: SuperresSettings) -> list[PairMaker]:
+        """With the mixture, one maker per shrink kernel: validation scores every kernel alike (the
+        recipe's data.val_draws 7 gives each photo one draw of each), so best.pt is not chosen on
+        draws that happened to be the common anti-aliased bicubic."""
+        if synth.degradation != "mixture":
+            return []
+        return [functools.partial(self.pair_maker(synth), kernel=name) for name in SHRINK_KERNELS]
 
     def baseline(self, net_input: np.ndarray, target: np.ndarray) -> np.ndarray:
         return bicubic_upscale(net_input, target.shape[0] // net_input.shape[0])

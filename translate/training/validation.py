@@ -8,7 +8,7 @@ images of the target domain (the method's `translation_pairs`). A new metric is 
 
 A validation set holds several fixed draws of each photo (data.val_draws), so a figure is the mean
 over (photo, draw) scores with its standard error, written beside it as the `<column>_se` column;
-best.pt moves only on a gain larger than that error (BestRecord.improves).
+best.pt moves only on a gain larger than the standard error of that gain (BestRecord.improves).
 """
 from __future__ import annotations
 
@@ -35,9 +35,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Figure:
-    """A validation figure and its standard error (NaN: the metric gives none)."""
+    """A validation figure and its standard error (NaN: the metric gives none), with the per-item
+    scores it is the mean of (in validation-set order, NaN kept; empty for a set-level metric)."""
     value: float
     se: float = math.nan
+    items: tuple[float, ...] = ()
 
     @classmethod
     def of(cls, scores: Sequence[float]) -> Figure:
@@ -46,14 +48,31 @@ class Figure:
         kept = np.asarray([x for x in scores if not math.isnan(x)], dtype=np.float64)
         if not len(kept):
             return cls(math.nan)
-        se = float(kept.std(ddof=1) / math.sqrt(len(kept))) if len(kept) > 1 else math.nan
-        return cls(float(kept.mean()), se)
+        return cls(float(kept.mean()), _standard_error(kept), tuple(float(x) for x in scores))
 
     @classmethod
     def mean_of(cls, figures: Sequence[Figure]) -> Figure:
         """The mean of independent figures (both CycleGAN directions): errors add in quadrature."""
         se = math.sqrt(sum(f.se ** 2 for f in figures)) / len(figures)
         return cls(float(np.mean([f.value for f in figures])), se)
+
+
+def _standard_error(values: np.ndarray) -> float:
+    """std / sqrt(n) of finite values; NaN with fewer than two."""
+    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
+
+
+def paired_error(new: Mapping[str, Sequence[float]], old: Mapping[str, Sequence[float]]) -> float:
+    """The standard error of the gain from `old` to `new` figures measured on the same fixed items:
+    per-item differences for each pair prefix (std / sqrt(n)), combined as for the mean of
+    independent figures (Figure.mean_of). NaN when the two passes did not score the same items."""
+    if not new or set(new) != set(old) or any(len(new[k]) != len(old[k]) for k in new):
+        return math.nan
+    errors = []
+    for key in new:
+        differences = np.asarray(new[key], dtype=np.float64) - np.asarray(old[key], dtype=np.float64)
+        errors.append(_standard_error(differences[np.isfinite(differences)]))
+    return math.sqrt(sum(e ** 2 for e in errors)) / len(errors)
 
 
 # outputs, references -> one figure; a bare float is a figure without a standard error.
@@ -201,23 +220,35 @@ class BestRecord:
     epoch: int = 0
     step: int = 0
     se: float | None = None  # the standard error of `value`; None: not measured
+    # The per-item scores behind `value`, by pair prefix column ("psnr", "cycle_A_psnr"): what the
+    # next figure's gain is paired with. None: a set-level metric (KID), or a record from before.
+    items: dict[str, list[float]] | None = None
 
-    def improves(self, value: float, se: float | None = None) -> bool:
-        """Better than the record by more than `se`, the new figure's standard error (ties, and
-        gains within the error, keep the earlier checkpoint); NaN never is. Without an error
-        (None or NaN: a metric that gives none) any strict gain counts, as before errors existed.
+    def improves(self, value: float, se: float | None = None,
+                 items: Mapping[str, Sequence[float]] | None = None) -> bool:
+        """Better than the record by more than the standard error of the gain (ties, and gains
+        within the error, keep the earlier checkpoint); NaN never is.
 
-        Why the new figure's error, not the two combined: both figures are measured on the same
-        fixed draws, so they are not independent samples and sqrt(se_new^2 + se_best^2) would
-        overstate the noise of their difference by about sqrt(2); and the figure's own error,
-        which holds the photo-to-photo spread that a paired comparison would cancel, is already
-        the cautious side of the noise in that difference."""
+        Both figures are measured on the same fixed draws, so the gain's error is that of the
+        per-item differences (paired_error): the photo-to-photo spread, which is in each figure's
+        own error but the same in both, cancels. Compared with the new figure's own error, that
+        rule kept the superres recipe's epoch-1 best.pt through a steady gain of +0.5 dB (each
+        figure ± 1.1 dB), and those step-100 weights lost to bicubic on two of the test shrinks.
+        Without per-item scores on both sides (a set-level metric, or a record saved before) the
+        new figure's own error serves; without any error a strict gain counts."""
         if math.isnan(value):
             return False
         if self.value is None:
             return True
-        margin = se if se is not None and math.isfinite(se) else 0.0
+        margin = self.gain_error(se, items)
         return value > self.value + margin if self.higher_is_better else value < self.value - margin
+
+    def gain_error(self, se: float | None = None, items: Mapping[str, Sequence[float]] | None = None) -> float:
+        """The error a gain over the record must exceed (see improves); 0 when nothing measures it."""
+        paired = paired_error(items or {}, self.items or {})
+        if math.isfinite(paired):
+            return paired
+        return se if se is not None and math.isfinite(se) else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -244,16 +275,27 @@ def _as_figure(result: Figure | float) -> Figure:
     return result if isinstance(result, Figure) else Figure(float(result))
 
 
-def scores(metric: ActiveMetric, collected: Collected) -> tuple[str, dict[str, float]]:
+@dataclass(frozen=True)
+class PassResult:
+    """A validation pass: the column best.pt is chosen by, the row of figures (for val.csv), and the
+    per-item scores of the selection metric by pair prefix column (empty for a set-level metric)."""
+    column: str
+    row: dict[str, float]
+    items: dict[str, tuple[float, ...]]
+
+
+def scores(metric: ActiveMetric, collected: Collected) -> PassResult:
     """The metric per pair prefix ("cycle_A_psnr"), and its mean over prefixes under their common
     prefix ("cycle_psnr"; "psnr" for one unprefixed pair), each with its standard error as the
-    column + SE_SUFFIX (NaN where the metric gives none). Returns (that column, all figures)."""
+    column + SE_SUFFIX (NaN where the metric gives none)."""
     figures = {f"{prefix}{metric.name}": _as_figure(metric.scorer(outs, refs))
                for prefix, (outs, refs) in collected.items()}
+    items = {name: f.items for name, f in figures.items() if f.items}
     column = f"{os.path.commonprefix(list(collected))}{metric.name}"
     if collected:
         figures[column] = Figure.mean_of(list(figures.values()))
-    return column, {k: v for name, f in figures.items() for k, v in ((name, f.value), (name + SE_SUFFIX, f.se))}
+    row = {k: v for name, f in figures.items() for k, v in ((name, f.value), (name + SE_SUFFIX, f.se))}
+    return PassResult(column, row, items if len(items) == len(collected) else {})
 
 
 def _digest(tensors: Mapping[str, Tensor]) -> str:
@@ -268,12 +310,11 @@ def _digest(tensors: Mapping[str, Tensor]) -> str:
 @torch.no_grad()
 def validation_pass(method: Any, dataset: Any, *, to_device: Callable[[dict], dict], device: torch.device,
                     amp: str, metric: ActiveMetric,
-                    substitutes: Mapping[str, nn.Module] | None = None) -> tuple[str, dict[str, float]]:
+                    substitutes: Mapping[str, nn.Module] | None = None) -> PassResult:
     """The method's per-image metrics averaged over `dataset` (every fixed draw of every photo),
     plus `metric` over the whole pass. In eval mode, through the bare nets or `substitutes` for some
     (weight averages; see GanMethod.unwrapped): call it on one rank alone. A draw identical to one
-    already scored (nothing random in it) is scored once, so it cannot shrink the standard error.
-    Returns (the selection column, the row)."""
+    already scored (nothing random in it) is scored once, so it cannot shrink the standard error."""
     sums: dict[str, list[float]] = {}
     collected: Collected = {}
     seen: set[str] = set()
@@ -297,8 +338,8 @@ def validation_pass(method: Any, dataset: Any, *, to_device: Callable[[dict], di
                     refs.append(reference[0].detach().float().cpu())
     finally:
         method.train()
-    column, figures = scores(metric, collected)
-    return column, {**{k: float(np.mean(v)) for k, v in sums.items()}, **figures}
+    result = scores(metric, collected)
+    return dataclasses.replace(result, row={**{k: float(np.mean(v)) for k, v in sums.items()}, **result.row})
 
 
 class Evaluator:
@@ -311,25 +352,29 @@ class Evaluator:
         self.metric = choose_metric(config.runtime.val_metric, paired=paired, config=config, device=device,
                                     n_images=n_images, previous=(saved or {}).get("metric"))
         self.best = record_for(self.metric, saved)
+        self.items: dict[str, tuple[float, ...]] = {}  # the last pass's per-item scores
 
     def run(self, method: Any, dataset: Any, *, to_device: Callable[[dict], dict],
             substitutes: Mapping[str, nn.Module] | None = None) -> dict[str, float]:
         """One validation pass (see validation_pass): its figures, the selection column among them."""
-        self.best.column, row = validation_pass(method, dataset, to_device=to_device, device=self.device,
-                                                amp=self.amp, metric=self.metric, substitutes=substitutes)
-        return row
+        result = validation_pass(method, dataset, to_device=to_device, device=self.device, amp=self.amp,
+                                 metric=self.metric, substitutes=substitutes)
+        self.best.column, self.items = result.column, result.items
+        return result.row
 
     def improves(self, row: dict[str, float], *, epoch: int, step: int) -> bool:
-        """Whether `row` beats the record by more than its standard error (BestRecord.improves); it
-        then becomes the record. The log says which way it went."""
+        """Whether `row` (the last pass's) beats the record by more than the standard error of the
+        gain (BestRecord.improves); it then becomes the record. The log says which way it went."""
         best, value = self.best, row.get(self.best.column, math.nan)
         se = row.get(self.best.column + SE_SUFFIX, math.nan)
-        if not best.improves(value, se):
+        if not best.improves(value, se, self.items):
             if best.value is not None:
-                log.info("best %s stays %s (epoch %d); now %s", best.column, plus_minus(best.value, best.se),
-                         best.epoch, plus_minus(value, se))
+                log.info("best %s stays %s (epoch %d); now %s, a change of %+.4g within its error %.2g",
+                         best.column, plus_minus(best.value, best.se), best.epoch, plus_minus(value, se),
+                         value - best.value, best.gain_error(se, self.items))
             return False
         best.value, best.se, best.epoch, best.step = value, (se if math.isfinite(se) else None), epoch, step
+        best.items = {k: list(v) for k, v in self.items.items()} or None
         log.info("best %s so far: %s (epoch %d) -> checkpoints/best.pt", best.column, plus_minus(value, se), epoch)
         return True
 
