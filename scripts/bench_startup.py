@@ -23,7 +23,7 @@ def make_inputs(folder: Path) -> tuple[Path, Path]:
     from skimage import data, transform
 
     from translate.checkpoint import save_checkpoint
-    from translate.config import resolve_config
+    from translate.recipes import resolve_config
     from translate.data.images import write_image
     from translate.nets import ResnetSpec, build_net, spec_to_dict
 
