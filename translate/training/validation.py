@@ -53,8 +53,7 @@ class Figure:
     @classmethod
     def mean_of(cls, figures: Sequence[Figure]) -> Figure:
         """The mean of independent figures (both CycleGAN directions): errors add in quadrature."""
-        se = math.sqrt(sum(f.se ** 2 for f in figures)) / len(figures)
-        return cls(float(np.mean([f.value for f in figures])), se)
+        return cls(float(np.mean([f.value for f in figures])), _error_of_mean([f.se for f in figures]))
 
 
 def _standard_error(values: np.ndarray) -> float:
@@ -62,17 +61,22 @@ def _standard_error(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
+def _error_of_mean(errors: Sequence[float]) -> float:
+    """The standard error of the mean of independent figures with these errors (in quadrature)."""
+    return math.sqrt(sum(e ** 2 for e in errors)) / len(errors)
+
+
 def paired_error(new: Mapping[str, Sequence[float]], old: Mapping[str, Sequence[float]]) -> float:
     """The standard error of the gain from `old` to `new` figures measured on the same fixed items:
     per-item differences for each pair prefix (std / sqrt(n)), combined as for the mean of
-    independent figures (Figure.mean_of). NaN when the two passes did not score the same items."""
+    independent figures. NaN when the two passes did not score the same items."""
     if not new or set(new) != set(old) or any(len(new[k]) != len(old[k]) for k in new):
         return math.nan
     errors = []
     for key in new:
         differences = np.asarray(new[key], dtype=np.float64) - np.asarray(old[key], dtype=np.float64)
         errors.append(_standard_error(differences[np.isfinite(differences)]))
-    return math.sqrt(sum(e ** 2 for e in errors)) / len(errors)
+    return _error_of_mean(errors)
 
 
 # outputs, references -> one figure; a bare float is a figure without a standard error.
